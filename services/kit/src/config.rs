@@ -1,0 +1,203 @@
+//! Configuration read from environment variables.
+//!
+//! Loaders take an [`EnvSource`] so tests pass a map instead of mutating the process
+//! environment. Every key a service reads is a named constant in [`keys`].
+
+use std::{collections::HashMap, fmt::Display, str::FromStr};
+
+/// Every environment key clawfleet reads, in one place.
+pub mod keys {
+    /// Edge HTTP port (default 4000).
+    pub const PORT: &str = "PORT";
+    /// The platform API key operators present as `Authorization: Bearer <key>`.
+    pub const OPENCLAW_MANAGER_API_KEY: &str = "OPENCLAW_MANAGER_API_KEY";
+    /// Port the gateway listens on inside its pod (default 18789).
+    pub const OPENCLAW_GATEWAY_PORT: &str = "OPENCLAW_GATEWAY_PORT";
+    /// Where clawfleet keeps its data (default `./.clawfleet`).
+    pub const CLAWFLEET_DATA_DIR: &str = "CLAWFLEET_DATA_DIR";
+    /// Credential services present to each other (generated in `up` mode).
+    pub const CLAWFLEET_INTERNAL_TOKEN: &str = "CLAWFLEET_INTERNAL_TOKEN";
+    /// Address of the lifecycle service's gRPC listener (`host:port`).
+    pub const CLAWFLEET_LIFECYCLE_ADDR: &str = "CLAWFLEET_LIFECYCLE_ADDR";
+    /// gRPC port of the lifecycle service when run on its own (default 4101).
+    pub const CLAWFLEET_LIFECYCLE_PORT: &str = "CLAWFLEET_LIFECYCLE_PORT";
+    /// Runtime that runs gateways: `local` (default) or `kubernetes`.
+    pub const CLAWFLEET_RUNTIME: &str = "CLAWFLEET_RUNTIME";
+    /// Path of an `openclaw` executable to use instead of looking it up or installing it.
+    pub const OPENCLAW_BIN: &str = "OPENCLAW_BIN";
+    /// Where the local runtime installs Node and openclaw on first use.
+    pub const CLAWFLEET_TOOLCHAIN_DIR: &str = "CLAWFLEET_TOOLCHAIN_DIR";
+    /// First loopback port the local runtime hands to gateways (default 19000).
+    pub const CLAWFLEET_GATEWAY_PORT_BASE: &str = "CLAWFLEET_GATEWAY_PORT_BASE";
+    /// Largest request body the edge accepts, in bytes (default 1 MiB).
+    pub const EDGE_BODY_LIMIT_BYTES: &str = "EDGE_BODY_LIMIT_BYTES";
+    /// OTLP gRPC endpoint; traces are exported only when it is set.
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// Overrides the service name in exported traces.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).
+    pub const RUST_LOG: &str = "RUST_LOG";
+    /// `json` (default) or `text`.
+    pub const CLAWFLEET_LOG_FORMAT: &str = "CLAWFLEET_LOG_FORMAT";
+}
+
+/// A source of environment values.
+pub trait EnvSource: Send + Sync {
+    /// The value of `key`, or `None` when it is unset.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+/// An environment made of a map, for tests and for composing overrides.
+#[derive(Debug, Clone, Default)]
+pub struct EnvMap(pub HashMap<String, String>);
+
+impl EnvMap {
+    /// Builds a map from `(key, value)` pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+
+    /// Sets one key, replacing any earlier value.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+}
+
+impl EnvSource for EnvMap {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+
+/// Values from `overrides` first, then from `fallback`.
+pub struct LayeredEnv<'a> {
+    pub overrides: &'a EnvMap,
+    pub fallback: &'a dyn EnvSource,
+}
+
+impl EnvSource for LayeredEnv<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.overrides.get(key).or_else(|| self.fallback.get(key))
+    }
+}
+
+/// A configuration value that is missing or cannot be used. The message is one line
+/// naming the key, fit to stop a process with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {key}")]
+    Missing { key: &'static str },
+    #[error("invalid value for environment variable {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Reads a required value; empty counts as missing.
+pub fn required(env: &dyn EnvSource, key: &'static str) -> Result<String, ConfigError> {
+    optional(env, key).ok_or(ConfigError::Missing { key })
+}
+
+/// Reads an optional value; empty counts as unset.
+pub fn optional(env: &dyn EnvSource, key: &'static str) -> Option<String> {
+    env.get(key)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Reads and parses a value, or returns `default` when it is unset.
+pub fn parsed_or<T>(env: &dyn EnvSource, key: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match optional(env, key) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|error: T::Err| ConfigError::Invalid {
+            key,
+            reason: format!("{text:?}: {error}"),
+        }),
+    }
+}
+
+/// Reads a boolean flag (`true`/`false`/`1`/`0`), or `default` when unset.
+pub fn flag_or(env: &dyn EnvSource, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match optional(env, key).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            key,
+            reason: format!("{other:?} is not true or false"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_required_value_names_the_key() {
+        let env = EnvMap::default();
+        let error = required(&env, keys::OPENCLAW_MANAGER_API_KEY).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "missing required environment variable OPENCLAW_MANAGER_API_KEY"
+        );
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let env = EnvMap::from_pairs([(keys::PORT, "  ")]);
+        assert_eq!(optional(&env, keys::PORT), None);
+        assert_eq!(parsed_or(&env, keys::PORT, 4000u16), Ok(4000));
+    }
+
+    #[test]
+    fn unparsable_values_are_rejected_with_the_key() {
+        let env = EnvMap::from_pairs([(keys::PORT, "four")]);
+        let error = parsed_or(&env, keys::PORT, 4000u16).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid value for environment variable PORT")
+        );
+    }
+
+    #[test]
+    fn overrides_win_over_the_fallback() {
+        let base = EnvMap::from_pairs([(keys::PORT, "1"), (keys::RUST_LOG, "debug")]);
+        let overrides = EnvMap::from_pairs([(keys::PORT, "2")]);
+        let layered = LayeredEnv {
+            overrides: &overrides,
+            fallback: &base,
+        };
+        assert_eq!(layered.get(keys::PORT).as_deref(), Some("2"));
+        assert_eq!(layered.get(keys::RUST_LOG).as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn flags_accept_only_clear_words() {
+        let env = EnvMap::from_pairs([("A", "true"), ("B", "0"), ("C", "maybe")]);
+        assert_eq!(flag_or(&env, "A", false), Ok(true));
+        assert_eq!(flag_or(&env, "B", true), Ok(false));
+        assert!(flag_or(&env, "C", true).is_err());
+        assert_eq!(flag_or(&env, "D", true), Ok(true));
+    }
+}

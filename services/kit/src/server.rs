@@ -1,0 +1,84 @@
+//! gRPC server bootstrap shared by every service: the service's own routes plus the
+//! gRPC health protocol and server reflection (v1 and v1alpha, so both current tools
+//! and grpcurl 1.8, which speaks only v1alpha, can list and describe services).
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+
+use crate::shutdown::ShutdownToken;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds a TCP listener, naming the address when it fails.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind { address, source })
+}
+
+/// Serves `routes` on `listener` with health and reflection until `shutdown` is
+/// cancelled; in-flight calls are allowed to finish. `service_names` are the fully
+/// qualified names reported as SERVING by the health service.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&'static str],
+    shutdown: ShutdownToken,
+) -> Result<(), ServerError> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for name in service_names {
+        health_reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+    let local_address = listener.local_addr().ok();
+    tracing::info!(address = ?local_address, services = ?service_names, "grpc server listening");
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut server = Server::builder().http2_adaptive_window(Some(true));
+    let router = server
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let names: Vec<&'static str> = service_names.to_vec();
+    let drain = async move {
+        shutdown.cancelled().await;
+        // Tell load balancers and probes first, then let in-flight calls finish.
+        for name in names {
+            health_reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    };
+    router.serve_with_incoming_shutdown(incoming, drain).await?;
+    tracing::info!(address = ?local_address, "grpc server stopped");
+    Ok(())
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(clawfleet_contracts::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}

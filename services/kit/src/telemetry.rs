@@ -1,0 +1,90 @@
+//! Logs and traces: JSON logs on stderr (or text for people), and OTLP trace export
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::config::{self, EnvSource, keys};
+
+/// Keeps the trace exporter alive; flushes it when dropped.
+#[must_use = "dropping the guard stops trace export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("trace export shutdown failed: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber for `service_name`. Call once per process.
+pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
+    let filter_text = config::optional(env, keys::RUST_LOG)
+        .unwrap_or_else(|| "info,h2=warn,hyper=warn,tower=warn,opentelemetry=warn".to_owned());
+    let filter = EnvFilter::try_new(&filter_text).unwrap_or_else(|_| EnvFilter::new("info"));
+    let text_logs = config::optional(env, keys::CLAWFLEET_LOG_FORMAT).as_deref() == Some("text");
+    // The filter sits on the log layer only, so spans stay available to the OTLP layer
+    // and trace context propagation never breaks on a filtered span.
+    let log_layer = if text_logs {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    };
+
+    let provider = config::optional(env, keys::OTEL_EXPORTER_OTLP_ENDPOINT).and_then(|endpoint| {
+        let name = config::optional(env, keys::OTEL_SERVICE_NAME)
+            .unwrap_or_else(|| service_name.to_owned());
+        match build_provider(&endpoint, name) {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                eprintln!("otlp export disabled: {error}");
+                None
+            }
+        }
+    });
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("clawfleet"))
+            .with_filter(EnvFilter::new(
+                "info,h2=off,hyper=off,tower=off,opentelemetry=off",
+            ))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(log_layer)
+        .with(otel_layer)
+        .try_init();
+    TelemetryGuard { provider }
+}
+
+fn build_provider(
+    endpoint: &str,
+    service_name: String,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    let resource = Resource::builder().with_service_name(service_name).build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(provider)
+}
