@@ -1,0 +1,174 @@
+//! The edge's configuration, read from the environment through an [`EnvSource`].
+
+use clawfleet_kit::{
+    config::{self, ConfigError, EnvSource, keys},
+    identity::ServiceCredentials,
+};
+
+/// The body limit used when `EDGE_BODY_LIMIT_BYTES` is unset: 1 MiB.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Everything the edge needs to serve the manager-compatible API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// The key operators present as `Authorization: Bearer <key>` (`OPENCLAW_MANAGER_API_KEY`).
+    pub platform_api_key: String,
+    /// The credential the edge presents to the other services (`CLAWFLEET_INTERNAL_TOKEN`).
+    pub internal_token: String,
+    /// `host:port` of the lifecycle service's gRPC listener (`CLAWFLEET_LIFECYCLE_ADDR`).
+    pub lifecycle_address: String,
+    /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
+    pub body_limit_bytes: usize,
+}
+
+impl EdgeConfig {
+    /// Reads the configuration; the error names the first missing or invalid key.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let platform_api_key = config::required(env, keys::OPENCLAW_MANAGER_API_KEY)?;
+        let internal_token = config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?;
+        if ServiceCredentials::new(&internal_token).is_err() {
+            return Err(ConfigError::Invalid {
+                key: keys::CLAWFLEET_INTERNAL_TOKEN,
+                reason: "the token cannot be sent in a header".to_owned(),
+            });
+        }
+        let lifecycle_address = config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?;
+        validate_address(&lifecycle_address).map_err(|reason| ConfigError::Invalid {
+            key: keys::CLAWFLEET_LIFECYCLE_ADDR,
+            reason,
+        })?;
+        let body_limit_bytes =
+            config::parsed_or(env, keys::EDGE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES)?;
+        if body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: keys::EDGE_BODY_LIMIT_BYTES,
+                reason: "the limit must be at least 1 byte".to_owned(),
+            });
+        }
+        Ok(Self {
+            platform_api_key,
+            internal_token,
+            lifecycle_address,
+            body_limit_bytes,
+        })
+    }
+}
+
+/// Accepts `host:port` only, the form the gRPC endpoint URL is built from.
+fn validate_address(address: &str) -> Result<(), String> {
+    let uri: http::Uri = format!("http://{address}")
+        .parse()
+        .map_err(|_| format!("{address:?} is not a host:port address"))?;
+    let authority_is_everything = uri
+        .authority()
+        .is_some_and(|authority| authority.as_str() == address);
+    if !authority_is_everything || uri.port_u16().is_none() {
+        return Err(format!("{address:?} is not a host:port address"));
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for EdgeConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EdgeConfig")
+            .field("platform_api_key", &"<redacted>")
+            .field("internal_token", &"<redacted>")
+            .field("lifecycle_address", &self.lifecycle_address)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clawfleet_kit::config::EnvMap;
+
+    use super::*;
+
+    fn complete_env() -> EnvMap {
+        EnvMap::from_pairs([
+            (keys::OPENCLAW_MANAGER_API_KEY, "operator-key"),
+            (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token"),
+            (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
+        ])
+    }
+
+    #[test]
+    fn a_complete_environment_loads_with_the_default_body_limit() {
+        let config = EdgeConfig::from_env(&complete_env()).unwrap();
+        assert_eq!(config.platform_api_key, "operator-key");
+        assert_eq!(config.internal_token, "internal-token");
+        assert_eq!(config.lifecycle_address, "127.0.0.1:4101");
+        assert_eq!(config.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn each_required_key_is_named_when_missing() {
+        for key in [
+            keys::OPENCLAW_MANAGER_API_KEY,
+            keys::CLAWFLEET_INTERNAL_TOKEN,
+            keys::CLAWFLEET_LIFECYCLE_ADDR,
+        ] {
+            let mut env = complete_env();
+            env.0.remove(key);
+            assert_eq!(
+                EdgeConfig::from_env(&env).unwrap_err(),
+                ConfigError::Missing { key }
+            );
+        }
+    }
+
+    #[test]
+    fn the_body_limit_can_be_set_but_not_to_zero_or_garbage() {
+        let mut env = complete_env();
+        env.set(keys::EDGE_BODY_LIMIT_BYTES, "2048");
+        assert_eq!(EdgeConfig::from_env(&env).unwrap().body_limit_bytes, 2048);
+        for bad in ["0", "lots", "-1"] {
+            env.set(keys::EDGE_BODY_LIMIT_BYTES, bad);
+            assert!(matches!(
+                EdgeConfig::from_env(&env),
+                Err(ConfigError::Invalid {
+                    key: keys::EDGE_BODY_LIMIT_BYTES,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_address_must_be_host_and_port() {
+        let mut env = complete_env();
+        for bad in [
+            "http://127.0.0.1:4101",
+            "127.0.0.1",
+            "127.0.0.1:4101/x",
+            "a b:1",
+        ] {
+            env.set(keys::CLAWFLEET_LIFECYCLE_ADDR, bad);
+            assert!(
+                matches!(
+                    EdgeConfig::from_env(&env),
+                    Err(ConfigError::Invalid {
+                        key: keys::CLAWFLEET_LIFECYCLE_ADDR,
+                        ..
+                    })
+                ),
+                "{bad} was accepted"
+            );
+        }
+        env.set(
+            keys::CLAWFLEET_LIFECYCLE_ADDR,
+            "lifecycle.clawfleet.svc:4101",
+        );
+        assert!(EdgeConfig::from_env(&env).is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let config = EdgeConfig::from_env(&complete_env()).unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("operator-key"));
+        assert!(!text.contains("internal-token"));
+    }
+}

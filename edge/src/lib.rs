@@ -1,0 +1,36 @@
+//! The clawfleet edge: the REST APIs clients use, over the platform's gRPC services.
+//!
+//! Today it serves the manager-compatible operator API (SPEC §3): `/health`, and under
+//! `/api` (API key required) instances created, listed, read, deleted, stopped, started
+//! and watched through the lifecycle service.
+//!
+//! - [`config`]: [`EdgeConfig`], read from the environment;
+//! - [`server`]: [`serve`], the listener loop with graceful shutdown;
+//! - [`routes`]: [`router`], the routes and the layers they share;
+//! - [`state`]: [`EdgeState`], what handlers share;
+//! - [`error`]: [`ApiError`](error::ApiError), the JSON error shape;
+//! - `auth`: the API-key check;
+//! - `extract`: extractors that reject with JSON errors;
+//! - `instance_json`: instances as the manager's JSON;
+//! - `lifecycle`: the gRPC client of the lifecycle service.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+pub mod config;
+pub mod error;
+mod extract;
+mod instance_json;
+mod lifecycle;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use config::EdgeConfig;
+pub use lifecycle::LifecycleClientError;
+pub use routes::router;
+pub use server::{EdgeError, serve};
+pub use state::EdgeState;
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,201 @@
+//! The edge's client of the lifecycle service: one lazily connected gRPC channel, every
+//! call stamped with the internal credential and the operator role, every unary call
+//! bounded by a deadline.
+
+use std::time::Duration;
+
+use clawfleet_contracts::{
+    common::v1::PageRequest,
+    lifecycle::v1::{
+        CreateInstanceRequest, DeleteInstanceRequest, DeleteInstanceResponse, GetInstanceRequest,
+        Instance, ListInstancesRequest, ListInstancesResponse, StartInstanceRequest,
+        StopInstanceRequest, WatchInstancesRequest, WatchInstancesResponse,
+        instance_service_client::InstanceServiceClient,
+    },
+};
+use clawfleet_kit::{
+    error::ErrorCode,
+    identity::{Caller, ServiceCredentials},
+};
+use tonic::{
+    Request, Status, Streaming,
+    transport::{Channel, Endpoint},
+};
+
+use crate::error::ApiError;
+
+/// How long one unary call, or the opening of a watch, may take.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(15);
+/// How long establishing the TCP connection to the lifecycle service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Named in errors about the upstream.
+const SERVICE_NAME: &str = "lifecycle service";
+
+/// Why the lifecycle client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleClientError {
+    #[error("invalid lifecycle address {address:?}: {source}")]
+    Address {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the internal token cannot be sent as grpc metadata")]
+    InternalToken,
+}
+
+/// Calls the lifecycle service on behalf of the operator the edge authenticated.
+#[derive(Clone, Debug)]
+pub struct LifecycleClient {
+    client: InstanceServiceClient<Channel>,
+    credentials: ServiceCredentials,
+    caller: Caller,
+}
+
+impl LifecycleClient {
+    /// Builds the client without connecting; the first call connects. Must run inside a
+    /// tokio runtime, which drives the channel.
+    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, LifecycleClientError> {
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|source| LifecycleClientError::Address {
+                address: address.to_owned(),
+                source,
+            })?
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            // Bounds the wait for response headers only, so it also caps opening a watch.
+            .timeout(CALL_DEADLINE);
+        let credentials = ServiceCredentials::new(internal_token)
+            .map_err(|_| LifecycleClientError::InternalToken)?;
+        Ok(Self {
+            client: InstanceServiceClient::new(endpoint.connect_lazy()),
+            credentials,
+            caller: Caller::operator(),
+        })
+    }
+
+    fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
+        let mut request = Request::new(message);
+        self.credentials
+            .stamp(&mut request, &self.caller)
+            .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
+        Ok(request)
+    }
+
+    fn unary<T>(&self, message: T) -> Result<Request<T>, ApiError> {
+        let mut request = self.stamped(message)?;
+        request.set_timeout(CALL_DEADLINE);
+        Ok(request)
+    }
+
+    pub async fn create(&self, request: CreateInstanceRequest) -> Result<Instance, ApiError> {
+        let request = self.unary(request)?;
+        let response = self
+            .client
+            .clone()
+            .create_instance(request)
+            .await
+            .map_err(upstream)?;
+        present(response.into_inner().instance)
+    }
+
+    pub async fn get(&self, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(GetInstanceRequest { id })?;
+        let response = self
+            .client
+            .clone()
+            .get_instance(request)
+            .await
+            .map_err(upstream)?;
+        present(response.into_inner().instance)
+    }
+
+    pub async fn list(
+        &self,
+        page_size: u32,
+        page_token: String,
+    ) -> Result<ListInstancesResponse, ApiError> {
+        let request = self.unary(ListInstancesRequest {
+            owner: String::new(),
+            page: Some(PageRequest {
+                page_size,
+                page_token,
+            }),
+        })?;
+        let response = self
+            .client
+            .clone()
+            .list_instances(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn delete(
+        &self,
+        id: String,
+        preserve_data: bool,
+    ) -> Result<DeleteInstanceResponse, ApiError> {
+        let request = self.unary(DeleteInstanceRequest {
+            id,
+            preserve_data: Some(preserve_data),
+        })?;
+        let response = self
+            .client
+            .clone()
+            .delete_instance(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn stop(&self, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(StopInstanceRequest { id })?;
+        let response = self
+            .client
+            .clone()
+            .stop_instance(request)
+            .await
+            .map_err(upstream)?;
+        present(response.into_inner().instance)
+    }
+
+    pub async fn start(&self, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(StartInstanceRequest { id })?;
+        let response = self
+            .client
+            .clone()
+            .start_instance(request)
+            .await
+            .map_err(upstream)?;
+        present(response.into_inner().instance)
+    }
+
+    /// Opens a watch of one instance (`id`) or of every instance (empty `id`). The call
+    /// carries no deadline, which would end the stream; opening it is bounded instead.
+    pub async fn watch(&self, id: String) -> Result<Streaming<WatchInstancesResponse>, ApiError> {
+        let request = self.stamped(WatchInstancesRequest { id })?;
+        let mut client = self.client.clone();
+        let response = tokio::time::timeout(CALL_DEADLINE, client.watch_instances(request))
+            .await
+            .map_err(|_| deadline_passed())?
+            .map_err(upstream)?;
+        Ok(response.into_inner())
+    }
+}
+
+/// Maps a status from the lifecycle service to the edge's error.
+pub fn upstream(status: Status) -> ApiError {
+    ApiError::from_upstream_status(&status, SERVICE_NAME)
+}
+
+/// The error for a lifecycle call that took longer than [`CALL_DEADLINE`].
+pub fn deadline_passed() -> ApiError {
+    ApiError::new(
+        ErrorCode::DeadlineExceeded,
+        format!("{SERVICE_NAME} did not answer in time"),
+    )
+}
+
+fn present(instance: Option<Instance>) -> Result<Instance, ApiError> {
+    instance.ok_or_else(|| ApiError::internal("lifecycle service answered without an instance"))
+}

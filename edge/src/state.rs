@@ -1,0 +1,62 @@
+//! What every handler shares: the lifecycle client, the operator API key, the body limit
+//! and the shutdown token that ends long-lived streams.
+
+use std::sync::Arc;
+
+use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
+
+use crate::{config::EdgeConfig, lifecycle::LifecycleClient, server::EdgeError};
+
+/// The state behind the router; cloning it is one reference-count increment.
+#[derive(Clone, Debug)]
+pub struct EdgeState(Arc<Shared>);
+
+struct Shared {
+    lifecycle: LifecycleClient,
+    platform_api_key: Box<[u8]>,
+    body_limit_bytes: usize,
+    shutdown: ShutdownToken,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EdgeState")
+            .field("lifecycle", &self.lifecycle)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeState {
+    /// Builds the state; the lifecycle channel connects on first use. Must run inside a
+    /// tokio runtime. Watches end when `shutdown` is cancelled, so that graceful
+    /// shutdown is not held up by open event streams.
+    pub fn new(config: &EdgeConfig, shutdown: ShutdownToken) -> Result<Self, EdgeError> {
+        let lifecycle =
+            LifecycleClient::connect_lazy(&config.lifecycle_address, &config.internal_token)?;
+        Ok(Self(Arc::new(Shared {
+            lifecycle,
+            platform_api_key: config.platform_api_key.as_bytes().into(),
+            body_limit_bytes: config.body_limit_bytes,
+            shutdown,
+        })))
+    }
+
+    pub(crate) fn lifecycle(&self) -> &LifecycleClient {
+        &self.0.lifecycle
+    }
+
+    /// True when `presented` is the platform API key (compared in constant time).
+    pub(crate) fn is_platform_api_key(&self, presented: &[u8]) -> bool {
+        constant_time_eq(presented, &self.0.platform_api_key)
+    }
+
+    pub(crate) fn body_limit_bytes(&self) -> usize {
+        self.0.body_limit_bytes
+    }
+
+    pub(crate) fn shutdown(&self) -> &ShutdownToken {
+        &self.0.shutdown
+    }
+}

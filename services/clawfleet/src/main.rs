@@ -1,0 +1,99 @@
+//! `clawfleet up` runs the whole platform on one machine (edge + lifecycle, each on its
+//! own loopback port, speaking real gRPC to each other); `clawfleet <service>` runs one.
+
+#![forbid(unsafe_code)]
+
+mod settings;
+mod toolchain;
+mod up;
+
+use clap::{Parser, Subcommand};
+use clawfleet_kit::{
+    config::{EnvSource, ProcessEnv},
+    server,
+    shutdown::token_cancelled_on_signal,
+    telemetry,
+};
+use clawfleet_lifecycle::LifecycleServer;
+
+#[derive(Parser)]
+#[command(
+    name = "clawfleet",
+    version,
+    about = "Hosts one isolated OpenClaw gateway per user"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform on this machine: SQLite and local gateway processes.
+    Up,
+    /// Run only the lifecycle service (InstanceService over gRPC).
+    Lifecycle,
+    /// Run only the edge (REST APIs), talking to the lifecycle service over gRPC.
+    Edge,
+    /// Install (if needed) and print the openclaw CLI the local runtime uses.
+    Toolchain,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("clawfleet: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("clawfleet: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let env = ProcessEnv;
+    match command {
+        Command::Up => up::run(&env).await,
+        Command::Lifecycle => run_lifecycle(&env).await,
+        Command::Edge => run_edge(&env).await,
+        Command::Toolchain => {
+            let openclaw = toolchain::resolve_openclaw(&env)?;
+            println!("{}", openclaw.program.display());
+            Ok(())
+        }
+    }
+}
+
+async fn run_lifecycle(env: &dyn EnvSource) -> anyhow::Result<()> {
+    let credentials = settings::credentials(env)?;
+    let address = settings::lifecycle_address(env)?;
+    let openclaw = toolchain::resolve_openclaw(env)?;
+    let config = settings::lifecycle_config(env, openclaw)?;
+    let _telemetry = telemetry::init("clawfleet-lifecycle", env);
+    let shutdown = token_cancelled_on_signal();
+    let listener = server::bind(address).await?;
+    let lifecycle = LifecycleServer::start(config).await?;
+    lifecycle.serve(listener, credentials, shutdown).await?;
+    Ok(())
+}
+
+async fn run_edge(env: &dyn EnvSource) -> anyhow::Result<()> {
+    let config = clawfleet_edge::EdgeConfig::from_env(env)?;
+    let address = settings::edge_address(env)?;
+    let _telemetry = telemetry::init("clawfleet-edge", env);
+    let shutdown = token_cancelled_on_signal();
+    let listener = server::bind(address).await?;
+    tracing::info!(%address, "edge listening");
+    clawfleet_edge::serve(listener, config, shutdown).await?;
+    Ok(())
+}

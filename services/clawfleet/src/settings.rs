@@ -1,0 +1,116 @@
+//! Settings shared by the subcommands: data dir, listen host, ports, credentials.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clawfleet_kit::{
+    config::{self, ConfigError, EnvSource, keys},
+    identity::Credentials,
+    secret::random_token,
+};
+use clawfleet_lifecycle::{
+    LifecycleConfig,
+    runtime::local::{LocalRuntimeConfig, OpenclawCommand},
+};
+
+/// Address every listener binds to (default loopback).
+pub const CLAWFLEET_LISTEN_HOST: &str = "CLAWFLEET_LISTEN_HOST";
+pub const DEFAULT_DATA_DIR: &str = ".clawfleet";
+pub const DEFAULT_EDGE_PORT: u16 = 4000;
+pub const DEFAULT_LIFECYCLE_PORT: u16 = 4101;
+pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
+/// Readiness budget of a starting gateway (SPEC §4: 10–60 s; cold CI machines are slower).
+pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
+pub const GATEWAY_STOP_GRACE: Duration = Duration::from_secs(15);
+pub const RECONCILE_PERIOD: Duration = Duration::from_secs(30);
+
+pub fn data_dir(env: &dyn EnvSource) -> PathBuf {
+    let dir = config::optional(env, keys::CLAWFLEET_DATA_DIR)
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
+    std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir))
+}
+
+pub fn listen_host(env: &dyn EnvSource) -> Result<IpAddr, ConfigError> {
+    config::parsed_or(env, CLAWFLEET_LISTEN_HOST, IpAddr::from([127, 0, 0, 1]))
+}
+
+pub fn lifecycle_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
+    let port = config::parsed_or(env, keys::CLAWFLEET_LIFECYCLE_PORT, DEFAULT_LIFECYCLE_PORT)?;
+    Ok(SocketAddr::new(listen_host(env)?, port))
+}
+
+pub fn edge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
+    let port = config::parsed_or(env, keys::PORT, DEFAULT_EDGE_PORT)?;
+    Ok(SocketAddr::new(listen_host(env)?, port))
+}
+
+/// The credentials a service accepts, both required.
+pub fn credentials(env: &dyn EnvSource) -> Result<Credentials, ConfigError> {
+    Ok(Credentials {
+        platform_api_key: config::required(env, keys::OPENCLAW_MANAGER_API_KEY)?.into(),
+        internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?.into(),
+    })
+}
+
+pub fn lifecycle_config(
+    env: &dyn EnvSource,
+    openclaw: OpenclawCommand,
+) -> Result<LifecycleConfig, ConfigError> {
+    let data_dir = data_dir(env);
+    Ok(LifecycleConfig {
+        data_dir: data_dir.clone(),
+        local_runtime: LocalRuntimeConfig {
+            data_dir,
+            openclaw,
+            port_base: config::parsed_or(
+                env,
+                keys::CLAWFLEET_GATEWAY_PORT_BASE,
+                DEFAULT_GATEWAY_PORT_BASE,
+            )?,
+            start_timeout: GATEWAY_START_TIMEOUT,
+            stop_grace: GATEWAY_STOP_GRACE,
+        },
+        reconcile_period: RECONCILE_PERIOD,
+    })
+}
+
+/// Where `up` keeps the API key it generated, so it stays the same across restarts.
+fn api_key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-key")
+}
+
+/// The platform API key for `up`: from the environment, else the one generated on an
+/// earlier run, else a new one that is stored (mode 600) and printed once.
+pub fn api_key_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(key) = config::optional(env, keys::OPENCLAW_MANAGER_API_KEY) {
+        return Ok(key);
+    }
+    let path = api_key_file(data_dir);
+    if let Ok(stored) = std::fs::read_to_string(&path)
+        && !stored.trim().is_empty()
+    {
+        eprintln!(
+            "clawfleet: using the API key stored in {} (set OPENCLAW_MANAGER_API_KEY to choose one)",
+            path.display()
+        );
+        return Ok(stored.trim().to_owned());
+    }
+    let key = random_token(32);
+    std::fs::create_dir_all(data_dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(&mut file, key.as_bytes())?;
+    println!("OPENCLAW_MANAGER_API_KEY={key}");
+    eprintln!(
+        "clawfleet: generated an API key (printed above, once; stored in {})",
+        path.display()
+    );
+    Ok(key)
+}

@@ -1,0 +1,145 @@
+//! The lifecycle service (`clawfleet.lifecycle.v1.InstanceService`): desired state in
+//! a store, actual state in a runtime, a reconciler between them, phases and a watch
+//! stream for clients.
+//!
+//! - [`instance_id`], [`model`], [`validation`]: the domain and its input checks;
+//! - [`store`], [`registry`]: desired state in SQLite and its in-memory view;
+//! - [`runtime`]: the runtime trait and the local runtime (real gateway processes);
+//! - [`reconciler`], [`watch_hub`], [`view`]: convergence and what callers see;
+//! - [`service`]: the gRPC handlers;
+//! - [`LifecycleServer`]: assembly and serving.
+
+pub mod instance_id;
+pub mod model;
+pub mod reconciler;
+pub mod registry;
+pub mod runtime;
+pub mod service;
+pub mod store;
+pub mod validation;
+pub mod view;
+pub mod watch_hub;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clawfleet_contracts::lifecycle::v1::instance_service_server::{
+    InstanceServiceServer, SERVICE_NAME,
+};
+use clawfleet_kit::{
+    identity::{Credentials, IdentityInterceptor},
+    server::{ServerError, serve_grpc},
+    shutdown::ShutdownToken,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tonic::service::Routes;
+
+use crate::{
+    registry::Registry,
+    runtime::{
+        SharedRuntime,
+        local::{LocalRuntime, LocalRuntimeConfig},
+    },
+    service::{InstanceServiceHandler, Lifecycle},
+    store::{InstanceStore, StoreError},
+    watch_hub::WatchHub,
+};
+
+/// Everything the lifecycle service needs to start.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    pub data_dir: PathBuf,
+    pub local_runtime: LocalRuntimeConfig,
+    pub reconcile_period: Duration,
+}
+
+/// Why the lifecycle service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the instance store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A started lifecycle service: instances reconciled, background tasks running.
+pub struct LifecycleServer {
+    lifecycle: Arc<Lifecycle>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl LifecycleServer {
+    /// Opens the store, starts the runtime and brings every stored instance back.
+    pub async fn start(config: LifecycleConfig) -> Result<Self, StartError> {
+        let data_dir_error = |source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
+        let store = InstanceStore::open(&config.data_dir.join("lifecycle.db")).await?;
+        let registry = Arc::new(Registry::load(store).await?);
+        let runtime: SharedRuntime =
+            Arc::new(LocalRuntime::new(config.local_runtime.clone()).map_err(data_dir_error)?);
+        let shutdown = ShutdownToken::new();
+        let hub = WatchHub::default();
+        let background = vec![
+            hub.spawn_forwarder(registry.clone(), runtime.clone(), shutdown.clone()),
+            reconciler::spawn_periodic(
+                registry.clone(),
+                runtime.clone(),
+                config.reconcile_period,
+                shutdown.clone(),
+            ),
+        ];
+        reconciler::reconcile_all(&registry, &runtime).await;
+        tracing::info!(
+            runtime = runtime.name(),
+            instances = registry.all().len(),
+            "lifecycle started"
+        );
+        let lifecycle = Arc::new(Lifecycle {
+            registry,
+            runtime,
+            hub,
+            shutdown,
+        });
+        Ok(Self {
+            lifecycle,
+            background,
+        })
+    }
+
+    /// The gRPC routes of the InstanceService, behind the identity interceptor.
+    pub fn routes(&self, credentials: Credentials) -> Routes {
+        let handler = InstanceServiceHandler::new(self.lifecycle.clone());
+        let service =
+            InstanceServiceServer::with_interceptor(handler, IdentityInterceptor::new(credentials));
+        Routes::new(service)
+    }
+
+    /// Serves gRPC on `listener` until `shutdown`, then stops gateways and background work.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        credentials: Credentials,
+        shutdown: ShutdownToken,
+    ) -> Result<(), ServerError> {
+        let routes = self.routes(credentials);
+        let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
+        self.stop().await;
+        served
+    }
+
+    /// Stops background work and every local gateway (desired state is kept).
+    pub async fn stop(self) {
+        self.lifecycle.shutdown.cancel();
+        self.lifecycle.runtime.shutdown().await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.lifecycle.registry.close().await;
+        tracing::info!("lifecycle stopped");
+    }
+}

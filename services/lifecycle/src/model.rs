@@ -1,0 +1,189 @@
+//! The lifecycle domain: what an instance should be (its record and spec) and what
+//! it is (its observed phase).
+
+use std::collections::BTreeMap;
+
+use clawfleet_contracts::common::v1 as common;
+
+use crate::instance_id::InstanceId;
+
+/// Instance sizes; each maps to requests and limits on Kubernetes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Plan> {
+        match name {
+            "free" => Some(Plan::Free),
+            "pro" => Some(Plan::Pro),
+            "enterprise" => Some(Plan::Enterprise),
+            _ => None,
+        }
+    }
+
+    /// Unspecified means free.
+    pub fn from_proto(value: i32) -> Option<Plan> {
+        match common::Plan::try_from(value).ok()? {
+            common::Plan::Unspecified | common::Plan::Free => Some(Plan::Free),
+            common::Plan::Pro => Some(Plan::Pro),
+            common::Plan::Enterprise => Some(Plan::Enterprise),
+        }
+    }
+
+    pub fn to_proto(self) -> common::Plan {
+        match self {
+            Plan::Free => common::Plan::Free,
+            Plan::Pro => common::Plan::Pro,
+            Plan::Enterprise => common::Plan::Enterprise,
+        }
+    }
+}
+
+/// What the platform converges an instance towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+impl DesiredState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesiredState::Running => "running",
+            DesiredState::Stopped => "stopped",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DesiredState> {
+        match name {
+            "running" => Some(DesiredState::Running),
+            "stopped" => Some(DesiredState::Stopped),
+            _ => None,
+        }
+    }
+
+    pub fn to_proto(self) -> common::DesiredState {
+        match self {
+            DesiredState::Running => common::DesiredState::Running,
+            DesiredState::Stopped => common::DesiredState::Stopped,
+        }
+    }
+}
+
+/// Summary state shown to people; see SPEC §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Starting,
+    Running,
+    Error,
+    Stopped,
+    Unknown,
+}
+
+impl Phase {
+    pub fn to_proto(self) -> common::Phase {
+        match self {
+            Phase::Pending => common::Phase::Pending,
+            Phase::Starting => common::Phase::Starting,
+            Phase::Running => common::Phase::Running,
+            Phase::Error => common::Phase::Error,
+            Phase::Stopped => common::Phase::Stopped,
+            Phase::Unknown => common::Phase::Unknown,
+        }
+    }
+}
+
+/// Provider secrets passed to the gateway as environment variables.
+pub type Secrets = BTreeMap<String, String>;
+
+/// The stored desired state of one instance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    pub id: InstanceId,
+    pub owner: String,
+    pub plan: Plan,
+    pub desired_state: DesiredState,
+    pub model: String,
+    pub gateway_token: String,
+    pub secrets: Secrets,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl std::fmt::Debug for InstanceRecord {
+    // Tokens and secret values never reach logs.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("InstanceRecord")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .field("plan", &self.plan)
+            .field("desired_state", &self.desired_state)
+            .field("model", &self.model)
+            .field("secret_names", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InstanceRecord {
+    /// What the runtime needs to realise this record.
+    pub fn spec(&self) -> InstanceSpec {
+        InstanceSpec {
+            id: self.id.clone(),
+            plan: self.plan,
+            desired_state: self.desired_state,
+            model: self.model.clone(),
+            gateway_token: self.gateway_token.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+}
+
+/// What a runtime is asked to make true for one instance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    pub id: InstanceId,
+    pub plan: Plan,
+    pub desired_state: DesiredState,
+    pub model: String,
+    pub gateway_token: String,
+    pub secrets: Secrets,
+}
+
+impl std::fmt::Debug for InstanceSpec {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("InstanceSpec")
+            .field("id", &self.id)
+            .field("plan", &self.plan)
+            .field("desired_state", &self.desired_state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A protobuf timestamp for milliseconds since the epoch.
+pub fn timestamp_from_ms(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}

@@ -1,0 +1,39 @@
+//! Where an instance's files live under the data dir.
+
+use std::path::{Path, PathBuf};
+
+use crate::instance_id::InstanceId;
+
+/// Paths of one local instance: `<data>/instances/<id>/{state,home,gateway.pid,gateway.log}`.
+#[derive(Debug, Clone)]
+pub struct InstanceLayout {
+    pub root: PathBuf,
+}
+
+impl InstanceLayout {
+    pub fn new(data_dir: &Path, id: &InstanceId) -> Self {
+        Self {
+            root: data_dir.join("instances").join(id.as_str()),
+        }
+    }
+
+    /// The gateway's `OPENCLAW_STATE_DIR` (the PVC on Kubernetes).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// `HOME` of the gateway, so nothing it writes lands in the platform user's home.
+    pub fn home_dir(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// The running gateway's pid, to find it again after a platform crash.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("gateway.pid")
+    }
+
+    /// The gateway's stdout and stderr.
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("gateway.log")
+    }
+}

@@ -1,0 +1,257 @@
+//! The local runtime: every instance is a real `openclaw gateway run` child process on
+//! its own loopback port with its own state dir under the data dir, supervised by a
+//! task that restarts it with backoff. Desired state lives in the store, so after a
+//! platform restart the reconciler applies every instance again and they come back
+//! with their data.
+
+mod exec;
+pub mod layout;
+pub mod ports;
+mod process;
+pub mod readiness;
+pub mod state_dir;
+mod supervisor;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+pub use self::process::OpenclawCommand;
+use self::{
+    layout::InstanceLayout,
+    ports::PortAllocator,
+    supervisor::{LivePort, Supervisor, Target},
+};
+use super::{
+    DataRetention, ExecOutput, ExecRequest, GatewayEndpoint, Observed, Runtime, RuntimeError,
+    status_board::StatusBoard,
+};
+use crate::{
+    instance_id::InstanceId,
+    model::{DesiredState, InstanceSpec},
+};
+
+/// How the local runtime runs gateways.
+#[derive(Debug, Clone)]
+pub struct LocalRuntimeConfig {
+    pub data_dir: PathBuf,
+    pub openclaw: OpenclawCommand,
+    /// First loopback port handed to a gateway.
+    pub port_base: u16,
+    /// After this long without readiness a starting gateway is reported as an error.
+    pub start_timeout: Duration,
+    /// How long a gateway may take to stop after SIGTERM before it is killed.
+    pub stop_grace: Duration,
+}
+
+/// Settings every supervisor shares.
+pub struct LocalSettings {
+    pub openclaw: OpenclawCommand,
+    pub ports: PortAllocator,
+    pub compile_cache_dir: PathBuf,
+    pub start_timeout: Duration,
+    pub stop_grace: Duration,
+}
+
+struct SupervisedInstance {
+    target: watch::Sender<Target>,
+    live_port: LivePort,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct LocalRuntime {
+    data_dir: PathBuf,
+    settings: Arc<LocalSettings>,
+    board: StatusBoard,
+    instances: Mutex<HashMap<InstanceId, SupervisedInstance>>,
+    shutting_down: CancellationToken,
+}
+
+impl LocalRuntime {
+    pub fn new(config: LocalRuntimeConfig) -> std::io::Result<Self> {
+        let compile_cache_dir = config.data_dir.join("cache").join("node-compile");
+        std::fs::create_dir_all(config.data_dir.join("instances"))?;
+        std::fs::create_dir_all(&compile_cache_dir)?;
+        Ok(Self {
+            data_dir: config.data_dir,
+            settings: Arc::new(LocalSettings {
+                openclaw: config.openclaw,
+                ports: PortAllocator::new(config.port_base),
+                compile_cache_dir,
+                start_timeout: config.start_timeout,
+                stop_grace: config.stop_grace,
+            }),
+            board: StatusBoard::default(),
+            instances: Mutex::new(HashMap::new()),
+            shutting_down: CancellationToken::new(),
+        })
+    }
+
+    fn layout(&self, id: &InstanceId) -> InstanceLayout {
+        InstanceLayout::new(&self.data_dir, id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, SupervisedInstance>> {
+        self.instances
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn spec_of(&self, id: &InstanceId) -> Option<InstanceSpec> {
+        self.lock()
+            .get(id)
+            .map(|instance| match &*instance.target.borrow() {
+                Target::Run(spec) | Target::Stop(spec) => spec.clone(),
+            })
+    }
+}
+
+fn target_for(spec: &InstanceSpec) -> Target {
+    match spec.desired_state {
+        DesiredState::Running => Target::Run(spec.clone()),
+        DesiredState::Stopped => Target::Stop(spec.clone()),
+    }
+}
+
+#[tonic::async_trait]
+impl Runtime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn apply(&self, spec: &InstanceSpec) -> Result<(), RuntimeError> {
+        if self.shutting_down.is_cancelled() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let target = target_for(spec);
+        let mut instances = self.lock();
+        if let Some(existing) = instances.get(&spec.id)
+            && !existing.task.is_finished()
+        {
+            existing.target.send_if_modified(|current| {
+                if *current == target {
+                    return false;
+                }
+                *current = target;
+                true
+            });
+            return Ok(());
+        }
+        let layout = self.layout(&spec.id);
+        std::fs::create_dir_all(&layout.root)?;
+        let (target_sender, target_receiver) = watch::channel(target);
+        let live_port: LivePort = Arc::new(Mutex::new(None));
+        let stop = self.shutting_down.child_token();
+        let supervisor = Supervisor {
+            id: spec.id.clone(),
+            layout,
+            settings: self.settings.clone(),
+            board: self.board.clone(),
+            live_port: live_port.clone(),
+            target: target_receiver,
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(supervisor.run());
+        instances.insert(
+            spec.id.clone(),
+            SupervisedInstance {
+                target: target_sender,
+                live_port,
+                stop,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
+        let removed = self.lock().remove(id);
+        if let Some(instance) = removed {
+            instance.stop.cancel();
+            // The supervisor terminates the gateway before it ends.
+            let _ = instance.task.await;
+        }
+        self.board.remove(id);
+        let layout = self.layout(id);
+        match retention {
+            DataRetention::Keep => {
+                let _ = tokio::fs::remove_file(layout.pid_file()).await;
+            }
+            DataRetention::Purge => match tokio::fs::remove_dir_all(&layout.root).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            },
+        }
+        Ok(())
+    }
+
+    fn observe(&self, id: &InstanceId) -> Observed {
+        self.board
+            .get(id)
+            .unwrap_or_else(|| Observed::unknown("no gateway process"))
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<InstanceId> {
+        self.board.subscribe()
+    }
+
+    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
+        let (port, spec) = {
+            let instances = self.lock();
+            let instance = instances
+                .get(id)
+                .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+            let port = *instance
+                .live_port
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let spec = match &*instance.target.borrow() {
+                Target::Run(spec) | Target::Stop(spec) => spec.clone(),
+            };
+            (port, spec)
+        };
+        let Some(port) = port else {
+            return Err(RuntimeError::NotRunning {
+                id: id.clone(),
+                reason: self.observe(id).reason,
+            });
+        };
+        Ok(GatewayEndpoint {
+            gateway_url: format!("ws://127.0.0.1:{port}"),
+            gateway_token: spec.gateway_token,
+            vnc_url: String::new(),
+            loopback: true,
+        })
+    }
+
+    async fn exec(
+        &self,
+        id: &InstanceId,
+        request: ExecRequest,
+    ) -> Result<ExecOutput, RuntimeError> {
+        let spec = self
+            .spec_of(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        exec::exec_in_instance(&self.settings, &self.layout(id), &spec, request).await
+    }
+
+    async fn shutdown(&self) {
+        self.shutting_down.cancel();
+        let tasks: Vec<JoinHandle<()>> = self
+            .lock()
+            .drain()
+            .map(|(_, instance)| instance.task)
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

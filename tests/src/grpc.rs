@@ -1,0 +1,37 @@
+//! gRPC clients of the platform, authenticated with the platform API key (operator).
+
+use clawfleet_contracts::lifecycle::v1::instance_service_client::InstanceServiceClient;
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct BearerKey(MetadataValue<Ascii>);
+
+impl Interceptor for BearerKey {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub type LifecycleClient = InstanceServiceClient<InterceptedService<Channel, BearerKey>>;
+
+/// A lifecycle client for `address` (`host:port`) presenting `key`.
+pub async fn lifecycle_client(address: &str, key: &str) -> anyhow::Result<LifecycleClient> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let header = format!("Bearer {key}").parse()?;
+    Ok(InstanceServiceClient::with_interceptor(
+        channel,
+        BearerKey(header),
+    ))
+}
