@@ -34,7 +34,7 @@ pub async fn exec_in_instance(
     command.args(args);
     settings
         .openclaw
-        .apply_environment(&mut command, layout, spec, &settings.compile_cache_dir);
+        .apply_environment(&mut command, layout, spec);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -27,6 +27,11 @@ impl InstanceLayout {
         self.root.join("home")
     }
 
+    /// `TMPDIR` of the gateway and of commands run inside the instance.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     /// The running gateway's pid, to find it again after a platform crash.
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("gateway.pid")

@@ -54,7 +54,6 @@ pub struct LocalRuntimeConfig {
 pub struct LocalSettings {
     pub openclaw: OpenclawCommand,
     pub ports: PortAllocator,
-    pub compile_cache_dir: PathBuf,
     pub start_timeout: Duration,
     pub stop_grace: Duration,
 }
@@ -76,15 +75,12 @@ pub struct LocalRuntime {
 
 impl LocalRuntime {
     pub fn new(config: LocalRuntimeConfig) -> std::io::Result<Self> {
-        let compile_cache_dir = config.data_dir.join("cache").join("node-compile");
         std::fs::create_dir_all(config.data_dir.join("instances"))?;
-        std::fs::create_dir_all(&compile_cache_dir)?;
         Ok(Self {
             data_dir: config.data_dir,
             settings: Arc::new(LocalSettings {
                 openclaw: config.openclaw,
                 ports: PortAllocator::new(config.port_base),
-                compile_cache_dir,
                 start_timeout: config.start_timeout,
                 stop_grace: config.stop_grace,
             }),

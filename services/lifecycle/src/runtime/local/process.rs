@@ -34,16 +34,10 @@ const PASSED_THROUGH: &[&str] = &["LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_
 
 impl OpenclawCommand {
     /// A command running `openclaw <args>` for the instance, with its environment.
-    pub fn command(
-        &self,
-        layout: &InstanceLayout,
-        spec: &InstanceSpec,
-        compile_cache_dir: &Path,
-        args: &[&str],
-    ) -> Command {
+    pub fn command(&self, layout: &InstanceLayout, spec: &InstanceSpec, args: &[&str]) -> Command {
         let mut command = Command::new(&self.program);
         command.args(args);
-        self.apply_environment(&mut command, layout, spec, compile_cache_dir);
+        self.apply_environment(&mut command, layout, spec);
         command
     }
 
@@ -54,7 +48,6 @@ impl OpenclawCommand {
         command: &mut Command,
         layout: &InstanceLayout,
         spec: &InstanceSpec,
-        compile_cache_dir: &Path,
     ) {
         command.env_clear();
         command.current_dir(&layout.root);
@@ -64,8 +57,7 @@ impl OpenclawCommand {
         command.env("OPENCLAW_GATEWAY_TOKEN", &spec.gateway_token);
         // No mDNS advertising from a multi-tenant host.
         command.env("OPENCLAW_DISABLE_BONJOUR", "1");
-        // Node's on-disk compile cache, shared by all gateways: faster starts.
-        command.env("NODE_COMPILE_CACHE", compile_cache_dir);
+        command.env("TMPDIR", layout.tmp_dir());
         for name in PASSED_THROUGH {
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);
@@ -90,7 +82,6 @@ pub fn spawn_gateway(
     openclaw: &OpenclawCommand,
     layout: &InstanceLayout,
     spec: &InstanceSpec,
-    compile_cache_dir: &Path,
     port: u16,
 ) -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
@@ -101,7 +92,6 @@ pub fn spawn_gateway(
     let mut command = openclaw.command(
         layout,
         spec,
-        compile_cache_dir,
         &["gateway", "run", "--bind", "loopback", "--port", &port_text],
     );
     command
@@ -115,6 +105,12 @@ pub fn spawn_gateway(
         std::fs::write(layout.pid_file(), pid.to_string())?;
     }
     Ok(child)
+}
+
+/// Kills whatever is left of a gateway's process group after its main process
+/// exited on its own, so no survivor keeps holding the state database or a port.
+pub fn kill_group(pid: u32) {
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
 /// Asks the gateway's process group to stop, then kills it after `grace`.

@@ -154,6 +154,7 @@ impl Supervisor {
         let model = spec.model.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(layout.home_dir())?;
+            std::fs::create_dir_all(layout.tmp_dir())?;
             prepare_state_dir(&layout.state_dir(), &model)
         })
         .await;
@@ -176,13 +177,7 @@ impl Supervisor {
                 ran_for: Duration::ZERO,
             };
         };
-        let spawned = process::spawn_gateway(
-            &self.settings.openclaw,
-            &self.layout,
-            spec,
-            &self.settings.compile_cache_dir,
-            port,
-        );
+        let spawned = process::spawn_gateway(&self.settings.openclaw, &self.layout, spec, port);
         let mut child = match spawned {
             Ok(child) => child,
             Err(error) => {
@@ -230,11 +225,15 @@ impl Supervisor {
             false,
             vec![self.pod(pod, running_state(), true, false)],
         );
+        let gateway_pid = child.id();
         let mut ready = false;
         let mut next_probe = PROBE_WHILE_STARTING;
         loop {
             tokio::select! {
                 status = child.wait() => {
+                    if let Some(pid) = gateway_pid {
+                        process::kill_group(pid);
+                    }
                     let (description, exit_code) = match status {
                         Ok(status) => describe_exit(status),
                         Err(error) => (format!("could not be waited for ({error})"), -1),
