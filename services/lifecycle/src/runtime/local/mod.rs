@@ -251,3 +251,156 @@ impl Runtime for LocalRuntime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::Plan;
+
+    fn runtime(data_dir: &std::path::Path) -> LocalRuntime {
+        LocalRuntime::new(LocalRuntimeConfig {
+            data_dir: data_dir.to_path_buf(),
+            openclaw: OpenclawCommand {
+                program: "/bin/echo".into(),
+                path_prefix: Vec::new(),
+            },
+            port_base: 30000,
+            start_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    fn stopped_spec(id: &str) -> InstanceSpec {
+        InstanceSpec {
+            id: InstanceId::parse(id).unwrap(),
+            plan: Plan::Free,
+            desired_state: DesiredState::Stopped,
+            model: String::new(),
+            gateway_token: "gateway-token".into(),
+            secrets: [("ANTHROPIC_API_KEY".to_string(), "sk-test".to_string())].into(),
+        }
+    }
+
+    fn exec_request(script: &str) -> ExecRequest {
+        ExecRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            stdin: b"from stdin".to_vec(),
+            timeout: Duration::from_secs(5),
+            output_limit_bytes: 64,
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_runs_inside_the_instance_environment_only() {
+        let data = tempfile::tempdir().unwrap();
+        let runtime = runtime(data.path());
+        let spec = stopped_spec("alice");
+        runtime.apply(&spec).await.unwrap();
+        let output = runtime
+            .exec(&spec.id, exec_request("cat; echo; echo $OPENCLAW_STATE_DIR; echo $ANTHROPIC_API_KEY; echo ${OPENCLAW_MANAGER_API_KEY:-unset}; exit 3"))
+            .await
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(output.exit_code, 3);
+        assert_eq!(lines[0], "from stdin");
+        assert!(lines[1].ends_with("instances/alice/state"), "{stdout}");
+        assert_eq!(lines[2], "sk-test");
+        // The platform's own credentials never reach an instance.
+        assert_eq!(lines[3], "unset");
+        runtime.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn exec_output_is_capped_and_slow_commands_time_out() {
+        let data = tempfile::tempdir().unwrap();
+        let runtime = runtime(data.path());
+        let spec = stopped_spec("bob");
+        runtime.apply(&spec).await.unwrap();
+        let output = runtime
+            .exec(&spec.id, exec_request("head -c 1000 /dev/zero"))
+            .await
+            .unwrap();
+        assert_eq!(output.stdout.len(), 64);
+        assert!(output.truncated);
+        let mut slow = exec_request("sleep 30");
+        slow.timeout = Duration::from_millis(200);
+        let output = runtime.exec(&spec.id, slow).await.unwrap();
+        assert!(output.timed_out);
+        let unknown = InstanceId::parse("nobody").unwrap();
+        assert!(matches!(
+            runtime.exec(&unknown, exec_request("true")).await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        runtime.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_stopped_instance_reports_stopped_and_purging_removes_its_data() {
+        let data = tempfile::tempdir().unwrap();
+        let runtime = runtime(data.path());
+        let spec = stopped_spec("carol");
+        runtime.apply(&spec).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while runtime.observe(&spec.id).phase != crate::model::Phase::Stopped {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(matches!(
+            runtime.gateway_endpoint(&spec.id).await,
+            Err(RuntimeError::NotRunning { .. })
+        ));
+        let root = data.path().join("instances").join("carol");
+        assert!(root.exists());
+        runtime
+            .delete(&spec.id, DataRetention::Purge)
+            .await
+            .unwrap();
+        assert!(!root.exists());
+        assert_eq!(
+            runtime.observe(&spec.id).phase,
+            crate::model::Phase::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_cannot_start_is_an_error_with_the_reason() {
+        let data = tempfile::tempdir().unwrap();
+        let mut config_runtime = runtime(data.path());
+        // `false` exits 1 at once: a crash loop.
+        config_runtime.settings = Arc::new(LocalSettings {
+            openclaw: OpenclawCommand {
+                program: "/bin/false".into(),
+                path_prefix: Vec::new(),
+            },
+            ports: PortAllocator::new(30100),
+            start_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
+        });
+        let mut spec = stopped_spec("dave");
+        spec.desired_state = DesiredState::Running;
+        config_runtime.apply(&spec).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let observed = config_runtime.observe(&spec.id);
+            if observed.phase == crate::model::Phase::Error {
+                assert!(
+                    observed.reason.contains("exited with status 1"),
+                    "{}",
+                    observed.reason
+                );
+                assert_eq!(
+                    observed.pods[0].state.as_ref().unwrap().reason,
+                    "CrashLoopBackOff"
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{observed:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        config_runtime.shutdown().await;
+    }
+}
