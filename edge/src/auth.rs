@@ -24,7 +24,8 @@ pub async fn require_api_key(
     if !is_api_path(request.uri().path()) {
         return next.run(request).await;
     }
-    match bearer_token(request.headers()) {
+    let presented = bearer_token(request.headers()).or_else(|| vnc_query_token(request.uri()));
+    match presented {
         Some(token) if state.is_platform_api_key(token.as_bytes()) => next.run(request).await,
         _ => unauthorized(),
     }
@@ -42,6 +43,18 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// Browsers cannot set headers on a WebSocket, so the VNC route takes the key as
+/// `?token=<key>` (as the original manager did); no other route does.
+fn vnc_query_token(uri: &axum::http::Uri) -> Option<&str> {
+    if !uri.path().ends_with("/vnc") {
+        return None;
+    }
+    uri.query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
         .filter(|token| !token.is_empty())
 }
 

@@ -17,6 +17,8 @@ pub struct EdgeConfig {
     pub internal_token: String,
     /// `host:port` of the lifecycle service's gRPC listener (`CLAWFLEET_LIFECYCLE_ADDR`).
     pub lifecycle_address: String,
+    /// `host:port` of the gateway bridge's gRPC listener (`CLAWFLEET_BRIDGE_ADDR`).
+    pub bridge_address: String,
     /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit_bytes: usize,
 }
@@ -37,6 +39,11 @@ impl EdgeConfig {
             key: keys::CLAWFLEET_LIFECYCLE_ADDR,
             reason,
         })?;
+        let bridge_address = config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?;
+        validate_address(&bridge_address).map_err(|reason| ConfigError::Invalid {
+            key: keys::CLAWFLEET_BRIDGE_ADDR,
+            reason,
+        })?;
         let body_limit_bytes =
             config::parsed_or(env, keys::EDGE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES)?;
         if body_limit_bytes == 0 {
@@ -49,6 +56,7 @@ impl EdgeConfig {
             platform_api_key,
             internal_token,
             lifecycle_address,
+            bridge_address,
             body_limit_bytes,
         })
     }
@@ -75,6 +83,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("platform_api_key", &"<redacted>")
             .field("internal_token", &"<redacted>")
             .field("lifecycle_address", &self.lifecycle_address)
+            .field("bridge_address", &self.bridge_address)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .finish()
     }
@@ -91,6 +100,7 @@ mod tests {
             (keys::OPENCLAW_MANAGER_API_KEY, "operator-key"),
             (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token"),
             (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
+            (keys::CLAWFLEET_BRIDGE_ADDR, "127.0.0.1:4102"),
         ])
     }
 
@@ -100,6 +110,7 @@ mod tests {
         assert_eq!(config.platform_api_key, "operator-key");
         assert_eq!(config.internal_token, "internal-token");
         assert_eq!(config.lifecycle_address, "127.0.0.1:4101");
+        assert_eq!(config.bridge_address, "127.0.0.1:4102");
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
     }
 
@@ -109,6 +120,7 @@ mod tests {
             keys::OPENCLAW_MANAGER_API_KEY,
             keys::CLAWFLEET_INTERNAL_TOKEN,
             keys::CLAWFLEET_LIFECYCLE_ADDR,
+            keys::CLAWFLEET_BRIDGE_ADDR,
         ] {
             let mut env = complete_env();
             env.0.remove(key);

@@ -12,11 +12,13 @@
 //! - `auth`: the API-key check;
 //! - `extract`: extractors that reject with JSON errors;
 //! - `instance_json`: instances as the manager's JSON;
-//! - `lifecycle`: the gRPC client of the lifecycle service.
+//! - `lifecycle`: the gRPC client of the lifecycle service;
+//! - `bridge`: the gRPC client of the gateway bridge (RPC passthrough, VNC tunnel).
 
 #![forbid(unsafe_code)]
 
 mod auth;
+mod bridge;
 pub mod config;
 pub mod error;
 mod extract;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
 
-use crate::{config::EdgeConfig, lifecycle::LifecycleClient, server::EdgeError};
+use crate::{
+    bridge::BridgeClient, config::EdgeConfig, lifecycle::LifecycleClient, server::EdgeError,
+};
 
 /// The state behind the router; cloning it is one reference-count increment.
 #[derive(Clone, Debug)]
@@ -13,6 +15,7 @@ pub struct EdgeState(Arc<Shared>);
 
 struct Shared {
     lifecycle: LifecycleClient,
+    bridge: BridgeClient,
     platform_api_key: Box<[u8]>,
     body_limit_bytes: usize,
     shutdown: ShutdownToken,
@@ -35,8 +38,10 @@ impl EdgeState {
     pub fn new(config: &EdgeConfig, shutdown: ShutdownToken) -> Result<Self, EdgeError> {
         let lifecycle =
             LifecycleClient::connect_lazy(&config.lifecycle_address, &config.internal_token)?;
+        let bridge = BridgeClient::connect_lazy(&config.bridge_address, &config.internal_token)?;
         Ok(Self(Arc::new(Shared {
             lifecycle,
+            bridge,
             platform_api_key: config.platform_api_key.as_bytes().into(),
             body_limit_bytes: config.body_limit_bytes,
             shutdown,
@@ -45,6 +50,10 @@ impl EdgeState {
 
     pub(crate) fn lifecycle(&self) -> &LifecycleClient {
         &self.0.lifecycle
+    }
+
+    pub(crate) fn bridge(&self) -> &BridgeClient {
+        &self.0.bridge
     }
 
     /// True when `presented` is the platform API key (compared in constant time).

@@ -23,6 +23,7 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         platform_api_key: API_KEY.to_owned(),
         internal_token: "internal-token".to_owned(),
         lifecycle_address: address_with_nothing_listening(),
+        bridge_address: address_with_nothing_listening(),
         body_limit_bytes,
     }
 }

@@ -1,6 +1,9 @@
 //! gRPC clients of the platform, authenticated with the platform API key (operator).
 
-use clawfleet_contracts::lifecycle::v1::instance_service_client::InstanceServiceClient;
+use clawfleet_contracts::{
+    bridge::v1::gateway_bridge_service_client::GatewayBridgeServiceClient,
+    lifecycle::v1::instance_service_client::InstanceServiceClient,
+};
 use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
@@ -22,6 +25,25 @@ impl Interceptor for BearerKey {
 }
 
 pub type LifecycleClient = InstanceServiceClient<InterceptedService<Channel, BearerKey>>;
+
+pub type BridgeClient = GatewayBridgeServiceClient<InterceptedService<Channel, BearerKey>>;
+
+async fn channel(address: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{address}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
+}
+
+/// A gateway bridge client for `address` presenting `key` (the operator key, or the
+/// internal token to act as a service).
+pub async fn bridge_client(address: &str, key: &str) -> anyhow::Result<BridgeClient> {
+    let header = format!("Bearer {key}").parse()?;
+    Ok(GatewayBridgeServiceClient::with_interceptor(
+        channel(address).await?,
+        BearerKey(header),
+    ))
+}
 
 /// A lifecycle client for `address` (`host:port`) presenting `key`.
 pub async fn lifecycle_client(address: &str, key: &str) -> anyhow::Result<LifecycleClient> {

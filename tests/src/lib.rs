@@ -4,6 +4,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod load;
 pub mod platform;
 pub mod scenario;
 pub mod tools;

@@ -25,6 +25,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct PlatformOptions {
     pub data_dir: PathBuf,
     pub api_key: String,
+    /// The credential services present to each other; lets tests call internal RPCs.
+    pub internal_token: String,
     /// First port handed to gateways; distinct per test binary keeps them apart.
     pub gateway_port_base: u16,
     pub extra_env: Vec<(String, String)>,
@@ -35,6 +37,7 @@ impl PlatformOptions {
         Self {
             data_dir: data_dir.to_path_buf(),
             api_key: "test-operator-key-0123456789".to_owned(),
+            internal_token: "test-internal-token-0123456789".to_owned(),
             gateway_port_base,
             extra_env: Vec::new(),
         }
@@ -49,6 +52,8 @@ pub struct Platform {
     pub edge_url: String,
     /// `127.0.0.1:<port>` of the lifecycle gRPC service.
     pub lifecycle_address: String,
+    /// `127.0.0.1:<port>` of the gateway bridge's gRPC service.
+    pub bridge_address: String,
 }
 
 impl Platform {
@@ -65,7 +70,9 @@ impl Platform {
             .env("CLAWFLEET_DATA_DIR", &options.data_dir)
             .env("PORT", "0")
             .env("CLAWFLEET_LIFECYCLE_PORT", "0")
+            .env("CLAWFLEET_BRIDGE_PORT", "0")
             .env("OPENCLAW_MANAGER_API_KEY", &options.api_key)
+            .env("CLAWFLEET_INTERNAL_TOKEN", &options.internal_token)
             .env("CLAWFLEET_TOOLCHAIN_DIR", tools::toolchain_dir())
             .env(
                 "CLAWFLEET_GATEWAY_PORT_BASE",
@@ -95,6 +102,7 @@ impl Platform {
             options,
             edge_url: String::new(),
             lifecycle_address: String::new(),
+            bridge_address: String::new(),
         };
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -106,16 +114,17 @@ impl Platform {
                 ),
             };
             if let Some(rest) = line.strip_prefix("clawfleet is up: ") {
-                let mut words = rest.split_whitespace();
-                while let Some(word) = words.next() {
-                    match word {
-                        "edge" => platform.edge_url = words.next().unwrap_or_default().to_owned(),
-                        "grpc" => {
-                            platform.lifecycle_address = words.next().unwrap_or_default().to_owned()
-                        }
-                        _ => {}
-                    }
-                }
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let after = |label: &[&str]| {
+                    words
+                        .windows(label.len() + 1)
+                        .find(|window| window[..label.len()] == *label)
+                        .map(|window| window[label.len()].to_owned())
+                        .unwrap_or_default()
+                };
+                platform.edge_url = after(&["edge"]);
+                platform.lifecycle_address = after(&["lifecycle", "grpc"]);
+                platform.bridge_address = after(&["bridge", "grpc"]);
                 return Ok(platform);
             }
         }

@@ -154,6 +154,39 @@ fn grpcurl_lists_describes_and_calls_by_json() {
     ]);
     assert!(!ok && anonymous.contains("Unauthenticated"), "{anonymous}");
 
+    // The bridge is reachable the same way.
+    let bridge = platform.bridge_address.as_str();
+    let (ok, services) = grpcurl(&["-plaintext", bridge, "list"]);
+    assert!(
+        ok && services
+            .lines()
+            .any(|line| line.trim() == "clawfleet.bridge.v1.GatewayBridgeService"),
+        "{services}"
+    );
+    let (ok, description) = grpcurl(&[
+        "-plaintext",
+        bridge,
+        "describe",
+        "clawfleet.bridge.v1.GatewayBridgeService",
+    ]);
+    assert!(
+        ok && description.contains("rpc Call") && description.contains("rpc VncTunnel"),
+        "{description}"
+    );
+    let (ok, not_running) = grpcurl(&[
+        "-plaintext",
+        "-H",
+        &authorization,
+        "-d",
+        r#"{"instance_id":"from-grpcurl","method":"status","params":{}}"#,
+        bridge,
+        "clawfleet.bridge.v1.GatewayBridgeService/Call",
+    ]);
+    assert!(
+        !ok && not_running.contains("Unavailable"),
+        "a stopped instance's gateway is unreachable: {not_running}"
+    );
+
     let (ok, deleted) = grpcurl(&[
         "-plaintext",
         "-H",

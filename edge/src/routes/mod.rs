@@ -2,6 +2,8 @@
 //! (API key, body limit, timeout, JSON errors).
 
 mod instances;
+mod rpc;
+mod vnc;
 mod watch;
 
 use std::time::Duration;
@@ -35,16 +37,19 @@ pub fn router(state: EdgeState) -> Router {
         .route("/health", with_json_405(get(health)))
         .merge(instances::routes())
         .merge(watch::routes())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            HANDLER_TIMEOUT,
+        ))
+        // Gateway calls carry their own (longer) deadlines; a VNC session is long-lived.
+        .merge(rpc::routes())
+        .merge(vnc::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ))
         .layer(DefaultBodyLimit::max(body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            HANDLER_TIMEOUT,
-        ))
         .layer(middleware::map_response(ensure_json_errors))
         .with_state(state)
 }

@@ -33,8 +33,13 @@ enum Command {
     Up,
     /// Run only the lifecycle service (InstanceService over gRPC).
     Lifecycle,
+    /// Run only the gateway bridge (GatewayBridgeService over gRPC).
+    Bridge,
     /// Run only the edge (REST APIs), talking to the lifecycle service over gRPC.
     Edge,
+    /// Instance side: approve device pairing for the platform's bridge (and nobody else)
+    /// on the gateway at 127.0.0.1:$OPENCLAW_GATEWAY_PORT.
+    ApprovePairing,
     /// Install (if needed) and print the openclaw CLI the local runtime uses.
     Toolchain,
 }
@@ -66,6 +71,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Up => up::run(&env).await,
         Command::Lifecycle => run_lifecycle(&env).await,
         Command::Edge => run_edge(&env).await,
+        Command::Bridge => run_bridge(&env).await,
+        Command::ApprovePairing => run_pairing_approver(&env).await,
         Command::Toolchain => {
             let openclaw = toolchain::resolve_openclaw(&env)?;
             println!("{}", openclaw.program.display());
@@ -84,6 +91,32 @@ async fn run_lifecycle(env: &dyn EnvSource) -> anyhow::Result<()> {
     let listener = server::bind(address).await?;
     let lifecycle = LifecycleServer::start(config).await?;
     lifecycle.serve(listener, credentials, shutdown).await?;
+    Ok(())
+}
+
+async fn run_bridge(env: &dyn EnvSource) -> anyhow::Result<()> {
+    let credentials = settings::credentials(env)?;
+    let config = clawfleet_gateway_bridge::BridgeConfig::from_env(env)?;
+    let address = settings::bridge_address(env)?;
+    let _telemetry = telemetry::init("clawfleet-bridge", env);
+    let shutdown = token_cancelled_on_signal();
+    let listener = server::bind(address).await?;
+    let bridge = clawfleet_gateway_bridge::BridgeServer::start(config)?;
+    bridge.serve(listener, credentials, shutdown).await?;
+    Ok(())
+}
+
+async fn run_pairing_approver(env: &dyn EnvSource) -> anyhow::Result<()> {
+    use clawfleet_kit::config::{self, keys};
+    let port: u16 = config::parsed_or(env, keys::OPENCLAW_GATEWAY_PORT, 18789)?;
+    let approver = clawfleet_gateway_bridge::pairing_approver::ApproverConfig {
+        gateway_url: format!("ws://127.0.0.1:{port}"),
+        gateway_token: config::required(env, keys::OPENCLAW_GATEWAY_TOKEN)?,
+        platform_device_id: config::required(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID)?,
+    };
+    let _telemetry = telemetry::init("clawfleet-pairing-approver", env);
+    let shutdown = token_cancelled_on_signal();
+    clawfleet_gateway_bridge::pairing_approver::run(approver, shutdown).await;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub const CLAWFLEET_LISTEN_HOST: &str = "CLAWFLEET_LISTEN_HOST";
 pub const DEFAULT_DATA_DIR: &str = ".clawfleet";
 pub const DEFAULT_EDGE_PORT: u16 = 4000;
 pub const DEFAULT_LIFECYCLE_PORT: u16 = 4101;
+pub const DEFAULT_BRIDGE_PORT: u16 = 4102;
 pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
 /// Readiness budget of a starting gateway (SPEC §4: 10–60 s; cold CI machines are slower).
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -40,6 +41,11 @@ pub fn listen_host(env: &dyn EnvSource) -> Result<IpAddr, ConfigError> {
 
 pub fn lifecycle_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
     let port = config::parsed_or(env, keys::CLAWFLEET_LIFECYCLE_PORT, DEFAULT_LIFECYCLE_PORT)?;
+    Ok(SocketAddr::new(listen_host(env)?, port))
+}
+
+pub fn bridge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
+    let port = config::parsed_or(env, keys::CLAWFLEET_BRIDGE_PORT, DEFAULT_BRIDGE_PORT)?;
     Ok(SocketAddr::new(listen_host(env)?, port))
 }
 
@@ -73,6 +79,8 @@ pub fn lifecycle_config(
             )?,
             start_timeout: GATEWAY_START_TIMEOUT,
             stop_grace: GATEWAY_STOP_GRACE,
+            // Used when Xvfb, x11vnc and websockify are installed.
+            vnc: true,
         },
         reconcile_period: RECONCILE_PERIOD,
     })

@@ -2,7 +2,7 @@
 //! port, talking real gRPC to the others.
 
 use clawfleet_kit::{
-    config::{EnvMap, EnvSource, LayeredEnv, keys},
+    config::{self, EnvMap, EnvSource, LayeredEnv, keys},
     identity::Credentials,
     secret::random_token,
     server,
@@ -24,17 +24,24 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     // Bind first so that port 0 (any free port) works and the edge learns the real one.
     let lifecycle_listener = server::bind(lifecycle_address).await?;
     let lifecycle_address = lifecycle_listener.local_addr()?;
+    let bridge_listener = server::bind(settings::bridge_address(process_env)?).await?;
+    let bridge_address = bridge_listener.local_addr()?;
     let edge_listener = server::bind(edge_address).await?;
     let edge_address = edge_listener.local_addr()?;
 
     let mut overrides = EnvMap::default();
     overrides.set(keys::OPENCLAW_MANAGER_API_KEY, &api_key);
-    // A fresh internal credential per run: only this process's services know it.
-    overrides.set(keys::CLAWFLEET_INTERNAL_TOKEN, random_token(32));
+    // A fresh internal credential per run unless one is given (tests and tools that call
+    // internal RPCs set it): only this process's services know it.
+    let internal_token = config::optional(process_env, keys::CLAWFLEET_INTERNAL_TOKEN)
+        .unwrap_or_else(|| random_token(32));
+    overrides.set(keys::CLAWFLEET_INTERNAL_TOKEN, internal_token);
     overrides.set(
         keys::CLAWFLEET_LIFECYCLE_ADDR,
         lifecycle_address.to_string(),
     );
+    overrides.set(keys::CLAWFLEET_BRIDGE_ADDR, bridge_address.to_string());
+    overrides.set(keys::CLAWFLEET_DATA_DIR, data_dir.display().to_string());
     let env = LayeredEnv {
         overrides: &overrides,
         fallback: process_env,
@@ -43,32 +50,49 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials: Credentials = settings::credentials(&env)?;
     let lifecycle_config = settings::lifecycle_config(&env, openclaw)?;
     let edge_config = clawfleet_edge::EdgeConfig::from_env(&env)?;
+    let bridge_config = clawfleet_gateway_bridge::BridgeConfig::from_env(&env)?;
 
     let shutdown = token_cancelled_on_signal();
     let lifecycle = LifecycleServer::start(lifecycle_config).await?;
-    let lifecycle_task =
-        tokio::spawn(lifecycle.serve(lifecycle_listener, credentials, shutdown.clone()));
-    let edge_task = tokio::spawn(clawfleet_edge::serve(
+    let bridge = clawfleet_gateway_bridge::BridgeServer::start(bridge_config)?;
+    let mut lifecycle_task =
+        tokio::spawn(lifecycle.serve(lifecycle_listener, credentials.clone(), shutdown.clone()));
+    let mut bridge_task =
+        tokio::spawn(bridge.serve(bridge_listener, credentials, shutdown.clone()));
+    let mut edge_task = tokio::spawn(clawfleet_edge::serve(
         edge_listener,
         edge_config,
         shutdown.clone(),
     ));
     println!(
-        "clawfleet is up: edge http://{edge_address}  lifecycle grpc {lifecycle_address}  data {}",
+        "clawfleet is up: edge http://{edge_address}  lifecycle grpc {lifecycle_address}  bridge grpc {bridge_address}  data {}",
         data_dir.display()
     );
-    tracing::info!(%edge_address, %lifecycle_address, data_dir = %data_dir.display(), "clawfleet up");
+    tracing::info!(%edge_address, %lifecycle_address, %bridge_address, data_dir = %data_dir.display(), "clawfleet up");
 
-    // If either service stops on its own, stop the other too.
-    let (lifecycle_result, edge_result) = {
-        let mut lifecycle_task = lifecycle_task;
-        let mut edge_task = edge_task;
-        tokio::select! {
-            result = &mut lifecycle_task => { shutdown.cancel(); (result, edge_task.await) }
-            result = &mut edge_task => { shutdown.cancel(); (lifecycle_task.await, result) }
-        }
+    // If any service stops on its own, stop the others too. A finished task must not be
+    // polled again, so its result is kept from the select.
+    let (mut lifecycle_result, mut bridge_result, mut edge_result) = (None, None, None);
+    tokio::select! {
+        result = &mut lifecycle_task => lifecycle_result = Some(result),
+        result = &mut bridge_task => bridge_result = Some(result),
+        result = &mut edge_task => edge_result = Some(result),
+    }
+    shutdown.cancel();
+    let lifecycle_result = match lifecycle_result {
+        Some(result) => result,
+        None => lifecycle_task.await,
+    };
+    let bridge_result = match bridge_result {
+        Some(result) => result,
+        None => bridge_task.await,
+    };
+    let edge_result = match edge_result {
+        Some(result) => result,
+        None => edge_task.await,
     };
     lifecycle_result??;
+    bridge_result??;
     edge_result??;
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
+pub mod json;
+
 /// Encoded `FileDescriptorSet` of every clawfleet proto and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/clawfleet_descriptor.bin"));

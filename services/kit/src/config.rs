@@ -21,6 +21,16 @@ pub mod keys {
     pub const CLAWFLEET_LIFECYCLE_ADDR: &str = "CLAWFLEET_LIFECYCLE_ADDR";
     /// gRPC port of the lifecycle service when run on its own (default 4101).
     pub const CLAWFLEET_LIFECYCLE_PORT: &str = "CLAWFLEET_LIFECYCLE_PORT";
+    /// Address of the gateway bridge's gRPC listener (`host:port`).
+    pub const CLAWFLEET_BRIDGE_ADDR: &str = "CLAWFLEET_BRIDGE_ADDR";
+    /// gRPC port of the gateway bridge when run on its own (default 4102).
+    pub const CLAWFLEET_BRIDGE_PORT: &str = "CLAWFLEET_BRIDGE_PORT";
+    /// The bridge's Ed25519 device identity file (default `<data dir>/bridge/device-identity.json`).
+    pub const CLAWFLEET_BRIDGE_IDENTITY_FILE: &str = "CLAWFLEET_BRIDGE_IDENTITY_FILE";
+    /// The gateway's shared token, as the gateway itself reads it.
+    pub const OPENCLAW_GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
+    /// The platform bridge's device id, the only device the pairing approver approves.
+    pub const CLAWFLEET_PLATFORM_DEVICE_ID: &str = "CLAWFLEET_PLATFORM_DEVICE_ID";
     /// Runtime that runs gateways: `local` (default) or `kubernetes`.
     pub const CLAWFLEET_RUNTIME: &str = "CLAWFLEET_RUNTIME";
     /// Path of an `openclaw` executable to use instead of looking it up or installing it.

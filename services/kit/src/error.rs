@@ -211,6 +211,12 @@ impl ServiceError {
     }
 }
 
+impl From<Status> for ServiceError {
+    fn from(status: Status) -> Self {
+        Self::from_status(&status)
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let mut status = Status::new(error.code.grpc_code(), error.message);

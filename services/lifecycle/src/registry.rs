@@ -102,6 +102,29 @@ impl Registry {
         }))
     }
 
+    /// Replaces the gateway token; returns the updated record, or `None` when it does not exist.
+    pub async fn set_gateway_token(
+        &self,
+        id: &InstanceId,
+        gateway_token: String,
+    ) -> Result<Option<InstanceRecord>, StoreError> {
+        let _guard = self.write_lock.lock().await;
+        let updated_at_ms = now_ms();
+        if !self
+            .store
+            .set_gateway_token(id, &gateway_token, updated_at_ms)
+            .await?
+        {
+            return Ok(None);
+        }
+        let mut records = self.write();
+        Ok(records.get_mut(id).map(|record| {
+            record.gateway_token = gateway_token;
+            record.updated_at_ms = updated_at_ms;
+            record.clone()
+        }))
+    }
+
     /// Returns the removed record, or `None` when it did not exist.
     pub async fn remove(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
         let _guard = self.write_lock.lock().await;

@@ -7,9 +7,10 @@ use clawfleet_contracts::lifecycle::v1::{
     CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest, DeleteInstanceResponse,
     ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest, GetInstanceResponse,
     Instance, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
-    ResolveGatewayResponse, StartInstanceRequest, StartInstanceResponse, StopInstanceRequest,
-    StopInstanceResponse, WatchInstancesRequest, WatchInstancesResponse,
-    instance_service_server::InstanceService, watch_instances_response::Kind,
+    ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
+    StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
+    WatchInstancesRequest, WatchInstancesResponse, instance_service_server::InstanceService,
+    watch_instances_response::Kind,
 };
 use clawfleet_kit::{
     error::{ErrorCode, ServiceError},
@@ -401,6 +402,42 @@ impl InstanceService for InstanceServiceHandler {
             gateway_token: endpoint.gateway_token,
             vnc_url: endpoint.vnc_url,
             loopback: endpoint.loopback,
+        }))
+    }
+
+    async fn rotate_gateway_token(
+        &self,
+        request: Request<RotateGatewayTokenRequest>,
+    ) -> Result<Response<RotateGatewayTokenResponse>, Status> {
+        let caller = caller_of(&request)?;
+        if !caller.is_privileged() {
+            return Err(Status::permission_denied(
+                "only operators and services may rotate gateway tokens",
+            ));
+        }
+        let record = self
+            .lifecycle
+            .visible_record(&caller, &request.get_ref().instance_id)?;
+        let updated = self
+            .lifecycle
+            .registry
+            .set_gateway_token(&record.id, random_token(32))
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::not_found(format!("instance {} not found", record.id)))?;
+        self.lifecycle
+            .runtime
+            .apply(&updated.spec())
+            .await
+            .map_err(runtime_error)?;
+        tracing::info!(instance = %record.id, "gateway token rotated");
+        let endpoint_revision = match self.lifecycle.runtime.gateway_endpoint(&record.id).await {
+            Ok(endpoint) => endpoint.revision(),
+            // Not running: the new token applies when it starts.
+            Err(_) => String::new(),
+        };
+        Ok(Response::new(RotateGatewayTokenResponse {
+            endpoint_revision,
         }))
     }
 

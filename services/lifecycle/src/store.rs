@@ -113,6 +113,23 @@ impl InstanceStore {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Replaces the gateway token; returns false when the instance does not exist.
+    pub async fn set_gateway_token(
+        &self,
+        id: &InstanceId,
+        gateway_token: &str,
+        updated_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE instances SET gateway_token = ?, updated_at_ms = ? WHERE id = ?")
+                .bind(gateway_token)
+                .bind(updated_at_ms)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Deletes the record; returns false when it did not exist.
     pub async fn delete(&self, id: &InstanceId) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM instances WHERE id = ?")
@@ -226,8 +243,11 @@ mod tests {
             store.load_all().await.unwrap()[0].desired_state,
             DesiredState::Stopped
         );
+        assert!(store.set_gateway_token(&id, "rotated", 4).await.unwrap());
+        assert_eq!(store.load_all().await.unwrap()[0].gateway_token, "rotated");
         assert!(store.delete(&id).await.unwrap());
         assert!(!store.delete(&id).await.unwrap());
+        assert!(!store.set_gateway_token(&id, "x", 5).await.unwrap());
     }
 
     #[tokio::test]

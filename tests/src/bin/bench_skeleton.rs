@@ -17,8 +17,9 @@ use clawfleet_contracts::{
     lifecycle::v1::{DeleteInstanceRequest, GetInstanceRequest, WatchInstancesRequest},
 };
 use clawfleet_tests::{
-    grpc::{LifecycleClient, lifecycle_client},
-    http::{HttpClient, client, send},
+    grpc::lifecycle_client,
+    http::{client, send},
+    load::{self, Summary, rss_mb},
     platform::{Platform, PlatformOptions},
     scenario::Operator,
 };
@@ -41,9 +42,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_rss_mb = rss_mb(platform.pid());
     println!(
-        "\n== idle RSS of clawfleet up without gateways: {idle_rss_mb:.1} MB (target < 60 MB)"
+        "\n== idle RSS of clawfleet up without gateways: {:.1} MB (target < 60 MB)",
+        rss_mb(platform.pid())
     );
 
     let operator = Operator::new(&platform);
@@ -67,23 +68,42 @@ async fn main() -> anyhow::Result<()> {
     let http = client();
     let url: Arc<str> = format!("{}/api/instances/bench", platform.edge_url).into();
     let key: Arc<str> = platform.options.api_key.clone().into();
+    let rest_get = {
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        move || {
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            async move {
+                send(&http, Method::GET, &url, Some(&key), None, "")
+                    .await
+                    .is_ok_and(|reply| reply.status == StatusCode::OK)
+            }
+        }
+    };
+    let grpc_get = {
+        let grpc = grpc.clone();
+        move || {
+            let mut grpc = grpc.clone();
+            async move {
+                grpc.get_instance(GetInstanceRequest { id: "bench".into() })
+                    .await
+                    .is_ok()
+            }
+        }
+    };
 
     println!(
         "\n== GET one instance: REST via edge vs gRPC direct ({REQUESTS_PER_LEVEL} requests per row)"
     );
-    println!(
-        "{:<6} {:>5} {:>10} {:>10} {:>10}",
-        "path", "conc", "p50 ms", "p99 ms", "req/s"
-    );
+    Summary::header();
     for concurrency in [1usize, 64] {
-        run_rest(&http, &url, &key, concurrency, WARMUP_REQUESTS).await;
-        run_grpc(&grpc, concurrency, WARMUP_REQUESTS).await;
-        let rest = run_rest(&http, &url, &key, concurrency, REQUESTS_PER_LEVEL).await;
-        let direct = run_grpc(&grpc, concurrency, REQUESTS_PER_LEVEL).await;
-        rest.print("rest", concurrency);
-        direct.print("grpc", concurrency);
+        load::run(concurrency, WARMUP_REQUESTS, rest_get.clone()).await;
+        load::run(concurrency, WARMUP_REQUESTS, grpc_get.clone()).await;
+        let rest = load::run(concurrency, REQUESTS_PER_LEVEL, rest_get.clone()).await;
+        let direct = load::run(concurrency, REQUESTS_PER_LEVEL, grpc_get.clone()).await;
+        rest.print("rest (edge -> grpc)", concurrency);
+        direct.print("grpc direct", concurrency);
         println!(
-            "ratio  {concurrency:>5} {:>10.2} {:>10.2} {:>10.2}   (rest / grpc; target p50 <= 1.3, rest >= 5000 req/s at 64)",
+            "ratio rest/grpc at {concurrency:>2}: p50 {:.2}  p99 {:.2}  throughput {:.2}   (targets: p50 <= 1.3; rest >= 5000/s at 64)",
             rest.p50_ms / direct.p50_ms,
             rest.p99_ms / direct.p99_ms,
             rest.per_second / direct.per_second
@@ -128,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         println!(
-            "run {run}: POST answered {:.2} ms, process spawned after {:.2} ms, running after {:.1} s",
+            "run {run}: POST answered {:.2} ms, gateway process spawned after {:.2} ms, running after {:.1} s",
             answered.as_secs_f64() * 1e3,
             spawned.unwrap_or_default().as_secs_f64() * 1e3,
             running.as_secs_f64()
@@ -142,99 +162,4 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(platform);
     Ok(())
-}
-
-struct Level {
-    p50_ms: f64,
-    p99_ms: f64,
-    per_second: f64,
-}
-
-impl Level {
-    fn print(&self, path: &str, concurrency: usize) {
-        println!(
-            "{path:<6} {concurrency:>5} {:>10.3} {:>10.3} {:>10.0}",
-            self.p50_ms, self.p99_ms, self.per_second
-        );
-    }
-}
-
-fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Level {
-    latencies.sort_unstable();
-    let at = |fraction: f64| {
-        latencies[((latencies.len() as f64 * fraction) as usize).min(latencies.len() - 1)]
-    };
-    Level {
-        p50_ms: at(0.50).as_secs_f64() * 1e3,
-        p99_ms: at(0.99).as_secs_f64() * 1e3,
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-    }
-}
-
-async fn run_rest(
-    http: &HttpClient,
-    url: &Arc<str>,
-    key: &Arc<str>,
-    concurrency: usize,
-    total: usize,
-) -> Level {
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let (http, url, key) = (http.clone(), url.clone(), key.clone());
-        let share = total / concurrency + usize::from(worker < total % concurrency);
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(share);
-            for _ in 0..share {
-                let sent = Instant::now();
-                let reply = send(&http, Method::GET, &url, Some(&key), None, "")
-                    .await
-                    .expect("rest get");
-                assert_eq!(reply.status, StatusCode::OK);
-                latencies.push(sent.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::with_capacity(total);
-    for worker in workers {
-        latencies.extend(worker.await.expect("worker"));
-    }
-    summarize(latencies, started.elapsed())
-}
-
-async fn run_grpc(grpc: &LifecycleClient, concurrency: usize, total: usize) -> Level {
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let mut grpc = grpc.clone();
-        let share = total / concurrency + usize::from(worker < total % concurrency);
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(share);
-            for _ in 0..share {
-                let sent = Instant::now();
-                grpc.get_instance(GetInstanceRequest { id: "bench".into() })
-                    .await
-                    .expect("grpc get");
-                latencies.push(sent.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::with_capacity(total);
-    for worker in workers {
-        latencies.extend(worker.await.expect("worker"));
-    }
-    summarize(latencies, started.elapsed())
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }

@@ -73,12 +73,12 @@ impl std::fmt::Debug for GatewayEndpoint {
 }
 
 impl GatewayEndpoint {
-    /// A short digest that changes whenever the URL or token changes, without
-    /// revealing the token.
+    /// A short digest that changes whenever the gateway URL or token changes (what a
+    /// gateway connection depends on), without revealing the token.
     pub fn revision(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
-        for part in [&self.gateway_url, &self.gateway_token, &self.vnc_url] {
+        for part in [&self.gateway_url, &self.gateway_token] {
             hasher.update(part.as_bytes());
             hasher.update([0]);
         }

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::instance_id::InstanceId;
 
-/// Paths of one local instance: `<data>/instances/<id>/{state,home,gateway.pid,gateway.log}`.
+/// Paths of one local instance: `<data>/instances/<id>/{state,home,tmp,gateway.pid,gateway.log,
+/// display.pids,display.log}`.
 #[derive(Debug, Clone)]
 pub struct InstanceLayout {
     pub root: PathBuf,
@@ -40,5 +41,16 @@ impl InstanceLayout {
     /// The gateway's stdout and stderr.
     pub fn log_file(&self) -> PathBuf {
         self.root.join("gateway.log")
+    }
+
+    /// The pids of the instance's virtual display processes (Xvfb, x11vnc, websockify),
+    /// to find them again after a platform crash.
+    pub fn display_pid_file(&self) -> PathBuf {
+        self.root.join("display.pids")
+    }
+
+    /// The virtual display processes' stdout and stderr.
+    pub fn display_log_file(&self) -> PathBuf {
+        self.root.join("display.log")
     }
 }

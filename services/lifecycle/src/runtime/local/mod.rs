@@ -2,7 +2,8 @@
 //! its own loopback port with its own state dir under the data dir, supervised by a
 //! task that restarts it with backoff. Desired state lives in the store, so after a
 //! platform restart the reconciler applies every instance again and they come back
-//! with their data.
+//! with their data. When Xvfb, x11vnc and websockify are installed, each running gateway
+//! also gets its own virtual display and NoVNC endpoint (see [`vnc`]).
 
 mod exec;
 pub mod layout;
@@ -11,6 +12,7 @@ mod process;
 pub mod readiness;
 pub mod state_dir;
 mod supervisor;
+pub mod vnc;
 
 use std::{
     collections::HashMap,
@@ -27,6 +29,7 @@ use self::{
     layout::InstanceLayout,
     ports::PortAllocator,
     supervisor::{LivePort, Supervisor, Target},
+    vnc::{LiveVncUrl, VncTools},
 };
 use super::{
     DataRetention, ExecOutput, ExecRequest, GatewayEndpoint, Observed, Runtime, RuntimeError,
@@ -48,6 +51,10 @@ pub struct LocalRuntimeConfig {
     pub start_timeout: Duration,
     /// How long a gateway may take to stop after SIGTERM before it is killed.
     pub stop_grace: Duration,
+    /// Gives every running gateway a virtual display (Xvfb) with a NoVNC endpoint when
+    /// `Xvfb`, `x11vnc` and `websockify` are on `PATH`; without them gateways run
+    /// without a display.
+    pub vnc: bool,
 }
 
 /// Settings every supervisor shares.
@@ -56,11 +63,14 @@ pub struct LocalSettings {
     pub ports: PortAllocator,
     pub start_timeout: Duration,
     pub stop_grace: Duration,
+    /// The virtual display tools, when displays are enabled and installed.
+    pub vnc: Option<VncTools>,
 }
 
 struct SupervisedInstance {
     target: watch::Sender<Target>,
     live_port: LivePort,
+    live_vnc: LiveVncUrl,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -76,6 +86,15 @@ pub struct LocalRuntime {
 impl LocalRuntime {
     pub fn new(config: LocalRuntimeConfig) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.data_dir.join("instances"))?;
+        let vnc = if config.vnc {
+            let tools = VncTools::detect();
+            if tools.is_none() {
+                tracing::info!("virtual displays disabled: xvfb, x11vnc or websockify not found");
+            }
+            tools
+        } else {
+            None
+        };
         Ok(Self {
             data_dir: config.data_dir,
             settings: Arc::new(LocalSettings {
@@ -83,6 +102,7 @@ impl LocalRuntime {
                 ports: PortAllocator::new(config.port_base),
                 start_timeout: config.start_timeout,
                 stop_grace: config.stop_grace,
+                vnc,
             }),
             board: StatusBoard::default(),
             instances: Mutex::new(HashMap::new()),
@@ -144,6 +164,7 @@ impl Runtime for LocalRuntime {
         std::fs::create_dir_all(&layout.root)?;
         let (target_sender, target_receiver) = watch::channel(target);
         let live_port: LivePort = Arc::new(Mutex::new(None));
+        let live_vnc: LiveVncUrl = Arc::new(Mutex::new(None));
         let stop = self.shutting_down.child_token();
         let supervisor = Supervisor {
             id: spec.id.clone(),
@@ -151,6 +172,7 @@ impl Runtime for LocalRuntime {
             settings: self.settings.clone(),
             board: self.board.clone(),
             live_port: live_port.clone(),
+            live_vnc: live_vnc.clone(),
             target: target_receiver,
             stop: stop.clone(),
         };
@@ -160,6 +182,7 @@ impl Runtime for LocalRuntime {
             SupervisedInstance {
                 target: target_sender,
                 live_port,
+                live_vnc,
                 stop,
                 task,
             },
@@ -200,7 +223,7 @@ impl Runtime for LocalRuntime {
     }
 
     async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
-        let (port, spec) = {
+        let (port, vnc_url, spec) = {
             let instances = self.lock();
             let instance = instances
                 .get(id)
@@ -209,10 +232,15 @@ impl Runtime for LocalRuntime {
                 .live_port
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let vnc_url = instance
+                .live_vnc
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
             let spec = match &*instance.target.borrow() {
                 Target::Run(spec) | Target::Stop(spec) => spec.clone(),
             };
-            (port, spec)
+            (port, vnc_url, spec)
         };
         let Some(port) = port else {
             return Err(RuntimeError::NotRunning {
@@ -223,7 +251,8 @@ impl Runtime for LocalRuntime {
         Ok(GatewayEndpoint {
             gateway_url: format!("ws://127.0.0.1:{port}"),
             gateway_token: spec.gateway_token,
-            vnc_url: String::new(),
+            // Empty while the display chain is down or the tools are missing.
+            vnc_url: vnc_url.unwrap_or_default(),
             loopback: true,
         })
     }
@@ -269,6 +298,7 @@ mod tests {
             port_base: 30000,
             start_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(1),
+            vnc: false,
         })
         .unwrap()
     }
@@ -379,6 +409,7 @@ mod tests {
             ports: PortAllocator::new(30100),
             start_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(1),
+            vnc: None,
         });
         let mut spec = stopped_spec("dave");
         spec.desired_state = DesiredState::Running;
@@ -402,5 +433,109 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         config_runtime.shutdown().await;
+    }
+
+    /// A stand-in gateway: records its `DISPLAY` and answers `/readyz` with 200.
+    const FAKE_GATEWAY: &str = r#"#!/bin/sh
+printf '%s' "$DISPLAY" > "$HOME/display"
+exec /usr/bin/python3 -c '
+import http.server, sys
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
+' "$6"
+"#;
+
+    #[tokio::test]
+    async fn a_running_gateway_gets_a_virtual_display_and_a_vnc_url_until_it_stops() {
+        use std::os::unix::fs::PermissionsExt;
+        use tokio::{io::AsyncReadExt, net::TcpStream};
+
+        assert!(
+            VncTools::detect().is_some(),
+            "this test needs Xvfb, x11vnc and websockify on PATH: \
+             apt-get install -y xvfb x11vnc websockify novnc"
+        );
+        let data = tempfile::tempdir().unwrap();
+        let program = data.path().join("fake-openclaw");
+        std::fs::write(&program, FAKE_GATEWAY).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runtime = LocalRuntime::new(LocalRuntimeConfig {
+            data_dir: data.path().to_path_buf(),
+            openclaw: OpenclawCommand {
+                program,
+                path_prefix: Vec::new(),
+            },
+            port_base: 25100,
+            start_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
+            vnc: true,
+        })
+        .unwrap();
+        let mut spec = stopped_spec("erin");
+        spec.desired_state = DesiredState::Running;
+        runtime.apply(&spec).await.unwrap();
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        let endpoint = loop {
+            if let Ok(endpoint) = runtime.gateway_endpoint(&spec.id).await
+                && !endpoint.vnc_url.is_empty()
+            {
+                break endpoint;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                runtime.observe(&spec.id)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let gateway_port: u16 = endpoint
+            .gateway_url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let websocket_port = gateway_port + vnc::WEBSOCKET_PORT_OFFSET;
+        assert_eq!(endpoint.vnc_url, format!("ws://127.0.0.1:{websocket_port}"));
+        let display = std::fs::read_to_string(data.path().join("instances/erin/home/display"))
+            .expect("the gateway recorded its DISPLAY");
+        let number: u32 = display
+            .strip_prefix(':')
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("DISPLAY is {display:?}"));
+        let lock = std::path::PathBuf::from(format!("/tmp/.X{number}-lock"));
+        assert!(lock.exists());
+        let mut vnc = TcpStream::connect(("127.0.0.1", gateway_port + vnc::VNC_PORT_OFFSET))
+            .await
+            .unwrap();
+        let mut banner = [0u8; 12];
+        vnc.read_exact(&mut banner).await.unwrap();
+        assert!(banner.starts_with(b"RFB "), "{banner:?}");
+        drop(vnc);
+
+        // Stopping the instance takes its display down with it.
+        spec.desired_state = DesiredState::Stopped;
+        runtime.apply(&spec).await.unwrap();
+        while runtime.observe(&spec.id).phase != crate::model::Phase::Stopped {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!lock.exists());
+        assert!(
+            TcpStream::connect(("127.0.0.1", websocket_port))
+                .await
+                .is_err()
+        );
+        runtime
+            .delete(&spec.id, DataRetention::Purge)
+            .await
+            .unwrap();
     }
 }

@@ -54,7 +54,8 @@ impl OpenclawCommand {
         command.env("PATH", self.search_path());
         command.env("HOME", layout.home_dir());
         command.env("OPENCLAW_STATE_DIR", layout.state_dir());
-        command.env("OPENCLAW_GATEWAY_TOKEN", &spec.gateway_token);
+        // The token lives in the state dir's config (gateway.auth.token), where the gateway
+        // prefers it and hot-applies a rotation; an env copy would go stale.
         // No mDNS advertising from a multi-tenant host.
         command.env("OPENCLAW_DISABLE_BONJOUR", "1");
         command.env("TMPDIR", layout.tmp_dir());
@@ -78,11 +79,13 @@ impl OpenclawCommand {
 }
 
 /// Spawns `openclaw gateway run` on `port`, output appended to the instance's log file.
+/// With `display` (`:<n>`), browsers the gateway starts draw on that X display.
 pub fn spawn_gateway(
     openclaw: &OpenclawCommand,
     layout: &InstanceLayout,
     spec: &InstanceSpec,
     port: u16,
+    display: Option<&str>,
 ) -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -94,6 +97,9 @@ pub fn spawn_gateway(
         spec,
         &["gateway", "run", "--bind", "loopback", "--port", &port_text],
     );
+    if let Some(display) = display {
+        command.env("DISPLAY", display);
+    }
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -113,8 +119,8 @@ pub fn kill_group(pid: u32) {
     let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
-/// Asks the gateway's process group to stop, then kills it after `grace`.
-/// Returns once the gateway process has exited.
+/// Asks a child's process group (a gateway's, or a virtual display part's) to stop,
+/// then kills it after `grace`. Returns once the child has exited.
 pub async fn terminate(child: &mut Child, grace: Duration) {
     let Some(pid) = child.id() else {
         return;
@@ -122,7 +128,7 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
     let group = Pid::from_raw(pid as i32);
     let _ = killpg(group, Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "gateway did not stop in time; killing it");
+        tracing::warn!(pid, "process group did not stop in time; killing it");
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
     }

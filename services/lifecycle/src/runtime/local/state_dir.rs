@@ -1,6 +1,8 @@
 //! Prepares a gateway's state dir before it starts (SPEC §4): `credentials/` and
 //! `state/` exist with mode 700, `openclaw.json` exists with mode 600 and says
-//! `gateway.mode=local`, `auth.mode=token`, and the instance's default model.
+//! `gateway.mode=local`, `auth.mode=token` with the instance's token, and the
+//! instance's default model. Rewriting the token of a running gateway rotates it: the
+//! gateway hot-applies `gateway.auth.token`.
 //!
 //! An existing config (a reattached instance, or one the user changed through the
 //! gateway) is kept; only the keys the platform owns are set.
@@ -17,7 +19,11 @@ use serde_json::{Map, Value, json};
 const CONFIG_FILE: &str = "openclaw.json";
 
 /// Creates or updates the state dir; returns true when the config file was written.
-pub fn prepare_state_dir(state_dir: &Path, model: &str) -> std::io::Result<bool> {
+pub fn prepare_state_dir(
+    state_dir: &Path,
+    model: &str,
+    gateway_token: &str,
+) -> std::io::Result<bool> {
     for dir in [
         state_dir.to_path_buf(),
         state_dir.join("credentials"),
@@ -43,7 +49,7 @@ pub fn prepare_state_dir(state_dir: &Path, model: &str) -> std::io::Result<bool>
         }
     };
     let before = config.clone();
-    apply_platform_keys(&mut config, model);
+    apply_platform_keys(&mut config, model, gateway_token);
     if existing.is_some() && config == before {
         fs::set_permissions(&config_path, fs::Permissions::from_mode(0o600))?;
         return Ok(false);
@@ -56,10 +62,12 @@ pub fn prepare_state_dir(state_dir: &Path, model: &str) -> std::io::Result<bool>
 }
 
 /// Sets the keys the platform owns; everything else is left as it is.
-fn apply_platform_keys(config: &mut Value, model: &str) {
+fn apply_platform_keys(config: &mut Value, model: &str, gateway_token: &str) {
     let gateway = object_at(config, "gateway");
     gateway.insert("mode".into(), json!("local"));
-    object_at_map(gateway, "auth").insert("mode".into(), json!("token"));
+    let auth = object_at_map(gateway, "auth");
+    auth.insert("mode".into(), json!("token"));
+    auth.insert("token".into(), json!(gateway_token));
     if !model.is_empty() {
         let agents = object_at(config, "agents");
         let defaults = object_at_map(agents, "defaults");
@@ -109,7 +117,7 @@ mod tests {
     fn a_fresh_state_dir_gets_the_layout_and_base_config() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        assert!(prepare_state_dir(&state, "anthropic/claude-sonnet-4-5").unwrap());
+        assert!(prepare_state_dir(&state, "anthropic/claude-sonnet-4-5", "tok-1").unwrap());
         assert_eq!(mode(&state.join("credentials")), 0o700);
         assert_eq!(mode(&state.join("state")), 0o700);
         assert_eq!(mode(&state.join(CONFIG_FILE)), 0o600);
@@ -117,6 +125,7 @@ mod tests {
             serde_json::from_str(&fs::read_to_string(state.join(CONFIG_FILE)).unwrap()).unwrap();
         assert_eq!(config["gateway"]["mode"], "local");
         assert_eq!(config["gateway"]["auth"]["mode"], "token");
+        assert_eq!(config["gateway"]["auth"]["token"], "tok-1");
         assert_eq!(
             config["agents"]["defaults"]["model"],
             "anthropic/claude-sonnet-4-5"
@@ -133,12 +142,14 @@ mod tests {
             r#"{"channels":{"telegram":{"botToken":"1:abc"}},"gateway":{"mode":"remote"}}"#,
         )
         .unwrap();
-        assert!(prepare_state_dir(&state, "").unwrap());
+        assert!(prepare_state_dir(&state, "", "tok-1").unwrap());
         let config: Value =
             serde_json::from_str(&fs::read_to_string(state.join(CONFIG_FILE)).unwrap()).unwrap();
         assert_eq!(config["channels"]["telegram"]["botToken"], "1:abc");
         assert_eq!(config["gateway"]["mode"], "local");
-        assert!(!prepare_state_dir(&state, "").unwrap());
+        assert!(!prepare_state_dir(&state, "", "tok-1").unwrap());
+        // A new token is a change: it is written.
+        assert!(prepare_state_dir(&state, "", "tok-2").unwrap());
     }
 
     #[test]
@@ -148,7 +159,7 @@ mod tests {
         fs::create_dir_all(&state).unwrap();
         let text = "{ // comment\n gateway: { mode: 'local' } }";
         fs::write(state.join(CONFIG_FILE), text).unwrap();
-        assert!(!prepare_state_dir(&state, "x/y").unwrap());
+        assert!(!prepare_state_dir(&state, "x/y", "tok-1").unwrap());
         assert_eq!(fs::read_to_string(state.join(CONFIG_FILE)).unwrap(), text);
     }
 }

@@ -11,8 +11,12 @@ use tokio::{process::Child, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    LocalSettings, layout::InstanceLayout, process, readiness, readiness::Readiness,
+    LocalSettings,
+    layout::InstanceLayout,
+    process, readiness,
+    readiness::Readiness,
     state_dir::prepare_state_dir,
+    vnc::{self, DisplayFiles, DisplayKeeper, DisplayNumber, DisplayPorts, LiveVncUrl},
 };
 use crate::{
     instance_id::InstanceId,
@@ -43,6 +47,8 @@ pub struct Supervisor {
     pub settings: Arc<LocalSettings>,
     pub board: StatusBoard,
     pub live_port: LivePort,
+    /// The NoVNC URL while the gateway's virtual display is up.
+    pub live_vnc: LiveVncUrl,
     pub target: watch::Receiver<Target>,
     /// Cancelled when the platform shuts down or the instance is deleted.
     pub stop: CancellationToken,
@@ -75,6 +81,7 @@ impl Supervisor {
         };
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         process::stop_orphan(&self.layout, self.settings.stop_grace).await;
+        vnc::stop_orphaned_display(&DisplayFiles::for_instance(&self.layout)).await;
         loop {
             if self.stop.is_cancelled() {
                 return;
@@ -152,10 +159,11 @@ impl Supervisor {
         );
         let layout = self.layout.clone();
         let model = spec.model.clone();
+        let token = spec.gateway_token.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(layout.home_dir())?;
             std::fs::create_dir_all(layout.tmp_dir())?;
-            prepare_state_dir(&layout.state_dir(), &model)
+            prepare_state_dir(&layout.state_dir(), &model, &token)
         })
         .await;
         let prepare_error = match prepared {
@@ -177,10 +185,20 @@ impl Supervisor {
                 ran_for: Duration::ZERO,
             };
         };
-        let spawned = process::spawn_gateway(&self.settings.openclaw, &self.layout, spec, port);
+        let display = self.start_display(port);
+        let spawned = process::spawn_gateway(
+            &self.settings.openclaw,
+            &self.layout,
+            spec,
+            port,
+            display.as_ref().map(DisplayKeeper::display_name),
+        );
         let mut child = match spawned {
             Ok(child) => child,
             Err(error) => {
+                if let Some(display) = display {
+                    display.stop().await;
+                }
                 self.settings.ports.release(port);
                 return RunEnd::Exited {
                     description: format!(
@@ -194,6 +212,9 @@ impl Supervisor {
         };
         tracing::info!(instance = %self.id, port, pid = child.id(), "gateway started");
         let end = self.watch_gateway(&mut child, spec, pod, port).await;
+        if let Some(display) = display {
+            display.stop().await;
+        }
         *self
             .live_port
             .lock()
@@ -226,6 +247,7 @@ impl Supervisor {
             vec![self.pod(pod, running_state(), true, false)],
         );
         let gateway_pid = child.id();
+        let mut current_spec = spec.clone();
         let mut ready = false;
         let mut next_probe = PROBE_WHILE_STARTING;
         loop {
@@ -241,10 +263,24 @@ impl Supervisor {
                     return RunEnd::Exited { description, exit_code, ran_for: started.elapsed() };
                 }
                 changed = self.target.changed() => {
-                    let still_wanted = changed.is_ok()
-                        && matches!(&*self.target.borrow(), Target::Run(current) if current == spec);
-                    if still_wanted {
+                    let wanted = match (&changed, &*self.target.borrow()) {
+                        (Ok(()), Target::Run(wanted)) => Some(wanted.clone()),
+                        _ => None,
+                    };
+                    if wanted.as_ref() == Some(&current_spec) {
                         continue;
+                    }
+                    if let Some(wanted) = wanted.filter(|wanted| differs_only_in_token(&current_spec, wanted)) {
+                        // The gateway hot-applies a new gateway.auth.token and drops
+                        // connections made with the old one (4001): no restart needed.
+                        match self.write_gateway_token(&wanted).await {
+                            Ok(()) => {
+                                tracing::info!(instance = %self.id, "gateway token rotated in place");
+                                current_spec = wanted;
+                                continue;
+                            }
+                            Err(error) => tracing::warn!(instance = %self.id, %error, "could not rotate the token in place; restarting the gateway"),
+                        }
                     }
                     self.publish(Phase::Starting, "stopping the gateway", false, vec![self.pod(pod, running_state(), true, false)]);
                     process::terminate(child, self.settings.stop_grace).await;
@@ -288,6 +324,38 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Starts the virtual display of one gateway run, when the tools are installed. It
+    /// comes up beside the gateway (never delaying or stopping it) on ports inside the
+    /// gateway's port slot.
+    fn start_display(&self, gateway_port: u16) -> Option<DisplayKeeper> {
+        let tools = self.settings.vnc.as_ref()?;
+        let ports = DisplayPorts::beside_gateway(gateway_port)?;
+        let Some(number) = DisplayNumber::reserve() else {
+            tracing::warn!(instance = %self.id, "found no free x display number; the gateway runs without a display");
+            return None;
+        };
+        Some(DisplayKeeper::spawn(
+            self.id.clone(),
+            tools.clone(),
+            number,
+            ports,
+            DisplayFiles::for_instance(&self.layout),
+            self.live_vnc.clone(),
+        ))
+    }
+
+    /// Writes the spec's gateway token into the running gateway's config file.
+    async fn write_gateway_token(&self, spec: &InstanceSpec) -> std::io::Result<()> {
+        let state_dir = self.layout.state_dir();
+        let model = spec.model.clone();
+        let token = spec.gateway_token.clone();
+        tokio::task::spawn_blocking(move || {
+            prepare_state_dir(&state_dir, &model, &token).map(|_| ())
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Waits for a new target; false when the supervisor should end.
@@ -340,6 +408,13 @@ impl Supervisor {
             },
         );
     }
+}
+
+/// True when `wanted` is `current` with another gateway token.
+fn differs_only_in_token(current: &InstanceSpec, wanted: &InstanceSpec) -> bool {
+    let mut same_token = wanted.clone();
+    same_token.gateway_token.clone_from(&current.gateway_token);
+    same_token == *current && wanted.gateway_token != current.gateway_token
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> (String, i32) {

@@ -1,0 +1,112 @@
+//! The edge's client of the gateway bridge: gateway RPC calls and the VNC tunnel, stamped
+//! with the internal credential and the operator the edge authenticated.
+
+use std::time::Duration;
+
+use clawfleet_contracts::bridge::v1::{
+    CallRequest, GatewayError, VncTunnelRequest, VncTunnelResponse, call_response::Outcome,
+    gateway_bridge_service_client::GatewayBridgeServiceClient,
+};
+use clawfleet_kit::identity::{Caller, ServiceCredentials};
+use tokio_stream::Stream;
+use tonic::{Request, Streaming, transport::Endpoint};
+
+use crate::{error::ApiError, lifecycle::LifecycleClientError};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Named in errors about the upstream.
+const SERVICE_NAME: &str = "gateway bridge";
+/// Largest gRPC message exchanged with the bridge.
+const MAX_MESSAGE_BYTES: usize = 26 * 1024 * 1024;
+
+/// What a gateway answered: a result, or its own error frame.
+pub enum RpcOutcome {
+    Result(serde_json::Value),
+    GatewayError(GatewayError),
+}
+
+#[derive(Clone, Debug)]
+pub struct BridgeClient {
+    client: GatewayBridgeServiceClient<tonic::transport::Channel>,
+    credentials: ServiceCredentials,
+    caller: Caller,
+}
+
+impl BridgeClient {
+    /// Builds the client without connecting; must run inside a tokio runtime.
+    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, LifecycleClientError> {
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|source| LifecycleClientError::Address {
+                address: address.to_owned(),
+                source,
+            })?
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_lazy();
+        let credentials = ServiceCredentials::new(internal_token)
+            .map_err(|_| LifecycleClientError::InternalToken)?;
+        let client = GatewayBridgeServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self {
+            client,
+            credentials,
+            caller: Caller::operator(),
+        })
+    }
+
+    fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
+        let mut request = Request::new(message);
+        self.credentials
+            .stamp(&mut request, &self.caller)
+            .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
+        Ok(request)
+    }
+
+    /// Calls `method` on the instance's gateway; the bridge enforces `deadline`.
+    pub async fn call(
+        &self,
+        instance_id: String,
+        method: String,
+        params: serde_json::Map<String, serde_json::Value>,
+        deadline: Duration,
+    ) -> Result<RpcOutcome, ApiError> {
+        let mut request = self.stamped(CallRequest {
+            instance_id,
+            method,
+            params: Some(clawfleet_contracts::json::json_object_to_struct(params)),
+        })?;
+        request.set_timeout(deadline);
+        let response = self
+            .client
+            .clone()
+            .call(request)
+            .await
+            .map_err(|status| ApiError::from_upstream_status(&status, SERVICE_NAME))?;
+        match response.into_inner().outcome {
+            Some(Outcome::Result(value)) => Ok(RpcOutcome::Result(
+                clawfleet_contracts::json::value_to_json(value),
+            )),
+            Some(Outcome::Error(error)) => Ok(RpcOutcome::GatewayError(error)),
+            None => Err(ApiError::internal(
+                "gateway bridge answered without an outcome",
+            )),
+        }
+    }
+
+    /// Opens a VNC tunnel to the instance; `outbound` carries the bytes to send after the
+    /// edge names the instance.
+    pub async fn vnc_tunnel(
+        &self,
+        outbound: impl Stream<Item = VncTunnelRequest> + Send + 'static,
+    ) -> Result<Streaming<VncTunnelResponse>, ApiError> {
+        let request = self.stamped(outbound)?;
+        let response = self
+            .client
+            .clone()
+            .vnc_tunnel(request)
+            .await
+            .map_err(|status| ApiError::from_upstream_status(&status, SERVICE_NAME))?;
+        Ok(response.into_inner())
+    }
+}

@@ -1,0 +1,161 @@
+//! `POST /api/instances/{userId}/rpc`: any gateway method, for operators (SPEC §5).
+//! The gateway's answer comes back as it is; its error frames keep their code, message
+//! and details, with the HTTP status SPEC §5 gives them.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use clawfleet_contracts::{bridge::v1::GatewayError, json::struct_to_json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::with_json_405;
+use crate::{
+    bridge::RpcOutcome,
+    error::ApiError,
+    extract::{ApiJson, InstanceId},
+    state::EdgeState,
+};
+
+/// Deadline of a gateway call when the request names none.
+const DEFAULT_RPC_DEADLINE: Duration = Duration::from_secs(30);
+/// No gateway call waits longer.
+const MAX_RPC_DEADLINE: Duration = Duration::from_secs(300);
+/// Extra time beyond a method's own `timeoutMs` (e.g. `web.login.wait`).
+const METHOD_TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+
+pub fn routes() -> Router<EdgeState> {
+    Router::new().route(
+        "/api/instances/{user_id}/rpc",
+        with_json_405(post(call_gateway)),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RpcBody {
+    method: String,
+    #[serde(default)]
+    params: Option<Map<String, Value>>,
+    /// How long to wait for the gateway, in milliseconds.
+    #[serde(default, rename = "timeoutMs")]
+    timeout_ms: Option<u64>,
+}
+
+async fn call_gateway(
+    State(state): State<EdgeState>,
+    InstanceId(instance_id): InstanceId,
+    ApiJson(body): ApiJson<RpcBody>,
+) -> Result<Response, ApiError> {
+    if body.method.trim().is_empty() {
+        return Err(ApiError::invalid_argument("method must not be empty"));
+    }
+    let params = body.params.unwrap_or_default();
+    let deadline = rpc_deadline(body.timeout_ms, &params);
+    match state
+        .bridge()
+        .call(instance_id, body.method, params, deadline)
+        .await?
+    {
+        RpcOutcome::Result(result) => Ok((StatusCode::OK, Json(result)).into_response()),
+        RpcOutcome::GatewayError(error) => Ok(gateway_error_response(error)),
+    }
+}
+
+/// The caller's timeout, else the method's own `timeoutMs` plus slack, else the default.
+fn rpc_deadline(timeout_ms: Option<u64>, params: &Map<String, Value>) -> Duration {
+    let method_timeout = params
+        .get("timeoutMs")
+        .and_then(Value::as_u64)
+        .map(|ms| Duration::from_millis(ms) + METHOD_TIMEOUT_SLACK);
+    timeout_ms
+        .map(Duration::from_millis)
+        .or(method_timeout)
+        .unwrap_or(DEFAULT_RPC_DEADLINE)
+        .min(MAX_RPC_DEADLINE)
+}
+
+/// The HTTP status of a gateway error code (SPEC §5).
+fn gateway_error_status(code: &str) -> StatusCode {
+    match code {
+        "INVALID_REQUEST" => StatusCode::BAD_REQUEST,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "APPROVAL_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        "AGENT_TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn gateway_error_response(error: GatewayError) -> Response {
+    let status = gateway_error_status(&error.code);
+    let mut body = json!({
+        "error": error.message,
+        "code": error.code.to_ascii_lowercase(),
+        "gatewayCode": error.code,
+    });
+    if let Some(details) = error.details {
+        body["details"] = struct_to_json(details);
+    }
+    if error.retryable {
+        body["retryable"] = Value::Bool(true);
+    }
+    let mut response = (status, Json(body)).into_response();
+    if error.retry_after_ms > 0 {
+        let seconds = error.retry_after_ms.div_ceil(1000);
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_codes_map_to_the_spec_statuses() {
+        assert_eq!(
+            gateway_error_status("INVALID_REQUEST"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(gateway_error_status("FORBIDDEN"), StatusCode::FORBIDDEN);
+        assert_eq!(gateway_error_status("NOT_PAIRED"), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            gateway_error_status("UNAVAILABLE"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn deadlines_follow_the_caller_then_the_method() {
+        let mut params = Map::new();
+        assert_eq!(rpc_deadline(None, &params), DEFAULT_RPC_DEADLINE);
+        params.insert("timeoutMs".into(), json!(120_000));
+        assert_eq!(rpc_deadline(None, &params), Duration::from_secs(125));
+        assert_eq!(rpc_deadline(Some(1_000), &params), Duration::from_secs(1));
+        assert_eq!(rpc_deadline(Some(10_000_000), &params), MAX_RPC_DEADLINE);
+    }
+
+    #[test]
+    fn gateway_errors_keep_code_message_and_details() {
+        let error = GatewayError {
+            code: "INVALID_REQUEST".into(),
+            message: "unknown method: nope".into(),
+            details: Some(clawfleet_contracts::json::json_to_struct(
+                json!({"code": "X"}),
+            )),
+            retryable: false,
+            retry_after_ms: 0,
+        };
+        let response = gateway_error_response(error);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,155 @@
+//! Assembly of the bridge: device identity, lifecycle channel, endpoint resolver, the
+//! connection pool, and the gRPC service behind the identity interceptor.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clawfleet_contracts::bridge::v1::gateway_bridge_service_server::{
+    GatewayBridgeServiceServer, SERVICE_NAME,
+};
+use clawfleet_kit::{
+    config::{self, ConfigError, EnvSource, keys},
+    identity::{Credentials, IdentityInterceptor, ServiceCredentials},
+    server::{ServerError, serve_grpc},
+    shutdown::ShutdownToken,
+};
+use tokio::net::TcpListener;
+use tonic::{service::Routes, transport::Endpoint};
+
+use crate::{
+    client::ClientOptions,
+    device_identity::DeviceIdentity,
+    pool::GatewayPool,
+    resolver::LifecycleEndpoints,
+    service::{Bridge, GatewayBridgeHandler, access::InstanceAccess},
+};
+
+/// Largest gRPC message the bridge accepts or sends (the gateway's own limit is 25 MiB).
+const MAX_MESSAGE_BYTES: usize = 26 * 1024 * 1024;
+
+/// What the bridge needs to start.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// `host:port` of the lifecycle service.
+    pub lifecycle_address: String,
+    pub internal_token: String,
+    /// The platform's device identity (generated on first start).
+    pub identity_file: PathBuf,
+    pub client: ClientOptions,
+}
+
+impl BridgeConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let data_dir = config::optional(env, keys::CLAWFLEET_DATA_DIR)
+            .unwrap_or_else(|| ".clawfleet".to_owned());
+        let identity_file = config::optional(env, keys::CLAWFLEET_BRIDGE_IDENTITY_FILE)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(data_dir)
+                    .join("bridge")
+                    .join("device-identity.json")
+            });
+        Ok(Self {
+            lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
+            internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            identity_file,
+            client: ClientOptions::default(),
+        })
+    }
+}
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeStartError {
+    #[error("cannot load or create the device identity at {path}: {source}")]
+    Identity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid lifecycle address {0:?}")]
+    LifecycleAddress(String),
+    #[error("the internal token cannot be sent as grpc metadata")]
+    InternalToken,
+}
+
+/// A started bridge.
+pub struct BridgeServer {
+    bridge: Arc<Bridge>,
+    watcher: tokio::task::JoinHandle<()>,
+    device_id: String,
+}
+
+impl BridgeServer {
+    pub fn start(config: BridgeConfig) -> Result<Self, BridgeStartError> {
+        let identity = DeviceIdentity::load_or_create(&config.identity_file).map_err(|source| {
+            BridgeStartError::Identity {
+                path: config.identity_file.clone(),
+                source,
+            }
+        })?;
+        let device_id = identity.device_id().to_owned();
+        let channel = Endpoint::from_shared(format!("http://{}", config.lifecycle_address))
+            .map_err(|_| BridgeStartError::LifecycleAddress(config.lifecycle_address.clone()))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let credentials = ServiceCredentials::new(&config.internal_token)
+            .map_err(|_| BridgeStartError::InternalToken)?;
+        let endpoints = Arc::new(LifecycleEndpoints::new(
+            channel.clone(),
+            credentials.clone(),
+        ));
+        let pool = Arc::new(GatewayPool::new(
+            endpoints.clone(),
+            Arc::new(identity),
+            config.client,
+        ));
+        let shutdown = ShutdownToken::new();
+        let watcher = endpoints
+            .clone()
+            .spawn_watcher(pool.clone(), shutdown.clone());
+        let access = InstanceAccess::new(channel, credentials);
+        tracing::info!(device_id = %device_id, "gateway bridge started");
+        Ok(Self {
+            bridge: Arc::new(Bridge {
+                pool,
+                endpoints,
+                access,
+                shutdown,
+            }),
+            watcher,
+            device_id,
+        })
+    }
+
+    /// The platform's device id, which instance-side approval helpers approve.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    pub fn routes(&self, credentials: Credentials) -> Routes {
+        let handler = GatewayBridgeHandler::new(self.bridge.clone());
+        let server = GatewayBridgeServiceServer::new(handler)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let service = tonic::service::interceptor::InterceptedService::new(
+            server,
+            IdentityInterceptor::new(credentials),
+        );
+        Routes::new(service)
+    }
+
+    /// Serves until `shutdown`, then closes every gateway connection.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        credentials: Credentials,
+        shutdown: ShutdownToken,
+    ) -> Result<(), ServerError> {
+        let routes = self.routes(credentials);
+        let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
+        self.bridge.shutdown.cancel();
+        self.bridge.pool.shutdown().await;
+        let _ = self.watcher.await;
+        served
+    }
+}

@@ -1,0 +1,48 @@
+//! Who may reach which gateway: operators and services any; app users only their own
+//! instances (asked of the lifecycle service on their behalf, so ownership has one owner).
+
+use std::time::Duration;
+
+use clawfleet_contracts::lifecycle::v1::{
+    GetInstanceRequest, instance_service_client::InstanceServiceClient,
+};
+use clawfleet_kit::{
+    error::ServiceError,
+    identity::{Caller, ServiceCredentials},
+};
+use tonic::{Request, transport::Channel};
+
+const OWNERSHIP_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct InstanceAccess {
+    lifecycle: InstanceServiceClient<Channel>,
+    credentials: ServiceCredentials,
+}
+
+impl InstanceAccess {
+    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+        Self {
+            lifecycle: InstanceServiceClient::new(channel),
+            credentials,
+        }
+    }
+
+    /// Ok when `caller` may use the instance; NotFound (never PermissionDenied) otherwise.
+    pub async fn check(&self, caller: &Caller, instance_id: &str) -> Result<(), ServiceError> {
+        if caller.is_privileged() {
+            return Ok(());
+        }
+        let mut request = Request::new(GetInstanceRequest {
+            id: instance_id.to_owned(),
+        });
+        self.credentials.stamp(&mut request, caller)?;
+        request.set_timeout(OWNERSHIP_DEADLINE);
+        self.lifecycle
+            .clone()
+            .get_instance(request)
+            .await
+            .map(|_| ())
+            .map_err(|status| ServiceError::from_status(&status))
+    }
+}
