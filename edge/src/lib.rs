@@ -12,6 +12,7 @@
 //! - `auth`: the API-key check;
 //! - `extract`: extractors that reject with JSON errors;
 //! - `instance_json`: instances as the manager's JSON;
+//! - `instance_cache`: the watch-fed replica that answers single-instance reads;
 //! - `lifecycle`: the gRPC client of the lifecycle service;
 //! - `bridge`: the gRPC client of the gateway bridge (RPC passthrough, VNC tunnel).
 
@@ -22,6 +23,7 @@ mod bridge;
 pub mod config;
 pub mod error;
 mod extract;
+mod instance_cache;
 mod instance_json;
 mod lifecycle;
 pub mod routes;

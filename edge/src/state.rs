@@ -6,7 +6,8 @@ use std::sync::Arc;
 use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
 
 use crate::{
-    bridge::BridgeClient, config::EdgeConfig, lifecycle::LifecycleClient, server::EdgeError,
+    bridge::BridgeClient, config::EdgeConfig, instance_cache::InstanceCache,
+    lifecycle::LifecycleClient, server::EdgeError,
 };
 
 /// The state behind the router; cloning it is one reference-count increment.
@@ -16,6 +17,7 @@ pub struct EdgeState(Arc<Shared>);
 struct Shared {
     lifecycle: LifecycleClient,
     bridge: BridgeClient,
+    instances: Arc<InstanceCache>,
     platform_api_key: Box<[u8]>,
     body_limit_bytes: usize,
     shutdown: ShutdownToken,
@@ -39,9 +41,14 @@ impl EdgeState {
         let lifecycle =
             LifecycleClient::connect_lazy(&config.lifecycle_address, &config.internal_token)?;
         let bridge = BridgeClient::connect_lazy(&config.bridge_address, &config.internal_token)?;
+        let instances = Arc::new(InstanceCache::default());
+        instances
+            .clone()
+            .spawn_follower(lifecycle.clone(), shutdown.clone());
         Ok(Self(Arc::new(Shared {
             lifecycle,
             bridge,
+            instances,
             platform_api_key: config.platform_api_key.as_bytes().into(),
             body_limit_bytes: config.body_limit_bytes,
             shutdown,
@@ -50,6 +57,11 @@ impl EdgeState {
 
     pub(crate) fn lifecycle(&self) -> &LifecycleClient {
         &self.0.lifecycle
+    }
+
+    /// The watch-fed replica of every instance.
+    pub(crate) fn instances(&self) -> &InstanceCache {
+        &self.0.instances
     }
 
     pub(crate) fn bridge(&self) -> &BridgeClient {

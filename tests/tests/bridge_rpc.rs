@@ -15,12 +15,14 @@ use clawfleet_tests::{
     platform::{Platform, PlatformOptions},
     scenario::{GATEWAY_READY_TIMEOUT, Operator},
 };
+use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
 use serde_json::json;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 async fn rpc(
     operator: &Operator<'_>,
@@ -148,6 +150,73 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
         .unwrap();
     assert!(event.event.starts_with("config."), "{}", event.event);
     drop(events);
+
+    // VNC: the RFB handshake of the instance's virtual display arrives through
+    // edge -> bridge -> websockify -> x11vnc. The key is checked before the upgrade.
+    let mut as_service = lifecycle_client(
+        &platform.lifecycle_address,
+        &platform.options.internal_token,
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint = as_service
+            .resolve_gateway(ResolveGatewayRequest {
+                instance_id: "gw".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !endpoint.vnc_url.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instance never got a virtual display (are xvfb, x11vnc and websockify installed?)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let vnc_url = format!(
+        "{}/api/instances/gw/vnc?token=",
+        platform.edge_url.replace("http://", "ws://")
+    );
+    let refused = tokio_tungstenite::connect_async(format!("{vnc_url}wrong-key")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED)
+        }
+        other => panic!("a wrong key must be refused before the upgrade: {other:?}"),
+    }
+    let mut request = format!("{vnc_url}{}", platform.options.api_key)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "binary".parse().unwrap());
+    let (mut vnc, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("vnc websocket");
+    let banner = tokio::time::timeout(Duration::from_secs(10), vnc.next())
+        .await
+        .expect("rfb banner in time")
+        .unwrap()
+        .unwrap();
+    let banner = banner.into_data();
+    assert!(
+        banner.starts_with(b"RFB 003."),
+        "not an RFB banner: {:?}",
+        String::from_utf8_lossy(&banner)
+    );
+    // Answer with the client's version; the server then lists its security types.
+    vnc.send(Message::binary(banner.clone())).await.unwrap();
+    let security = tokio::time::timeout(Duration::from_secs(10), vnc.next())
+        .await
+        .expect("security types")
+        .unwrap()
+        .unwrap();
+    assert!(!security.into_data().is_empty());
+    vnc.close(None).await.ok();
 
     // A gateway killed under load: calls in flight fail fast, none waits for its deadline.
     let pid = platform.gateway_pid("gw").unwrap();

@@ -157,6 +157,9 @@ async fn get_instance(
     State(state): State<EdgeState>,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
+    if let Some(instance) = state.instances().get(&id) {
+        return Ok(Json(InstanceView(&instance)).into_response());
+    }
     let instance = state.lifecycle().get(id).await?;
     Ok(Json(InstanceView(&instance)).into_response())
 }
@@ -181,7 +184,9 @@ async fn delete_instance(
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<Response, ApiError> {
     let preserve_data = parse_flag("preservePvc", query.preserve_pvc.as_deref(), true)?;
+    state.instances().forget(&id);
     let deleted = state.lifecycle().delete(id.clone(), preserve_data).await?;
+    state.instances().forget(&id);
     let user_id = if deleted.id.is_empty() {
         &id
     } else {
@@ -199,7 +204,8 @@ async fn stop_instance(
     State(state): State<EdgeState>,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().stop(id).await?;
+    let instance = state.lifecycle().stop(id.clone()).await?;
+    state.instances().forget(&id);
     Ok(Json(InstanceView(&instance)).into_response())
 }
 
@@ -207,7 +213,8 @@ async fn start_instance(
     State(state): State<EdgeState>,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().start(id).await?;
+    let instance = state.lifecycle().start(id.clone()).await?;
+    state.instances().forget(&id);
     Ok(Json(InstanceView(&instance)).into_response())
 }
 

@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         load::run(concurrency, WARMUP_REQUESTS, grpc_get.clone()).await;
         let rest = load::run(concurrency, REQUESTS_PER_LEVEL, rest_get.clone()).await;
         let direct = load::run(concurrency, REQUESTS_PER_LEVEL, grpc_get.clone()).await;
-        rest.print("rest (edge -> grpc)", concurrency);
+        rest.print("rest via edge", concurrency);
         direct.print("grpc direct", concurrency);
         println!(
             "ratio rest/grpc at {concurrency:>2}: p50 {:.2}  p99 {:.2}  throughput {:.2}   (targets: p50 <= 1.3; rest >= 5000/s at 64)",

@@ -129,6 +129,24 @@ impl LocalRuntime {
     }
 }
 
+/// Removes an instance's directory. A gateway's detached workers may still be writing
+/// (SQLite WAL, logs) for a moment after it stopped, so a "directory not empty" is retried.
+async fn remove_instance_dir(root: &std::path::Path) -> std::io::Result<()> {
+    const ATTEMPTS: u32 = 20;
+    for attempt in 1..=ATTEMPTS {
+        match tokio::fs::remove_dir_all(root).await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::debug!(root = %root.display(), %error, attempt, "instance dir still in use; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 fn target_for(spec: &InstanceSpec) -> Target {
     match spec.desired_state {
         DesiredState::Running => Target::Run(spec.clone()),
@@ -203,11 +221,7 @@ impl Runtime for LocalRuntime {
             DataRetention::Keep => {
                 let _ = tokio::fs::remove_file(layout.pid_file()).await;
             }
-            DataRetention::Purge => match tokio::fs::remove_dir_all(&layout.root).await {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(error.into()),
-            },
+            DataRetention::Purge => remove_instance_dir(&layout.root).await?,
         }
         Ok(())
     }
