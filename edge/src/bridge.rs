@@ -7,13 +7,14 @@ use clawfleet_contracts::bridge::v1::{
     CallRequest, GatewayError, VncTunnelRequest, VncTunnelResponse, call_response::Outcome,
     gateway_bridge_service_client::GatewayBridgeServiceClient,
 };
-use clawfleet_kit::identity::{Caller, ServiceCredentials};
 use tokio_stream::Stream;
-use tonic::{Request, Streaming, transport::Endpoint};
+use tonic::{Request, Streaming};
 
-use crate::{error::ApiError, lifecycle::LifecycleClientError};
+use crate::{
+    error::ApiError,
+    upstream::{Stamper, UpstreamClientError, lazy_channel},
+};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Named in errors about the upstream.
 const SERVICE_NAME: &str = "gateway bridge";
 /// Largest gRPC message exchanged with the bridge.
@@ -28,39 +29,23 @@ pub enum RpcOutcome {
 #[derive(Clone, Debug)]
 pub struct BridgeClient {
     client: GatewayBridgeServiceClient<tonic::transport::Channel>,
-    credentials: ServiceCredentials,
-    caller: Caller,
+    stamper: Stamper,
 }
 
 impl BridgeClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, LifecycleClientError> {
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|source| LifecycleClientError::Address {
-                address: address.to_owned(),
-                source,
-            })?
-            .tcp_nodelay(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
-        let credentials = ServiceCredentials::new(internal_token)
-            .map_err(|_| LifecycleClientError::InternalToken)?;
-        let client = GatewayBridgeServiceClient::new(channel)
+    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+        let client = GatewayBridgeServiceClient::new(lazy_channel(address, |endpoint| endpoint)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
             client,
-            credentials,
-            caller: Caller::operator(),
+            stamper: Stamper::operator(internal_token)?,
         })
     }
 
     fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
-        let mut request = Request::new(message);
-        self.credentials
-            .stamp(&mut request, &self.caller)
-            .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
-        Ok(request)
+        self.stamper.stamped(message)
     }
 
     /// Calls `method` on the instance's gateway; the bridge enforces `deadline`.

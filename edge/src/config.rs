@@ -19,6 +19,8 @@ pub struct EdgeConfig {
     pub lifecycle_address: String,
     /// `host:port` of the gateway bridge's gRPC listener (`CLAWFLEET_BRIDGE_ADDR`).
     pub bridge_address: String,
+    /// `host:port` of the channels service's gRPC listener (`CLAWFLEET_CHANNELS_ADDR`).
+    pub channels_address: String,
     /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit_bytes: usize,
 }
@@ -44,6 +46,11 @@ impl EdgeConfig {
             key: keys::CLAWFLEET_BRIDGE_ADDR,
             reason,
         })?;
+        let channels_address = config::required(env, keys::CLAWFLEET_CHANNELS_ADDR)?;
+        validate_address(&channels_address).map_err(|reason| ConfigError::Invalid {
+            key: keys::CLAWFLEET_CHANNELS_ADDR,
+            reason,
+        })?;
         let body_limit_bytes =
             config::parsed_or(env, keys::EDGE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES)?;
         if body_limit_bytes == 0 {
@@ -57,6 +64,7 @@ impl EdgeConfig {
             internal_token,
             lifecycle_address,
             bridge_address,
+            channels_address,
             body_limit_bytes,
         })
     }
@@ -84,6 +92,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("internal_token", &"<redacted>")
             .field("lifecycle_address", &self.lifecycle_address)
             .field("bridge_address", &self.bridge_address)
+            .field("channels_address", &self.channels_address)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .finish()
     }
@@ -101,6 +110,7 @@ mod tests {
             (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token"),
             (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
             (keys::CLAWFLEET_BRIDGE_ADDR, "127.0.0.1:4102"),
+            (keys::CLAWFLEET_CHANNELS_ADDR, "127.0.0.1:4103"),
         ])
     }
 
@@ -121,6 +131,7 @@ mod tests {
             keys::CLAWFLEET_INTERNAL_TOKEN,
             keys::CLAWFLEET_LIFECYCLE_ADDR,
             keys::CLAWFLEET_BRIDGE_ADDR,
+            keys::CLAWFLEET_CHANNELS_ADDR,
         ] {
             let mut env = complete_env();
             env.0.remove(key);

@@ -48,6 +48,34 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty body is `T::default()`; otherwise as
+/// [`ApiJson`].
+#[derive(Debug)]
+pub struct OptionalApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalApiJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declares_body = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|length| length != "0")
+            && (request.headers().contains_key(header::CONTENT_LENGTH)
+                || request.headers().contains_key(header::TRANSFER_ENCODING));
+        if !declares_body {
+            return Ok(OptionalApiJson(T::default()));
+        }
+        ApiJson::<T>::from_request(request, state)
+            .await
+            .map(|ApiJson(value)| OptionalApiJson(value))
+    }
+}
+
 fn json_error(error: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match error.classify() {

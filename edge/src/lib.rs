@@ -20,6 +20,7 @@
 
 mod auth;
 mod bridge;
+mod channels;
 pub mod config;
 pub mod error;
 mod extract;
@@ -29,12 +30,13 @@ mod lifecycle;
 pub mod routes;
 pub mod server;
 pub mod state;
+mod upstream;
 
 pub use config::EdgeConfig;
-pub use lifecycle::LifecycleClientError;
 pub use routes::router;
 pub use server::{EdgeError, serve};
 pub use state::EdgeState;
+pub use upstream::UpstreamClientError;
 
 #[cfg(test)]
 mod test_support;

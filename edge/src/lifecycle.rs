@@ -13,72 +13,41 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient,
     },
 };
-use clawfleet_kit::{
-    error::ErrorCode,
-    identity::{Caller, ServiceCredentials},
-};
-use tonic::{
-    Request, Status, Streaming,
-    transport::{Channel, Endpoint},
-};
+use clawfleet_kit::error::ErrorCode;
+use tonic::{Request, Status, Streaming, transport::Channel};
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    upstream::{Stamper, UpstreamClientError, lazy_channel},
+};
 
 /// How long one unary call, or the opening of a watch, may take.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(15);
-/// How long establishing the TCP connection to the lifecycle service may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Named in errors about the upstream.
 const SERVICE_NAME: &str = "lifecycle service";
-
-/// Why the lifecycle client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleClientError {
-    #[error("invalid lifecycle address {address:?}: {source}")]
-    Address {
-        address: String,
-        source: tonic::transport::Error,
-    },
-    #[error("the internal token cannot be sent as grpc metadata")]
-    InternalToken,
-}
 
 /// Calls the lifecycle service on behalf of the operator the edge authenticated.
 #[derive(Clone, Debug)]
 pub struct LifecycleClient {
     client: InstanceServiceClient<Channel>,
-    credentials: ServiceCredentials,
-    caller: Caller,
+    stamper: Stamper,
 }
 
 impl LifecycleClient {
     /// Builds the client without connecting; the first call connects. Must run inside a
     /// tokio runtime, which drives the channel.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, LifecycleClientError> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|source| LifecycleClientError::Address {
-                address: address.to_owned(),
-                source,
-            })?
-            .tcp_nodelay(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Bounds the wait for response headers only, so it also caps opening a watch.
-            .timeout(CALL_DEADLINE);
-        let credentials = ServiceCredentials::new(internal_token)
-            .map_err(|_| LifecycleClientError::InternalToken)?;
+    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+        // The endpoint timeout bounds the wait for response headers only, so it also
+        // caps opening a watch.
+        let channel = lazy_channel(address, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
         Ok(Self {
-            client: InstanceServiceClient::new(endpoint.connect_lazy()),
-            credentials,
-            caller: Caller::operator(),
+            client: InstanceServiceClient::new(channel),
+            stamper: Stamper::operator(internal_token)?,
         })
     }
 
     fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
-        let mut request = Request::new(message);
-        self.credentials
-            .stamp(&mut request, &self.caller)
-            .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
-        Ok(request)
+        self.stamper.stamped(message)
     }
 
     fn unary<T>(&self, message: T) -> Result<Request<T>, ApiError> {

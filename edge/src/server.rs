@@ -4,15 +4,13 @@ use axum::serve::ListenerExt;
 use clawfleet_kit::shutdown::ShutdownToken;
 use tokio::net::TcpListener;
 
-use crate::{
-    config::EdgeConfig, lifecycle::LifecycleClientError, routes::router, state::EdgeState,
-};
+use crate::{config::EdgeConfig, routes::router, state::EdgeState, upstream::UpstreamClientError};
 
 /// Why the edge could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error(transparent)]
-    Lifecycle(#[from] LifecycleClientError),
+    Upstream(#[from] UpstreamClientError),
     #[error("edge http server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -87,7 +85,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            error.to_string().starts_with("invalid lifecycle address"),
+            error.to_string().starts_with("invalid service address \"bad address:1\""),
             "{error}"
         );
     }

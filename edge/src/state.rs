@@ -6,8 +6,8 @@ use std::sync::Arc;
 use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
 
 use crate::{
-    bridge::BridgeClient, config::EdgeConfig, instance_cache::InstanceCache,
-    lifecycle::LifecycleClient, server::EdgeError,
+    bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
+    instance_cache::InstanceCache, lifecycle::LifecycleClient, server::EdgeError,
 };
 
 /// The state behind the router; cloning it is one reference-count increment.
@@ -17,6 +17,7 @@ pub struct EdgeState(Arc<Shared>);
 struct Shared {
     lifecycle: LifecycleClient,
     bridge: BridgeClient,
+    channels: ChannelsClient,
     instances: Arc<InstanceCache>,
     platform_api_key: Box<[u8]>,
     body_limit_bytes: usize,
@@ -41,6 +42,8 @@ impl EdgeState {
         let lifecycle =
             LifecycleClient::connect_lazy(&config.lifecycle_address, &config.internal_token)?;
         let bridge = BridgeClient::connect_lazy(&config.bridge_address, &config.internal_token)?;
+        let channels =
+            ChannelsClient::connect_lazy(&config.channels_address, &config.internal_token)?;
         let instances = Arc::new(InstanceCache::default());
         instances
             .clone()
@@ -48,6 +51,7 @@ impl EdgeState {
         Ok(Self(Arc::new(Shared {
             lifecycle,
             bridge,
+            channels,
             instances,
             platform_api_key: config.platform_api_key.as_bytes().into(),
             body_limit_bytes: config.body_limit_bytes,
@@ -62,6 +66,10 @@ impl EdgeState {
     /// The watch-fed replica of every instance.
     pub(crate) fn instances(&self) -> &InstanceCache {
         &self.0.instances
+    }
+
+    pub(crate) fn channels(&self) -> &ChannelsClient {
+        &self.0.channels
     }
 
     pub(crate) fn bridge(&self) -> &BridgeClient {

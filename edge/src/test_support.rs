@@ -24,6 +24,7 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         internal_token: "internal-token".to_owned(),
         lifecycle_address: address_with_nothing_listening(),
         bridge_address: address_with_nothing_listening(),
+        channels_address: address_with_nothing_listening(),
         body_limit_bytes,
     }
 }

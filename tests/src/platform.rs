@@ -54,6 +54,8 @@ pub struct Platform {
     pub lifecycle_address: String,
     /// `127.0.0.1:<port>` of the gateway bridge's gRPC service.
     pub bridge_address: String,
+    /// `127.0.0.1:<port>` of the channels gRPC service.
+    pub channels_address: String,
 }
 
 impl Platform {
@@ -71,6 +73,7 @@ impl Platform {
             .env("PORT", "0")
             .env("CLAWFLEET_LIFECYCLE_PORT", "0")
             .env("CLAWFLEET_BRIDGE_PORT", "0")
+            .env("CLAWFLEET_CHANNELS_PORT", "0")
             .env("OPENCLAW_MANAGER_API_KEY", &options.api_key)
             .env("CLAWFLEET_INTERNAL_TOKEN", &options.internal_token)
             .env("CLAWFLEET_TOOLCHAIN_DIR", tools::toolchain_dir())
@@ -103,6 +106,7 @@ impl Platform {
             edge_url: String::new(),
             lifecycle_address: String::new(),
             bridge_address: String::new(),
+            channels_address: String::new(),
         };
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -125,6 +129,7 @@ impl Platform {
                 platform.edge_url = after(&["edge"]);
                 platform.lifecycle_address = after(&["lifecycle", "grpc"]);
                 platform.bridge_address = after(&["bridge", "grpc"]);
+                platform.channels_address = after(&["channels", "grpc"]);
                 return Ok(platform);
             }
         }

@@ -1,6 +1,7 @@
 //! The router: `/health`, the manager-compatible `/api`, and the layers every route shares
 //! (API key, body limit, timeout, JSON errors).
 
+mod channels;
 mod instances;
 mod rpc;
 mod vnc;
@@ -43,6 +44,7 @@ pub fn router(state: EdgeState) -> Router {
         ))
         // Gateway calls carry their own (longer) deadlines; a VNC session is long-lived.
         .merge(rpc::routes())
+        .merge(channels::routes())
         .merge(vnc::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(

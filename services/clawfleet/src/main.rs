@@ -35,6 +35,8 @@ enum Command {
     Lifecycle,
     /// Run only the gateway bridge (GatewayBridgeService over gRPC).
     Bridge,
+    /// Run only the channels service (ChannelService over gRPC).
+    Channels,
     /// Run only the edge (REST APIs), talking to the lifecycle service over gRPC.
     Edge,
     /// Instance side: approve device pairing for the platform's bridge (and nobody else)
@@ -72,6 +74,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Lifecycle => run_lifecycle(&env).await,
         Command::Edge => run_edge(&env).await,
         Command::Bridge => run_bridge(&env).await,
+        Command::Channels => run_channels(&env).await,
         Command::ApprovePairing => run_pairing_approver(&env).await,
         Command::Toolchain => {
             let openclaw = toolchain::resolve_openclaw(&env)?;
@@ -103,6 +106,18 @@ async fn run_bridge(env: &dyn EnvSource) -> anyhow::Result<()> {
     let listener = server::bind(address).await?;
     let bridge = clawfleet_gateway_bridge::BridgeServer::start(config)?;
     bridge.serve(listener, credentials, shutdown).await?;
+    Ok(())
+}
+
+async fn run_channels(env: &dyn EnvSource) -> anyhow::Result<()> {
+    let credentials = settings::credentials(env)?;
+    let config = clawfleet_channels::ChannelsConfig::from_env(env)?;
+    let address = settings::channels_address(env)?;
+    let _telemetry = telemetry::init("clawfleet-channels", env);
+    let shutdown = token_cancelled_on_signal();
+    let listener = server::bind(address).await?;
+    let channels = clawfleet_channels::ChannelsServer::start(config)?;
+    channels.serve(listener, credentials, shutdown).await?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub const DEFAULT_DATA_DIR: &str = ".clawfleet";
 pub const DEFAULT_EDGE_PORT: u16 = 4000;
 pub const DEFAULT_LIFECYCLE_PORT: u16 = 4101;
 pub const DEFAULT_BRIDGE_PORT: u16 = 4102;
+pub const DEFAULT_CHANNELS_PORT: u16 = 4103;
 pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
 /// Readiness budget of a starting gateway (SPEC §4: 10–60 s; cold CI machines are slower).
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,6 +47,11 @@ pub fn lifecycle_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError>
 
 pub fn bridge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
     let port = config::parsed_or(env, keys::CLAWFLEET_BRIDGE_PORT, DEFAULT_BRIDGE_PORT)?;
+    Ok(SocketAddr::new(listen_host(env)?, port))
+}
+
+pub fn channels_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
+    let port = config::parsed_or(env, keys::CLAWFLEET_CHANNELS_PORT, DEFAULT_CHANNELS_PORT)?;
     Ok(SocketAddr::new(listen_host(env)?, port))
 }
 

@@ -26,6 +26,8 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     let lifecycle_address = lifecycle_listener.local_addr()?;
     let bridge_listener = server::bind(settings::bridge_address(process_env)?).await?;
     let bridge_address = bridge_listener.local_addr()?;
+    let channels_listener = server::bind(settings::channels_address(process_env)?).await?;
+    let channels_address = channels_listener.local_addr()?;
     let edge_listener = server::bind(edge_address).await?;
     let edge_address = edge_listener.local_addr()?;
 
@@ -41,6 +43,7 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
         lifecycle_address.to_string(),
     );
     overrides.set(keys::CLAWFLEET_BRIDGE_ADDR, bridge_address.to_string());
+    overrides.set(keys::CLAWFLEET_CHANNELS_ADDR, channels_address.to_string());
     overrides.set(keys::CLAWFLEET_DATA_DIR, data_dir.display().to_string());
     let env = LayeredEnv {
         overrides: &overrides,
@@ -51,31 +54,37 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     let lifecycle_config = settings::lifecycle_config(&env, openclaw)?;
     let edge_config = clawfleet_edge::EdgeConfig::from_env(&env)?;
     let bridge_config = clawfleet_gateway_bridge::BridgeConfig::from_env(&env)?;
+    let channels_config = clawfleet_channels::ChannelsConfig::from_env(&env)?;
 
     let shutdown = token_cancelled_on_signal();
     let lifecycle = LifecycleServer::start(lifecycle_config).await?;
     let bridge = clawfleet_gateway_bridge::BridgeServer::start(bridge_config)?;
+    let channels = clawfleet_channels::ChannelsServer::start(channels_config)?;
     let mut lifecycle_task =
         tokio::spawn(lifecycle.serve(lifecycle_listener, credentials.clone(), shutdown.clone()));
     let mut bridge_task =
-        tokio::spawn(bridge.serve(bridge_listener, credentials, shutdown.clone()));
+        tokio::spawn(bridge.serve(bridge_listener, credentials.clone(), shutdown.clone()));
+    let mut channels_task =
+        tokio::spawn(channels.serve(channels_listener, credentials, shutdown.clone()));
     let mut edge_task = tokio::spawn(clawfleet_edge::serve(
         edge_listener,
         edge_config,
         shutdown.clone(),
     ));
     println!(
-        "clawfleet is up: edge http://{edge_address}  lifecycle grpc {lifecycle_address}  bridge grpc {bridge_address}  data {}",
+        "clawfleet is up: edge http://{edge_address}  lifecycle grpc {lifecycle_address}  bridge grpc {bridge_address}  channels grpc {channels_address}  data {}",
         data_dir.display()
     );
     tracing::info!(%edge_address, %lifecycle_address, %bridge_address, data_dir = %data_dir.display(), "clawfleet up");
 
     // If any service stops on its own, stop the others too. A finished task must not be
     // polled again, so its result is kept from the select.
-    let (mut lifecycle_result, mut bridge_result, mut edge_result) = (None, None, None);
+    let (mut lifecycle_result, mut bridge_result, mut channels_result, mut edge_result) =
+        (None, None, None, None);
     tokio::select! {
         result = &mut lifecycle_task => lifecycle_result = Some(result),
         result = &mut bridge_task => bridge_result = Some(result),
+        result = &mut channels_task => channels_result = Some(result),
         result = &mut edge_task => edge_result = Some(result),
     }
     shutdown.cancel();
@@ -87,12 +96,17 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
         Some(result) => result,
         None => bridge_task.await,
     };
+    let channels_result = match channels_result {
+        Some(result) => result,
+        None => channels_task.await,
+    };
     let edge_result = match edge_result {
         Some(result) => result,
         None => edge_task.await,
     };
     lifecycle_result??;
     bridge_result??;
+    channels_result??;
     edge_result??;
     Ok(())
 }

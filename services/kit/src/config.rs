@@ -31,6 +31,12 @@ pub mod keys {
     pub const OPENCLAW_GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
     /// The platform bridge's device id, the only device the pairing approver approves.
     pub const CLAWFLEET_PLATFORM_DEVICE_ID: &str = "CLAWFLEET_PLATFORM_DEVICE_ID";
+    /// Address of the channels service's gRPC listener (`host:port`).
+    pub const CLAWFLEET_CHANNELS_ADDR: &str = "CLAWFLEET_CHANNELS_ADDR";
+    /// gRPC port of the channels service when run on its own (default 4103).
+    pub const CLAWFLEET_CHANNELS_PORT: &str = "CLAWFLEET_CHANNELS_PORT";
+    /// Telegram Bot API base URL given to gateways (a loopback stand-in in tests).
+    pub const CLAWFLEET_TELEGRAM_API_ROOT: &str = "CLAWFLEET_TELEGRAM_API_ROOT";
     /// Runtime that runs gateways: `local` (default) or `kubernetes`.
     pub const CLAWFLEET_RUNTIME: &str = "CLAWFLEET_RUNTIME";
     /// Path of an `openclaw` executable to use instead of looking it up or installing it.

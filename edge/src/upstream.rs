@@ -1,0 +1,70 @@
+//! What every gRPC client of the edge shares: a lazily connected channel to a service,
+//! and requests stamped with the internal credential and the caller the edge
+//! authenticated.
+
+use std::time::Duration;
+
+use clawfleet_kit::identity::{Caller, ServiceCredentials};
+use tonic::{
+    Request,
+    transport::{Channel, Endpoint},
+};
+
+use crate::error::ApiError;
+
+/// How long establishing the TCP connection to a service may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a service client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamClientError {
+    #[error("invalid service address {address:?}: {source}")]
+    Address {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the internal token cannot be sent as grpc metadata")]
+    InternalToken,
+}
+
+/// The endpoint of a service at `host:port`; `configure` adds per-service settings.
+pub fn lazy_channel(
+    address: &str,
+    configure: impl FnOnce(Endpoint) -> Endpoint,
+) -> Result<Channel, UpstreamClientError> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|source| UpstreamClientError::Address {
+            address: address.to_owned(),
+            source,
+        })?
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT);
+    Ok(configure(endpoint).connect_lazy())
+}
+
+/// Stamps requests with the internal credential and the caller.
+#[derive(Clone, Debug)]
+pub struct Stamper {
+    credentials: ServiceCredentials,
+    caller: Caller,
+}
+
+impl Stamper {
+    /// Requests on behalf of the operator (the `/api` routes).
+    pub fn operator(internal_token: &str) -> Result<Self, UpstreamClientError> {
+        let credentials = ServiceCredentials::new(internal_token)
+            .map_err(|_| UpstreamClientError::InternalToken)?;
+        Ok(Self {
+            credentials,
+            caller: Caller::operator(),
+        })
+    }
+
+    pub fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
+        let mut request = Request::new(message);
+        self.credentials
+            .stamp(&mut request, &self.caller)
+            .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
+        Ok(request)
+    }
+}

@@ -1,0 +1,336 @@
+//! DM pairing (SPEC §5). The gateway's RPC lists requests by an opaque `requestId` and
+//! never shows the 8-letter code people type; its CLI shows the code. List joins the
+//! two by sender; approve takes a code (the CLI inside the instance) or a request id
+//! (`channels.pairing.approve`).
+
+use std::{collections::HashMap, time::Duration};
+
+use clawfleet_contracts::{channels::v1::PairingRequest, json::json_to_struct};
+use clawfleet_kit::{
+    error::{ErrorCode, ServiceError},
+    identity::Caller,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    upstream::Upstream,
+    validation::{validate_account_id, validate_channel, validate_pairing_code},
+};
+
+const RPC_DEADLINE: Duration = Duration::from_secs(30);
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pending requests of `channel`, each with its code.
+pub async fn list(
+    upstream: &Upstream,
+    caller: &Caller,
+    instance_id: &str,
+    channel: &str,
+    account_id: &str,
+) -> Result<Vec<PairingRequest>, ServiceError> {
+    validate_channel(channel)?;
+    validate_account_id(account_id)?;
+    let mut params = json!({"channel": channel});
+    if !account_id.is_empty() {
+        params["accountId"] = json!(account_id);
+    }
+    let listed = upstream
+        .call_ok(
+            caller,
+            instance_id,
+            "channels.pairing.list",
+            params,
+            RPC_DEADLINE,
+        )
+        .await?;
+    let codes = match upstream
+        .exec(instance_id, cli_list_argv(channel, account_id), CLI_TIMEOUT)
+        .await
+    {
+        Ok(output) if output.exit_code == 0 => {
+            codes_by_sender(&String::from_utf8_lossy(&output.stdout))
+        }
+        Ok(output) => {
+            tracing::warn!(instance = instance_id, exit_code = output.exit_code, stderr = %first_line(&output.stderr), "pairing list cli failed");
+            HashMap::new()
+        }
+        Err(error) => {
+            tracing::warn!(instance = instance_id, %error, "pairing list cli could not run");
+            HashMap::new()
+        }
+    };
+    Ok(merge(&listed, &codes, channel))
+}
+
+fn cli_list_argv(channel: &str, account_id: &str) -> Vec<String> {
+    let mut argv: Vec<String> = ["openclaw", "pairing", "list", channel, "--json"]
+        .map(String::from)
+        .to_vec();
+    if !account_id.is_empty() {
+        argv.extend(["--account".to_owned(), account_id.to_owned()]);
+    }
+    argv
+}
+
+/// Sender id -> code, from `openclaw pairing list <channel> --json` (an array of
+/// requests, or an object holding one under `requests`/`pending`).
+pub fn codes_by_sender(cli_json: &str) -> HashMap<String, String> {
+    let Ok(value) = serde_json::from_str::<Value>(cli_json) else {
+        return HashMap::new();
+    };
+    let items = match &value {
+        Value::Array(items) => items.clone(),
+        Value::Object(map) => ["requests", "pending"]
+            .iter()
+            .find_map(|key| map.get(*key).and_then(Value::as_array).cloned())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let code = item.get("code")?.as_str()?.to_owned();
+            let sender = ["senderId", "id", "userId"]
+                .iter()
+                .find_map(|key| item.get(*key).and_then(scalar_text))?;
+            Some((sender, code))
+        })
+        .collect()
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The RPC's requests with the CLI's codes.
+fn merge(listed: &Value, codes: &HashMap<String, String>, channel: &str) -> Vec<PairingRequest> {
+    let Some(requests) = listed.get("requests").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    requests
+        .iter()
+        .filter_map(|request| {
+            let id = request.get("requestId")?.as_str()?.to_owned();
+            let sender_id = request
+                .get("senderId")
+                .and_then(scalar_text)
+                .unwrap_or_default();
+            Some(PairingRequest {
+                code: codes.get(&sender_id).cloned().unwrap_or_default(),
+                channel: request
+                    .get("channel")
+                    .and_then(Value::as_str)
+                    .unwrap_or(channel)
+                    .to_owned(),
+                account_id: request
+                    .get("accountId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_owned(),
+                metadata: request.get("metadata").cloned().map(json_to_struct),
+                created_at: timestamp_text(request.get("createdAt")),
+                expires_at: timestamp_text(request.get("expiresAt")),
+                sender_id,
+                id,
+            })
+        })
+        .collect()
+}
+
+/// Milliseconds since the epoch (or text) as RFC 3339.
+fn timestamp_text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .and_then(|ms| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            })
+            .and_then(|moment| {
+                moment
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default(),
+        Some(Value::String(text)) => text.clone(),
+        _ => String::new(),
+    }
+}
+
+/// What an approval did.
+#[derive(Debug, Default)]
+pub struct Approval {
+    pub request_id: String,
+    pub sender_id: String,
+    pub notification: String,
+}
+
+/// Approves by the code the bot sent, with the gateway's CLI inside the instance.
+pub async fn approve_by_code(
+    upstream: &Upstream,
+    caller: &Caller,
+    instance_id: &str,
+    channel: &str,
+    account_id: &str,
+    code: &str,
+    notify: bool,
+) -> Result<Approval, ServiceError> {
+    validate_channel(channel)?;
+    validate_account_id(account_id)?;
+    validate_pairing_code(code)?;
+    upstream.check_access(caller, instance_id).await?;
+    let mut argv: Vec<String> = ["openclaw", "pairing", "approve", channel, code]
+        .map(String::from)
+        .to_vec();
+    if !account_id.is_empty() {
+        argv.extend(["--account".to_owned(), account_id.to_owned()]);
+    }
+    if notify {
+        argv.push("--notify".to_owned());
+    }
+    let output = upstream.exec(instance_id, argv, CLI_TIMEOUT).await?;
+    if output.timed_out {
+        return Err(ServiceError::new(
+            ErrorCode::DeadlineExceeded,
+            "the pairing cli did not finish in time",
+        ));
+    }
+    if output.exit_code != 0 {
+        let reason = first_line(&output.stderr);
+        let reason = if reason.is_empty() {
+            first_line(&output.stdout)
+        } else {
+            reason
+        };
+        let lowered = reason.to_lowercase();
+        let error_code = if lowered.contains("no pending")
+            || lowered.contains("not found")
+            || lowered.contains("unknown")
+        {
+            ErrorCode::NotFound
+        } else {
+            ErrorCode::BadGateway
+        };
+        return Err(ServiceError::new(
+            error_code,
+            format!("pairing code {code} was not approved: {reason}"),
+        ));
+    }
+    tracing::info!(
+        instance = instance_id,
+        channel,
+        notify,
+        "pairing approved by code"
+    );
+    Ok(Approval {
+        notification: if notify {
+            "requested".into()
+        } else {
+            "not-requested".into()
+        },
+        ..Approval::default()
+    })
+}
+
+/// Approves by the gateway's request id (`channels.pairing.approve`).
+pub async fn approve_by_request_id(
+    upstream: &Upstream,
+    caller: &Caller,
+    instance_id: &str,
+    channel: &str,
+    account_id: &str,
+    request_id: &str,
+    notify: bool,
+) -> Result<Approval, ServiceError> {
+    validate_channel(channel)?;
+    validate_account_id(account_id)?;
+    if request_id.is_empty()
+        || request_id.len() > 128
+        || !request_id.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        return Err(ServiceError::invalid_argument(
+            "request id must be the id pairing/list returned",
+        ));
+    }
+    let account = if account_id.is_empty() {
+        "default"
+    } else {
+        account_id
+    };
+    let params = json!({"channel": channel, "accountId": account, "requestId": request_id, "notify": notify});
+    let result = upstream
+        .call(
+            caller,
+            instance_id,
+            "channels.pairing.approve",
+            params,
+            RPC_DEADLINE,
+        )
+        .await?;
+    let result = match result {
+        Ok(result) => result,
+        Err(error) if error.message.contains("no longer exists") => {
+            return Err(ServiceError::not_found(format!(
+                "pairing request {request_id} is not pending: {}",
+                error.message
+            )));
+        }
+        Err(error) => {
+            return Err(crate::upstream::gateway_failure(
+                "channels.pairing.approve",
+                &error,
+            ));
+        }
+    };
+    let text = |key: &str| result.get(key).and_then(scalar_text).unwrap_or_default();
+    Ok(Approval {
+        request_id: text("requestId"),
+        sender_id: text("senderId"),
+        notification: text("notification"),
+    })
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_read_from_the_cli_in_either_shape() {
+        let array = r#"[{"id":"4242","code":"LUPWVTYQ","meta":{"username":"x"}}]"#;
+        assert_eq!(
+            codes_by_sender(array).get("4242").map(String::as_str),
+            Some("LUPWVTYQ")
+        );
+        let object = r#"{"channel":"telegram","requests":[{"senderId":4242,"code":"ABCDEFGH"}]}"#;
+        assert_eq!(
+            codes_by_sender(object).get("4242").map(String::as_str),
+            Some("ABCDEFGH")
+        );
+        assert!(codes_by_sender("not json").is_empty());
+    }
+
+    #[test]
+    fn rpc_requests_get_their_codes() {
+        let listed = json!({"requests": [{"requestId": "r1", "channel": "telegram", "accountId": "default", "senderId": "4242", "metadata": {"username": "bob"}, "createdAt": 0}]});
+        let codes = HashMap::from([("4242".to_owned(), "LUPWVTYQ".to_owned())]);
+        let merged = merge(&listed, &codes, "telegram");
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].id, "r1");
+        assert_eq!(merged[0].code, "LUPWVTYQ");
+        assert_eq!(merged[0].created_at, "1970-01-01T00:00:00Z");
+    }
+}

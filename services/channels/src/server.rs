@@ -1,0 +1,101 @@
+//! Assembly of the channels service.
+
+use std::{sync::Arc, time::Duration};
+
+use clawfleet_contracts::channels::v1::channel_service_server::{
+    ChannelServiceServer, SERVICE_NAME,
+};
+use clawfleet_kit::{
+    config::{self, ConfigError, EnvSource, keys},
+    identity::{Credentials, IdentityInterceptor, ServiceCredentials},
+    server::{ServerError, serve_grpc},
+    shutdown::ShutdownToken,
+};
+use tokio::net::TcpListener;
+use tonic::{service::Routes, transport::Endpoint};
+
+use crate::{
+    service::{ChannelServiceHandler, Channels},
+    upstream::Upstream,
+};
+
+/// What the channels service needs.
+#[derive(Debug, Clone)]
+pub struct ChannelsConfig {
+    pub lifecycle_address: String,
+    pub bridge_address: String,
+    pub internal_token: String,
+    pub telegram_api_root: Option<String>,
+}
+
+impl ChannelsConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
+            bridge_address: config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?,
+            internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            telegram_api_root: config::optional(env, keys::CLAWFLEET_TELEGRAM_API_ROOT),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelsStartError {
+    #[error("invalid service address {0:?}")]
+    Address(String),
+    #[error("the internal token cannot be sent as grpc metadata")]
+    InternalToken,
+}
+
+pub struct ChannelsServer {
+    channels: Arc<Channels>,
+}
+
+fn lazy_channel(address: &str) -> Result<tonic::transport::Channel, ChannelsStartError> {
+    Ok(Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|_| ChannelsStartError::Address(address.to_owned()))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+impl ChannelsServer {
+    pub fn start(config: ChannelsConfig) -> Result<Self, ChannelsStartError> {
+        let credentials = ServiceCredentials::new(&config.internal_token)
+            .map_err(|_| ChannelsStartError::InternalToken)?;
+        let upstream = Upstream::new(
+            lazy_channel(&config.bridge_address)?,
+            lazy_channel(&config.lifecycle_address)?,
+            credentials,
+        );
+        Ok(Self {
+            channels: Arc::new(Channels {
+                upstream,
+                telegram_api_root: config.telegram_api_root,
+            }),
+        })
+    }
+
+    pub fn routes(&self, credentials: Credentials) -> Routes {
+        let handler = ChannelServiceHandler::new(self.channels.clone());
+        Routes::new(ChannelServiceServer::with_interceptor(
+            handler,
+            IdentityInterceptor::new(credentials),
+        ))
+    }
+
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        credentials: Credentials,
+        shutdown: ShutdownToken,
+    ) -> Result<(), ServerError> {
+        serve_grpc(
+            listener,
+            self.routes(credentials),
+            &[SERVICE_NAME],
+            shutdown,
+        )
+        .await
+    }
+}
