@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use clawfleet_kit::{error::ServiceError, identity::Caller};
+use clawfleet_kit::{
+    error::{ErrorCode, ServiceError},
+    identity::Caller,
+};
 use serde_json::{Value, json};
 
 use crate::{telegram::channel_status, upstream::Upstream, validation::bounded_timeout_ms};
@@ -55,7 +58,22 @@ pub async fn start_login(
     let result = upstream
         .call_ok(caller, instance_id, "web.login.start", params, deadline)
         .await?;
-    Ok(login_step(&result))
+    let step = login_step(&result);
+    // A login that could not start (no route to WhatsApp, QR timeout) is answered as a
+    // success carrying only a message: report it as the failure it is.
+    if step.qr_data_url.is_empty() && !step.connected {
+        let reason = if step.message.is_empty() {
+            "no qr code was produced".to_owned()
+        } else {
+            step.message
+        };
+        return Err(ServiceError::new(
+            ErrorCode::Unavailable,
+            format!("whatsapp login could not start: {reason}"),
+        )
+        .with_retry_after(5));
+    }
+    Ok(step)
 }
 
 pub async fn wait_login(

@@ -4,6 +4,13 @@
 //! `openclaw` on PATH whose Node is new enough; otherwise Node ≥ 24 (npm package
 //! `node-linux-<arch>`) and the pinned `openclaw` are installed with npm into the
 //! toolchain dir, with npm's progress shown.
+//!
+//! The WhatsApp channel is not in the `openclaw` package: it is the plugin
+//! `@openclaw/whatsapp`. It is installed once into `<toolchain dir>/plugins` (an npm
+//! project of its own, next to openclaw so the plugin's `openclaw` peer resolves to it)
+//! and every gateway loads it from there through `plugins.load.paths`, instead of
+//! `openclaw plugins install` putting a copy of about 80 MB into each state dir. A
+//! toolchain installed before the plugin was part of it gets the plugin on its next use.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,6 +26,14 @@ pub const OPENCLAW_VERSION: &str = "2026.9.6";
 pub const MINIMUM_NODE_MAJOR: u32 = 24;
 /// Default toolchain dir, relative to the working directory.
 pub const DEFAULT_TOOLCHAIN_DIR: &str = ".clawfleet/toolchain";
+/// The WhatsApp channel plugin, released together with openclaw.
+pub const WHATSAPP_PLUGIN_PACKAGE: &str = "@openclaw/whatsapp";
+pub const WHATSAPP_PLUGIN_VERSION: &str = OPENCLAW_VERSION;
+/// The image library the plugin's WhatsApp client (baileys) expects as a peer. `openclaw
+/// plugins install @openclaw/whatsapp@2026.9.6` adds this version to its plugin project.
+const SHARP_SPEC: &str = "sharp@0.35.5";
+/// The npm project holding the plugins, inside the toolchain dir.
+const PLUGINS_DIR: &str = "plugins";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolchainError {
@@ -59,19 +74,37 @@ pub fn resolve_openclaw(env: &dyn EnvSource) -> Result<OpenclawCommand, Toolchai
         return Ok(OpenclawCommand {
             program,
             path_prefix,
+            plugin_paths: local.plugin_paths_for_foreign_openclaw(),
         });
     }
     if local.is_installed() {
+        if !local.whatsapp_plugin_installed()
+            && let Err(error) = local.install_whatsapp_plugin()
+        {
+            // Node and openclaw work without it (an offline machine keeps running); the
+            // next start tries again.
+            eprintln!(
+                "clawfleet: could not install the WhatsApp plugin ({error}); gateways run without WhatsApp"
+            );
+        }
         return Ok(local.command());
     }
     if let Some(program) = openclaw_on_path_with_new_node() {
         return Ok(OpenclawCommand {
             program,
             path_prefix: Vec::new(),
+            plugin_paths: local.plugin_paths_for_foreign_openclaw(),
         });
     }
     local.install()?;
     Ok(local.command())
+}
+
+/// Where the WhatsApp plugin's package lies in a toolchain dir (what gateways load).
+pub fn whatsapp_plugin_dir(toolchain_dir: &Path) -> PathBuf {
+    let mut dir = toolchain_dir.join(PLUGINS_DIR).join("node_modules");
+    dir.extend(WHATSAPP_PLUGIN_PACKAGE.split('/'));
+    dir
 }
 
 /// Node and openclaw installed with npm under one directory.
@@ -107,19 +140,67 @@ impl ProjectToolchain {
         self.dir.join("node_modules").join(".bin").join("openclaw")
     }
 
+    /// Written once Node and openclaw are installed.
     fn marker(&self) -> PathBuf {
         self.dir
             .join(format!(".installed-openclaw-{OPENCLAW_VERSION}"))
     }
 
+    /// Written once the WhatsApp plugin is installed: a toolchain without it (one
+    /// installed before the plugin was part of the toolchain) gets it on its next use.
+    fn whatsapp_marker(&self) -> PathBuf {
+        self.dir
+            .join(format!(".installed-whatsapp-{WHATSAPP_PLUGIN_VERSION}"))
+    }
+
+    fn plugins_dir(&self) -> PathBuf {
+        self.dir.join(PLUGINS_DIR)
+    }
+
+    fn whatsapp_plugin_dir(&self) -> PathBuf {
+        whatsapp_plugin_dir(&self.dir)
+    }
+
+    /// Node and openclaw are installed.
     fn is_installed(&self) -> bool {
         self.marker().exists() && self.openclaw_bin().exists() && self.node_bin_dir().is_some()
+    }
+
+    fn whatsapp_plugin_installed(&self) -> bool {
+        self.whatsapp_marker().exists()
+            && self
+                .whatsapp_plugin_dir()
+                .join("openclaw.plugin.json")
+                .exists()
+    }
+
+    fn plugin_paths(&self) -> Vec<PathBuf> {
+        if self.whatsapp_plugin_installed() {
+            vec![self.whatsapp_plugin_dir()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The plugins for an `openclaw` that is not this toolchain's: the ones installed
+    /// here, if any. None are installed for it: its version may not match the plugin's.
+    fn plugin_paths_for_foreign_openclaw(&self) -> Vec<PathBuf> {
+        let paths = self.plugin_paths();
+        if paths.is_empty() {
+            eprintln!(
+                "clawfleet: no WhatsApp plugin in {}, so gateways run without WhatsApp \
+                 (the project toolchain, used when OPENCLAW_BIN is unset and no openclaw is on PATH, installs it)",
+                self.dir.display()
+            );
+        }
+        paths
     }
 
     fn command(&self) -> OpenclawCommand {
         OpenclawCommand {
             program: self.openclaw_bin(),
             path_prefix: self.node_bin_dir().into_iter().collect(),
+            plugin_paths: self.plugin_paths(),
         }
     }
 
@@ -130,37 +211,69 @@ impl ProjectToolchain {
         })?;
         let node_spec = format!("{}@{MINIMUM_NODE_MAJOR}", Self::node_package());
         eprintln!(
-            "clawfleet: first use: installing Node {MINIMUM_NODE_MAJOR} and openclaw {OPENCLAW_VERSION} into {}",
+            "clawfleet: first use: installing Node {MINIMUM_NODE_MAJOR}, openclaw {OPENCLAW_VERSION} \
+             and its WhatsApp plugin into {}",
             self.dir.display()
         );
-        eprintln!("clawfleet: [1/2] npm install {node_spec}");
-        self.npm(&[&node_spec], None)?;
+        eprintln!("clawfleet: [1/3] npm install {node_spec}");
+        self.npm(&self.dir, &[&node_spec], &[], None)?;
         let node_dir = self.node_bin_dir();
         let openclaw_spec = format!("openclaw@{OPENCLAW_VERSION}");
         eprintln!(
-            "clawfleet: [2/2] npm install {openclaw_spec} (about 300 packages; this takes a minute)"
+            "clawfleet: [2/3] npm install {openclaw_spec} (about 300 packages; this takes a minute)"
         );
-        self.npm(&[&openclaw_spec], node_dir.as_deref())?;
-        std::fs::write(self.marker(), OPENCLAW_VERSION).map_err(|source| ToolchainError::Dir {
-            path: self.marker(),
-            source,
-        })?;
+        self.npm(&self.dir, &[&openclaw_spec], &[], node_dir.as_deref())?;
+        write_marker(&self.marker(), OPENCLAW_VERSION)?;
+        self.install_whatsapp_plugin()?;
         eprintln!("clawfleet: toolchain ready");
         Ok(())
     }
 
-    fn npm(&self, packages: &[&str], node_dir: Option<&Path>) -> Result<(), ToolchainError> {
+    /// Step 3: the WhatsApp plugin, once, into its own npm project under the toolchain
+    /// dir. Like `openclaw plugins install`, without running install scripts; its
+    /// `openclaw` peer is optional and resolves to the toolchain's openclaw (a parent
+    /// `node_modules`), so npm does not install a second openclaw.
+    fn install_whatsapp_plugin(&self) -> Result<(), ToolchainError> {
+        let plugins_dir = self.plugins_dir();
+        std::fs::create_dir_all(&plugins_dir).map_err(|source| ToolchainError::Dir {
+            path: plugins_dir.clone(),
+            source,
+        })?;
+        let plugin_spec = format!("{WHATSAPP_PLUGIN_PACKAGE}@{WHATSAPP_PLUGIN_VERSION}");
+        eprintln!(
+            "clawfleet: [3/3] npm install {plugin_spec} {SHARP_SPEC} into {} \
+             (the WhatsApp channel, about 80 MB, shared by every gateway)",
+            plugins_dir.display()
+        );
+        let node_dir = self.node_bin_dir();
+        self.npm(
+            &plugins_dir,
+            &[&plugin_spec, SHARP_SPEC],
+            &["--save-exact", "--ignore-scripts"],
+            node_dir.as_deref(),
+        )?;
+        write_marker(&self.whatsapp_marker(), WHATSAPP_PLUGIN_VERSION)
+    }
+
+    fn npm(
+        &self,
+        prefix: &Path,
+        packages: &[&str],
+        extra_args: &[&str],
+        node_dir: Option<&Path>,
+    ) -> Result<(), ToolchainError> {
         let mut command = Command::new("npm");
         command
             .arg("install")
             .arg("--prefix")
-            .arg(&self.dir)
+            .arg(prefix)
             .args([
                 "--no-audit",
                 "--no-fund",
                 "--progress=true",
                 "--loglevel=http",
             ])
+            .args(extra_args)
             .args(packages);
         if let Some(node_dir) = node_dir {
             let system = std::env::var_os("PATH").unwrap_or_default();
@@ -180,6 +293,13 @@ impl ProjectToolchain {
             })
         }
     }
+}
+
+fn write_marker(path: &Path, version: &str) -> Result<(), ToolchainError> {
+    std::fs::write(path, version).map_err(|source| ToolchainError::Dir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// An `openclaw` on PATH, when the `node` on PATH is at least [`MINIMUM_NODE_MAJOR`].

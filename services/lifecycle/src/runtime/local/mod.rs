@@ -308,6 +308,7 @@ mod tests {
             openclaw: OpenclawCommand {
                 program: "/bin/echo".into(),
                 path_prefix: Vec::new(),
+                plugin_paths: Vec::new(),
             },
             port_base: 30000,
             start_timeout: Duration::from_secs(5),
@@ -419,6 +420,7 @@ mod tests {
             openclaw: OpenclawCommand {
                 program: "/bin/false".into(),
                 path_prefix: Vec::new(),
+                plugin_paths: Vec::new(),
             },
             ports: PortAllocator::new(30100),
             start_timeout: Duration::from_secs(5),
@@ -484,6 +486,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
             openclaw: OpenclawCommand {
                 program,
                 path_prefix: Vec::new(),
+                plugin_paths: Vec::new(),
             },
             port_base: 25100,
             start_timeout: Duration::from_secs(5),

@@ -27,6 +27,9 @@ pub struct OpenclawCommand {
     pub program: PathBuf,
     /// Directories put first on `PATH` (the installed Node, so `#!/usr/bin/env node` finds it).
     pub path_prefix: Vec<PathBuf>,
+    /// Plugin package directories installed once with this openclaw (the WhatsApp channel)
+    /// that every gateway loads through `plugins.load.paths` in its config.
+    pub plugin_paths: Vec<PathBuf>,
 }
 
 /// Variables passed through from the platform's environment when set.

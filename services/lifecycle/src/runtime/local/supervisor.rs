@@ -160,10 +160,11 @@ impl Supervisor {
         let layout = self.layout.clone();
         let model = spec.model.clone();
         let token = spec.gateway_token.clone();
+        let plugin_paths = self.settings.openclaw.plugin_paths.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(layout.home_dir())?;
             std::fs::create_dir_all(layout.tmp_dir())?;
-            prepare_state_dir(&layout.state_dir(), &model, &token)
+            prepare_state_dir(&layout.state_dir(), &model, &token, &plugin_paths)
         })
         .await;
         let prepare_error = match prepared {
@@ -351,8 +352,9 @@ impl Supervisor {
         let state_dir = self.layout.state_dir();
         let model = spec.model.clone();
         let token = spec.gateway_token.clone();
+        let plugin_paths = self.settings.openclaw.plugin_paths.clone();
         tokio::task::spawn_blocking(move || {
-            prepare_state_dir(&state_dir, &model, &token).map(|_| ())
+            prepare_state_dir(&state_dir, &model, &token, &plugin_paths).map(|_| ())
         })
         .await
         .map_err(std::io::Error::other)?
