@@ -85,7 +85,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            error.to_string().starts_with("invalid service address \"bad address:1\""),
+            error
+                .to_string()
+                .starts_with("invalid service address \"bad address:1\""),
             "{error}"
         );
     }
