@@ -7,4 +7,5 @@ pub mod http;
 pub mod load;
 pub mod platform;
 pub mod scenario;
+pub mod telegram_standin;
 pub mod tools;

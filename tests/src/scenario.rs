@@ -88,9 +88,14 @@ impl<'a> Operator<'a> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let gateway_log =
+            std::fs::read_to_string(self.platform.instance_dir(id).join("gateway.log"))
+                .unwrap_or_default();
+        let gateway_tail: Vec<&str> = gateway_log.lines().rev().take(40).collect();
         panic!(
-            "instance {id} never became {what} within {timeout:?}; last state: {last}\nplatform log:\n{}",
-            self.platform.log_tail()
+            "instance {id} never became {what} within {timeout:?}; last state: {last}\nplatform log:\n{}\ngateway log (newest first):\n{}",
+            self.platform.log_tail(),
+            gateway_tail.join("\n")
         );
     }
 

@@ -180,9 +180,11 @@ pub async fn approve_by_code(
 ) -> Result<Approval, ServiceError> {
     validate_channel(channel)?;
     validate_account_id(account_id)?;
-    validate_pairing_code(code)?;
+    // The gateway matches codes ignoring case; people type them either way.
+    let code = code.trim().to_ascii_uppercase();
+    validate_pairing_code(&code)?;
     upstream.check_access(caller, instance_id).await?;
-    let mut argv: Vec<String> = ["openclaw", "pairing", "approve", channel, code]
+    let mut argv: Vec<String> = ["openclaw", "pairing", "approve", channel, &code]
         .map(String::from)
         .to_vec();
     if !account_id.is_empty() {
@@ -199,12 +201,7 @@ pub async fn approve_by_code(
         ));
     }
     if output.exit_code != 0 {
-        let reason = first_line(&output.stderr);
-        let reason = if reason.is_empty() {
-            first_line(&output.stdout)
-        } else {
-            reason
-        };
+        let reason = cli_failure_reason(&output.stderr, &output.stdout);
         let lowered = reason.to_lowercase();
         let error_code = if lowered.contains("no pending")
             || lowered.contains("not found")
@@ -226,12 +223,22 @@ pub async fn approve_by_code(
         "pairing approved by code"
     );
     Ok(Approval {
+        sender_id: approved_sender(&String::from_utf8_lossy(&output.stdout)).unwrap_or_default(),
         notification: if notify {
             "requested".into()
         } else {
             "not-requested".into()
         },
         ..Approval::default()
+    })
+}
+
+/// The sender the CLI reports: `Approved telegram sender 4242.`
+fn approved_sender(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("Approved ")?;
+        let (_, after) = rest.split_once(" sender ")?;
+        Some(after.trim_end_matches('.').trim().to_owned())
     })
 }
 
@@ -293,6 +300,20 @@ pub async fn approve_by_request_id(
     })
 }
 
+/// Why the CLI failed: its `Reason:` line when it printed one, else its first line.
+fn cli_failure_reason(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let reason = text.lines().find_map(|line| {
+        line.split_once("Reason:")
+            .map(|(_, reason)| reason.trim().to_owned())
+    });
+    match reason {
+        Some(reason) if !reason.is_empty() => reason.chars().take(300).collect(),
+        _ if !text.trim().is_empty() => first_line(stderr),
+        _ => first_line(stdout),
+    }
+}
+
 fn first_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -321,6 +342,20 @@ mod tests {
             Some("ABCDEFGH")
         );
         assert!(codes_by_sender("not json").is_empty());
+    }
+
+    #[test]
+    fn cli_failures_give_their_reason() {
+        let stderr = b"[openclaw] The CLI command failed.\n[openclaw] Reason: No pending pairing request found for code \"ZZ\".\n";
+        assert!(cli_failure_reason(stderr, b"").starts_with("No pending pairing request"));
+        assert_eq!(cli_failure_reason(b"", b"boom\n"), "boom");
+    }
+
+    #[test]
+    fn the_cli_names_the_approved_sender() {
+        let stdout = "Approved telegram sender 4242.\nCommand owner configured telegram:4242\n";
+        assert_eq!(approved_sender(stdout).as_deref(), Some("4242"));
+        assert_eq!(approved_sender("nothing"), None);
     }
 
     #[test]

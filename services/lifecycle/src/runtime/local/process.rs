@@ -139,6 +139,39 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
     let _ = killpg(group, Signal::SIGKILL);
 }
 
+/// Kills every process still working in the instance's directory: workers a crashed
+/// gateway detached into their own process groups, or CLI commands that outlived it.
+/// They would hold the state database and keep the next gateway from starting. Call it
+/// only while no gateway of the instance runs.
+pub fn kill_stragglers(layout: &InstanceLayout) -> usize {
+    let Ok(root) = std::fs::canonicalize(&layout.root) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let own_pid = std::process::id() as i32;
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == own_pid {
+            continue;
+        }
+        let in_instance =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&root));
+        if in_instance && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Stops a gateway left running by an earlier platform process that died without
 /// stopping it, so its port and state dir are free again. Only a process whose
 /// working directory is this instance's root is touched.

@@ -186,6 +186,11 @@ impl Supervisor {
                 ran_for: Duration::ZERO,
             };
         };
+        // Before the display starts: its processes work in the instance directory too.
+        let stragglers = process::kill_stragglers(&self.layout);
+        if stragglers > 0 {
+            tracing::warn!(instance = %self.id, stragglers, "killed processes a previous gateway left behind");
+        }
         let display = self.start_display(port);
         let spawned = process::spawn_gateway(
             &self.settings.openclaw,
