@@ -18,6 +18,13 @@ fn is_stale_hash(error: &clawfleet_contracts::bridge::v1::GatewayError) -> bool 
     error.code == "INVALID_REQUEST" && error.message.contains("config changed since last load")
 }
 
+/// True when the gateway saved a patch but applied a newer config that supersedes it.
+fn is_persisted_but_superseded(error: &clawfleet_contracts::bridge::v1::GatewayError) -> bool {
+    error.code == "UNAVAILABLE"
+        && error.message.contains("persisted but was not applied")
+        && error.message.contains("superseded")
+}
+
 /// Applies `patch` (a JSON object merged into the config); returns `config.patch`'s result.
 pub async fn patch_config(
     upstream: &Upstream,
@@ -54,6 +61,21 @@ pub async fn patch_config(
             .await?
         {
             Ok(result) => return Ok(result),
+            Err(error) if is_persisted_but_superseded(&error) => {
+                // Saved, and a newer change that contains it was applied instead: it landed.
+                let config = upstream
+                    .call_ok(
+                        caller,
+                        instance_id,
+                        "config.get",
+                        json!({}),
+                        CONFIG_CALL_DEADLINE,
+                    )
+                    .await?;
+                return Ok(
+                    json!({"ok": true, "config": config.get("config").cloned().unwrap_or_else(|| json!({}))}),
+                );
+            }
             Err(error) if is_stale_hash(&error) => {
                 tracing::info!(
                     instance = instance_id,

@@ -65,16 +65,37 @@ pub async fn status(
     instance_id: &str,
     probe: bool,
 ) -> Result<(Value, Value), ServiceError> {
-    let result = upstream
-        .call_ok(
+    channel_status_of(upstream, caller, instance_id, "telegram", probe).await
+}
+
+/// `channels.status` for one channel. A channel whose plugin is not loaded (never
+/// configured, or disabled) is reported as not configured rather than as an error.
+pub async fn channel_status_of(
+    upstream: &Upstream,
+    caller: &Caller,
+    instance_id: &str,
+    channel: &str,
+    probe: bool,
+) -> Result<(Value, Value), ServiceError> {
+    let params = json!({"probe": probe, "channel": channel});
+    match upstream
+        .call(
             caller,
             instance_id,
             "channels.status",
-            json!({"probe": probe, "channel": "telegram"}),
+            params,
             STATUS_DEADLINE,
         )
-        .await?;
-    Ok(channel_status(&result, "telegram"))
+        .await?
+    {
+        Ok(result) => Ok(channel_status(&result, channel)),
+        Err(error)
+            if error.code == "INVALID_REQUEST" && error.message.contains("unknown channel") =>
+        {
+            Ok((json!({"configured": false, "running": false}), json!([])))
+        }
+        Err(error) => Err(crate::upstream::gateway_failure("channels.status", &error)),
+    }
 }
 
 /// The summary and accounts of one channel in a `channels.status` result.
@@ -137,7 +158,7 @@ async fn remove_stored_credentials(
     account_id: &str,
 ) -> Result<(), ServiceError> {
     let patch = if account_id.is_empty() || account_id == "default" {
-        json!({"channels": {"telegram": {"enabled": false, "botToken": null}}})
+        json!({"channels": {"telegram": {"botToken": null}}})
     } else {
         json!({"channels": {"telegram": {"accounts": {account_id: null}}}})
     };
@@ -146,14 +167,27 @@ async fn remove_stored_credentials(
         .map(|_| ())
 }
 
-/// Replaces any occurrence of the token (or a redaction marker) so no response echoes it.
+/// Replaces the token wherever it appears, and every secret-named field, so no response
+/// echoes a credential (whether the gateway redacted it already or not).
 pub fn redact(value: &mut Value, secret: &str) {
     match value {
         Value::String(text) if !secret.is_empty() && text.contains(secret) => {
             *text = REDACTED.to_owned()
         }
         Value::Array(items) => items.iter_mut().for_each(|item| redact(item, secret)),
-        Value::Object(map) => map.values_mut().for_each(|item| redact(item, secret)),
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let lowered = key.to_ascii_lowercase();
+                let secret_named = lowered.ends_with("token")
+                    || lowered.contains("secret")
+                    || lowered.ends_with("apikey");
+                if secret_named && item.is_string() {
+                    *item = Value::String(REDACTED.to_owned());
+                } else {
+                    redact(item, secret);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -178,9 +212,10 @@ mod tests {
 
     #[test]
     fn the_token_never_survives_redaction() {
-        let mut config = json!({"botToken": "1:secret", "accounts": {"a": {"botToken": "x 1:secret y"}}, "n": 3});
+        let mut config = json!({"botToken": "1:secret", "accounts": {"a": {"botToken": "x 1:secret y", "webhookSecret": "w"}}, "other": "1:secret", "n": 3});
         redact(&mut config, "1:secret");
         assert!(!config.to_string().contains("1:secret"));
+        assert_eq!(config["accounts"]["a"]["webhookSecret"], REDACTED);
         assert_eq!(config["n"], 3);
     }
 

@@ -10,14 +10,13 @@ use clawfleet_kit::{
 };
 use serde_json::{Value, json};
 
-use crate::{telegram::channel_status, upstream::Upstream, validation::bounded_timeout_ms};
+use crate::{telegram::channel_status_of, upstream::Upstream, validation::bounded_timeout_ms};
 
 /// Defaults of the original Control UI.
 const DEFAULT_START_TIMEOUT_MS: u32 = 30_000;
 const DEFAULT_WAIT_TIMEOUT_MS: u32 = 120_000;
 /// Extra time the bridge call gets beyond the gateway's own timeout.
 const CALL_SLACK: Duration = Duration::from_secs(10);
-const STATUS_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What a login step answered.
 #[derive(Debug, Default, PartialEq)]
@@ -101,16 +100,7 @@ pub async fn status(
     instance_id: &str,
     probe: bool,
 ) -> Result<(Value, Value), ServiceError> {
-    let result = upstream
-        .call_ok(
-            caller,
-            instance_id,
-            "channels.status",
-            json!({"probe": probe, "channel": "whatsapp"}),
-            STATUS_DEADLINE,
-        )
-        .await?;
-    Ok(channel_status(&result, "whatsapp"))
+    channel_status_of(upstream, caller, instance_id, "whatsapp", probe).await
 }
 
 #[cfg(test)]
