@@ -318,8 +318,11 @@ impl Supervisor {
                             self.publish(phase, &reason, false, vec![self.pod(pod, running_state(), true, false)]);
                         }
                         Readiness::NoAnswer { detail } => {
-                            let (phase, reason) = if ready || late {
+                            let (phase, reason) = if ready {
                                 (Phase::Error, format!("gateway stopped answering /readyz ({detail})"))
+                            } else if late {
+                                let waited = started.elapsed().as_secs();
+                                (Phase::Error, format!("gateway has not started listening after {waited}s ({detail})"))
                             } else {
                                 (Phase::Starting, "gateway process started; waiting for it to listen".to_owned())
                             };
