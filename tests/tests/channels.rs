@@ -51,8 +51,8 @@ async fn wait_until(
     }
 }
 
-/// Restarts the instance's gateway (stop, then start) and waits until it is running.
-async fn restart(operator: &Operator<'_>) {
+/// Stops the instance's gateway, waits until it is down, and asks for it to start again.
+async fn stop_then_start(operator: &Operator<'_>) {
     assert_eq!(
         operator
             .post("/api/instances/tg/stop", json!({}))
@@ -72,6 +72,11 @@ async fn restart(operator: &Operator<'_>) {
             .status,
         StatusCode::OK
     );
+}
+
+/// Restarts the instance's gateway (stop, then start) and waits until it is running.
+async fn restart(operator: &Operator<'_>) {
+    stop_then_start(operator).await;
     operator.wait_running("tg").await;
 }
 
@@ -383,25 +388,7 @@ async fn telegram_and_whatsapp_end_to_end() {
     }
 
     // A setup while the gateway restarts succeeds or fails with a clear retryable error.
-    assert_eq!(
-        operator
-            .post("/api/instances/tg/stop", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    operator
-        .wait_for("tg", Duration::from_secs(60), "stopped", |instance| {
-            instance["phase"] == "stopped"
-        })
-        .await;
-    assert_eq!(
-        operator
-            .post("/api/instances/tg/start", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    stop_then_start(&operator).await;
     let during = operator
         .post(
             "/api/instances/tg/telegram/setup",
