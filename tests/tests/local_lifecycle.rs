@@ -106,8 +106,13 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
     );
     assert!(position(Phase::Pending).is_some(), "{phases:?}");
 
-    // GET has the SPEC §3 shape, filled from the real process.
-    let instance = operator.get("/api/instances/alice").await.json();
+    // GET has the SPEC §3 shape, filled from the real process. The edge answers from
+    // its own watch-fed replica, which may trail this test's watch by a moment.
+    let instance = operator
+        .wait_for("alice", Duration::from_secs(10), "running via GET", |instance| {
+            instance["phase"] == "running"
+        })
+        .await;
     assert_eq!(instance["userId"], "alice");
     assert_eq!(instance["ready"], true);
     assert_eq!(instance["phase"], "running");
