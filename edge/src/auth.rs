@@ -8,6 +8,8 @@ use axum::{
     response::Response,
 };
 
+use clawfleet_kit::identity::Caller;
+
 use crate::state::EdgeState;
 
 /// The exact body the manager answered with; scripts match on it, so it is the one
@@ -18,7 +20,7 @@ pub const UNAUTHORIZED_BODY: &str = r#"{"error":"Missing or invalid Authorizatio
 /// `Authorization: Bearer <platform API key>`; answers 401 otherwise.
 pub async fn require_api_key(
     State(state): State<EdgeState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if !is_api_path(request.uri().path()) {
@@ -26,7 +28,10 @@ pub async fn require_api_key(
     }
     let presented = bearer_token(request.headers()).or_else(|| vnc_query_token(request.uri()));
     match presented {
-        Some(token) if state.is_platform_api_key(token.as_bytes()) => next.run(request).await,
+        Some(token) if state.is_platform_api_key(token.as_bytes()) => {
+            request.extensions_mut().insert(Caller::operator());
+            next.run(request).await
+        }
         _ => unauthorized(),
     }
 }
@@ -37,7 +42,7 @@ fn is_api_path(path: &str) -> bool {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

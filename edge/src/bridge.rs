@@ -7,6 +7,7 @@ use clawfleet_contracts::bridge::v1::{
     CallRequest, GatewayError, VncTunnelRequest, VncTunnelResponse, call_response::Outcome,
     gateway_bridge_service_client::GatewayBridgeServiceClient,
 };
+use clawfleet_kit::identity::Caller;
 use tokio_stream::Stream;
 use tonic::{Request, Streaming};
 
@@ -40,27 +41,31 @@ impl BridgeClient {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
             client,
-            stamper: Stamper::operator(internal_token)?,
+            stamper: Stamper::new(internal_token)?,
         })
     }
 
-    fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
-        self.stamper.stamped(message)
+    fn stamped<T>(&self, caller: &Caller, message: T) -> Result<Request<T>, ApiError> {
+        self.stamper.stamped(caller, message)
     }
 
     /// Calls `method` on the instance's gateway; the bridge enforces `deadline`.
     pub async fn call(
         &self,
+        caller: &Caller,
         instance_id: String,
         method: String,
         params: serde_json::Map<String, serde_json::Value>,
         deadline: Duration,
     ) -> Result<RpcOutcome, ApiError> {
-        let mut request = self.stamped(CallRequest {
-            instance_id,
-            method,
-            params: Some(clawfleet_contracts::json::json_object_to_struct(params)),
-        })?;
+        let mut request = self.stamped(
+            caller,
+            CallRequest {
+                instance_id,
+                method,
+                params: Some(clawfleet_contracts::json::json_object_to_struct(params)),
+            },
+        )?;
         request.set_timeout(deadline);
         let response = self
             .client
@@ -83,9 +88,10 @@ impl BridgeClient {
     /// edge names the instance.
     pub async fn vnc_tunnel(
         &self,
+        caller: &Caller,
         outbound: impl Stream<Item = VncTunnelRequest> + Send + 'static,
     ) -> Result<Streaming<VncTunnelResponse>, ApiError> {
-        let request = self.stamped(outbound)?;
+        let request = self.stamped(caller, outbound)?;
         let response = self
             .client
             .clone()

@@ -10,6 +10,7 @@ use clawfleet_contracts::channels::v1::{
     StartWhatsAppLoginResponse, WaitWhatsAppLoginRequest, WaitWhatsAppLoginResponse,
     channel_service_client::ChannelServiceClient,
 };
+use clawfleet_kit::identity::Caller;
 use tonic::transport::Channel;
 
 use crate::{
@@ -32,10 +33,11 @@ macro_rules! unary {
     ($name:ident, $request:ty, $response:ty) => {
         pub async fn $name(
             &self,
+            caller: &Caller,
             message: $request,
             deadline: Duration,
         ) -> Result<$response, ApiError> {
-            let mut request = self.stamper.stamped(message)?;
+            let mut request = self.stamper.stamped(caller, message)?;
             request.set_timeout(deadline);
             let response = self
                 .client
@@ -53,7 +55,7 @@ impl ChannelsClient {
     pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
         Ok(Self {
             client: ChannelServiceClient::new(lazy_channel(address, |endpoint| endpoint)?),
-            stamper: Stamper::operator(internal_token)?,
+            stamper: Stamper::new(internal_token)?,
         })
     }
 

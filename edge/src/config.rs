@@ -1,12 +1,15 @@
 //! The edge's configuration, read from the environment through an [`EnvSource`].
 
 use clawfleet_kit::{
+    access_token::AccessTokenKeys,
     config::{self, ConfigError, EnvSource, keys},
     identity::ServiceCredentials,
 };
 
 /// The body limit used when `EDGE_BODY_LIMIT_BYTES` is unset: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// `/auth/*` requests per minute per client address when `EDGE_AUTH_RATE_PER_MINUTE` is unset.
+pub const DEFAULT_AUTH_RATE_PER_MINUTE: u32 = 30;
 
 /// Everything the edge needs to serve the manager-compatible API.
 #[derive(Clone, PartialEq, Eq)]
@@ -21,8 +24,16 @@ pub struct EdgeConfig {
     pub bridge_address: String,
     /// `host:port` of the channels service's gRPC listener (`CLAWFLEET_CHANNELS_ADDR`).
     pub channels_address: String,
+    /// `host:port` of the auth service's gRPC listener (`CLAWFLEET_AUTH_ADDR`).
+    pub auth_address: String,
+    /// Verifies app users' access tokens (`JWT_SECRET`, shared with the auth service).
+    pub jwt_secret: String,
     /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit_bytes: usize,
+    /// `/auth/*` requests per minute per client address (`EDGE_AUTH_RATE_PER_MINUTE`).
+    pub auth_rate_per_minute: u32,
+    /// Serve the OpenAPI document and its viewer at `/docs` (`EDGE_DOCS`, dev only).
+    pub docs_enabled: bool,
 }
 
 impl EdgeConfig {
@@ -36,21 +47,23 @@ impl EdgeConfig {
                 reason: "the token cannot be sent in a header".to_owned(),
             });
         }
-        let lifecycle_address = config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?;
-        validate_address(&lifecycle_address).map_err(|reason| ConfigError::Invalid {
-            key: keys::CLAWFLEET_LIFECYCLE_ADDR,
-            reason,
-        })?;
-        let bridge_address = config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?;
-        validate_address(&bridge_address).map_err(|reason| ConfigError::Invalid {
-            key: keys::CLAWFLEET_BRIDGE_ADDR,
-            reason,
-        })?;
-        let channels_address = config::required(env, keys::CLAWFLEET_CHANNELS_ADDR)?;
-        validate_address(&channels_address).map_err(|reason| ConfigError::Invalid {
-            key: keys::CLAWFLEET_CHANNELS_ADDR,
-            reason,
-        })?;
+        let lifecycle_address = required_address(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?;
+        let bridge_address = required_address(env, keys::CLAWFLEET_BRIDGE_ADDR)?;
+        let channels_address = required_address(env, keys::CLAWFLEET_CHANNELS_ADDR)?;
+        let auth_address = required_address(env, keys::CLAWFLEET_AUTH_ADDR)?;
+        let jwt_secret = config::required(env, keys::JWT_SECRET)?;
+        if let Err(error) = AccessTokenKeys::from_secret(jwt_secret.as_bytes()) {
+            return Err(ConfigError::Invalid {
+                key: keys::JWT_SECRET,
+                reason: error.to_string(),
+            });
+        }
+        let auth_rate_per_minute = config::parsed_or(
+            env,
+            keys::EDGE_AUTH_RATE_PER_MINUTE,
+            DEFAULT_AUTH_RATE_PER_MINUTE,
+        )?;
+        let docs_enabled = config::flag_or(env, keys::EDGE_DOCS, false)?;
         let body_limit_bytes =
             config::parsed_or(env, keys::EDGE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES)?;
         if body_limit_bytes == 0 {
@@ -65,9 +78,20 @@ impl EdgeConfig {
             lifecycle_address,
             bridge_address,
             channels_address,
+            auth_address,
+            jwt_secret,
             body_limit_bytes,
+            auth_rate_per_minute,
+            docs_enabled,
         })
     }
+}
+
+/// A required `host:port` address.
+fn required_address(env: &dyn EnvSource, key: &'static str) -> Result<String, ConfigError> {
+    let address = config::required(env, key)?;
+    validate_address(&address).map_err(|reason| ConfigError::Invalid { key, reason })?;
+    Ok(address)
 }
 
 /// Accepts `host:port` only, the form the gRPC endpoint URL is built from.
@@ -90,10 +114,14 @@ impl std::fmt::Debug for EdgeConfig {
             .debug_struct("EdgeConfig")
             .field("platform_api_key", &"<redacted>")
             .field("internal_token", &"<redacted>")
+            .field("jwt_secret", &"<redacted>")
             .field("lifecycle_address", &self.lifecycle_address)
             .field("bridge_address", &self.bridge_address)
             .field("channels_address", &self.channels_address)
+            .field("auth_address", &self.auth_address)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("auth_rate_per_minute", &self.auth_rate_per_minute)
+            .field("docs_enabled", &self.docs_enabled)
             .finish()
     }
 }
@@ -111,6 +139,8 @@ mod tests {
             (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
             (keys::CLAWFLEET_BRIDGE_ADDR, "127.0.0.1:4102"),
             (keys::CLAWFLEET_CHANNELS_ADDR, "127.0.0.1:4103"),
+            (keys::CLAWFLEET_AUTH_ADDR, "127.0.0.1:4104"),
+            (keys::JWT_SECRET, "a-jwt-secret-of-at-least-32-bytes!!"),
         ])
     }
 
@@ -132,6 +162,8 @@ mod tests {
             keys::CLAWFLEET_LIFECYCLE_ADDR,
             keys::CLAWFLEET_BRIDGE_ADDR,
             keys::CLAWFLEET_CHANNELS_ADDR,
+            keys::CLAWFLEET_AUTH_ADDR,
+            keys::JWT_SECRET,
         ] {
             let mut env = complete_env();
             env.0.remove(key);
@@ -193,5 +225,6 @@ mod tests {
         let text = format!("{config:?}");
         assert!(!text.contains("operator-key"));
         assert!(!text.contains("internal-token"));
+        assert!(!text.contains("a-jwt-secret"));
     }
 }

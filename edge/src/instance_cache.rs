@@ -12,7 +12,7 @@ use std::{
 };
 
 use clawfleet_contracts::lifecycle::v1::{Instance, watch_instances_response::Kind};
-use clawfleet_kit::shutdown::ShutdownToken;
+use clawfleet_kit::{identity::Caller, shutdown::ShutdownToken};
 
 use crate::lifecycle::LifecycleClient;
 
@@ -49,9 +49,11 @@ impl InstanceCache {
 
     /// Follows the lifecycle watch until `shutdown`, resubscribing when it breaks.
     pub fn spawn_follower(self: Arc<Self>, lifecycle: LifecycleClient, shutdown: ShutdownToken) {
+        // The replica holds every instance; readers filter by ownership.
+        let caller = Caller::service("edge");
         tokio::spawn(async move {
             while !shutdown.is_cancelled() {
-                if let Ok(mut stream) = lifecycle.watch(String::new()).await {
+                if let Ok(mut stream) = lifecycle.watch(&caller, String::new()).await {
                     loop {
                         let message = tokio::select! {
                             message = stream.message() => message,

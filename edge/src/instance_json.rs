@@ -174,12 +174,12 @@ impl From<Option<&PodConditions>> for ConditionsJson {
 /// A UTC instant written as RFC 3339 to the second, e.g. `2026-02-13T05:29:50Z`, the
 /// form Kubernetes uses and the manager's clients parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Rfc3339(OffsetDateTime);
+pub(crate) struct Rfc3339(OffsetDateTime);
 
 impl Rfc3339 {
     /// `None` for a missing timestamp or one outside years 0000–9999, which RFC 3339
     /// cannot write.
-    fn from_timestamp(timestamp: Option<&prost_types::Timestamp>) -> Option<Self> {
+    pub(crate) fn from_timestamp(timestamp: Option<&prost_types::Timestamp>) -> Option<Self> {
         let instant = OffsetDateTime::from_unix_timestamp(timestamp?.seconds).ok()?;
         (0..=9999)
             .contains(&instant.year())

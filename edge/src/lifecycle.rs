@@ -13,7 +13,7 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient,
     },
 };
-use clawfleet_kit::error::ErrorCode;
+use clawfleet_kit::{error::ErrorCode, identity::Caller};
 use tonic::{Request, Status, Streaming, transport::Channel};
 
 use crate::{
@@ -26,7 +26,7 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(15);
 /// Named in errors about the upstream.
 const SERVICE_NAME: &str = "lifecycle service";
 
-/// Calls the lifecycle service on behalf of the operator the edge authenticated.
+/// Calls the lifecycle service on behalf of the caller the edge authenticated.
 #[derive(Clone, Debug)]
 pub struct LifecycleClient {
     client: InstanceServiceClient<Channel>,
@@ -42,22 +42,26 @@ impl LifecycleClient {
         let channel = lazy_channel(address, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
         Ok(Self {
             client: InstanceServiceClient::new(channel),
-            stamper: Stamper::operator(internal_token)?,
+            stamper: Stamper::new(internal_token)?,
         })
     }
 
-    fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
-        self.stamper.stamped(message)
+    fn stamped<T>(&self, caller: &Caller, message: T) -> Result<Request<T>, ApiError> {
+        self.stamper.stamped(caller, message)
     }
 
-    fn unary<T>(&self, message: T) -> Result<Request<T>, ApiError> {
-        let mut request = self.stamped(message)?;
+    fn unary<T>(&self, caller: &Caller, message: T) -> Result<Request<T>, ApiError> {
+        let mut request = self.stamped(caller, message)?;
         request.set_timeout(CALL_DEADLINE);
         Ok(request)
     }
 
-    pub async fn create(&self, request: CreateInstanceRequest) -> Result<Instance, ApiError> {
-        let request = self.unary(request)?;
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateInstanceRequest,
+    ) -> Result<Instance, ApiError> {
+        let request = self.unary(caller, request)?;
         let response = self
             .client
             .clone()
@@ -67,8 +71,8 @@ impl LifecycleClient {
         present(response.into_inner().instance)
     }
 
-    pub async fn get(&self, id: String) -> Result<Instance, ApiError> {
-        let request = self.unary(GetInstanceRequest { id })?;
+    pub async fn get(&self, caller: &Caller, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(caller, GetInstanceRequest { id })?;
         let response = self
             .client
             .clone()
@@ -80,16 +84,20 @@ impl LifecycleClient {
 
     pub async fn list(
         &self,
+        caller: &Caller,
         page_size: u32,
         page_token: String,
     ) -> Result<ListInstancesResponse, ApiError> {
-        let request = self.unary(ListInstancesRequest {
-            owner: String::new(),
-            page: Some(PageRequest {
-                page_size,
-                page_token,
-            }),
-        })?;
+        let request = self.unary(
+            caller,
+            ListInstancesRequest {
+                owner: String::new(),
+                page: Some(PageRequest {
+                    page_size,
+                    page_token,
+                }),
+            },
+        )?;
         let response = self
             .client
             .clone()
@@ -101,13 +109,17 @@ impl LifecycleClient {
 
     pub async fn delete(
         &self,
+        caller: &Caller,
         id: String,
         preserve_data: bool,
     ) -> Result<DeleteInstanceResponse, ApiError> {
-        let request = self.unary(DeleteInstanceRequest {
-            id,
-            preserve_data: Some(preserve_data),
-        })?;
+        let request = self.unary(
+            caller,
+            DeleteInstanceRequest {
+                id,
+                preserve_data: Some(preserve_data),
+            },
+        )?;
         let response = self
             .client
             .clone()
@@ -117,8 +129,8 @@ impl LifecycleClient {
         Ok(response.into_inner())
     }
 
-    pub async fn stop(&self, id: String) -> Result<Instance, ApiError> {
-        let request = self.unary(StopInstanceRequest { id })?;
+    pub async fn stop(&self, caller: &Caller, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(caller, StopInstanceRequest { id })?;
         let response = self
             .client
             .clone()
@@ -128,8 +140,8 @@ impl LifecycleClient {
         present(response.into_inner().instance)
     }
 
-    pub async fn start(&self, id: String) -> Result<Instance, ApiError> {
-        let request = self.unary(StartInstanceRequest { id })?;
+    pub async fn start(&self, caller: &Caller, id: String) -> Result<Instance, ApiError> {
+        let request = self.unary(caller, StartInstanceRequest { id })?;
         let response = self
             .client
             .clone()
@@ -141,8 +153,12 @@ impl LifecycleClient {
 
     /// Opens a watch of one instance (`id`) or of every instance (empty `id`). The call
     /// carries no deadline, which would end the stream; opening it is bounded instead.
-    pub async fn watch(&self, id: String) -> Result<Streaming<WatchInstancesResponse>, ApiError> {
-        let request = self.stamped(WatchInstancesRequest { id })?;
+    pub async fn watch(
+        &self,
+        caller: &Caller,
+        id: String,
+    ) -> Result<Streaming<WatchInstancesResponse>, ApiError> {
+        let request = self.stamped(caller, WatchInstancesRequest { id })?;
         let mut client = self.client.clone();
         let response = tokio::time::timeout(CALL_DEADLINE, client.watch_instances(request))
             .await

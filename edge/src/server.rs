@@ -11,6 +11,8 @@ use crate::{config::EdgeConfig, routes::router, state::EdgeState, upstream::Upst
 pub enum EdgeError {
     #[error(transparent)]
     Upstream(#[from] UpstreamClientError),
+    #[error("cannot use JWT_SECRET: {0}")]
+    AccessTokens(clawfleet_kit::access_token::AccessTokenError),
     #[error("edge http server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -34,7 +36,9 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set tcp_nodelay on an accepted connection");
         }
     });
-    axum::serve(listener, router(state))
+    // The peer address keys the sign-in rate limit.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(EdgeError::Serve)?;

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
 
+use clawfleet_kit::access_token::AccessTokenKeys;
+
 use crate::{
-    bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
-    instance_cache::InstanceCache, lifecycle::LifecycleClient, server::EdgeError,
+    auth_service::AuthClient, bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
+    instance_cache::InstanceCache, lifecycle::LifecycleClient, rate_limit::RateLimiter,
+    server::EdgeError,
 };
 
 /// The state behind the router; cloning it is one reference-count increment.
@@ -18,6 +21,10 @@ struct Shared {
     lifecycle: LifecycleClient,
     bridge: BridgeClient,
     channels: ChannelsClient,
+    auth: AuthClient,
+    access_tokens: AccessTokenKeys,
+    auth_rate_limiter: RateLimiter,
+    docs_enabled: bool,
     instances: Arc<InstanceCache>,
     platform_api_key: Box<[u8]>,
     body_limit_bytes: usize,
@@ -44,6 +51,9 @@ impl EdgeState {
         let bridge = BridgeClient::connect_lazy(&config.bridge_address, &config.internal_token)?;
         let channels =
             ChannelsClient::connect_lazy(&config.channels_address, &config.internal_token)?;
+        let auth = AuthClient::connect_lazy(&config.auth_address, &config.internal_token)?;
+        let access_tokens = AccessTokenKeys::from_secret(config.jwt_secret.as_bytes())
+            .map_err(EdgeError::AccessTokens)?;
         let instances = Arc::new(InstanceCache::default());
         instances
             .clone()
@@ -52,6 +62,10 @@ impl EdgeState {
             lifecycle,
             bridge,
             channels,
+            auth,
+            access_tokens,
+            auth_rate_limiter: RateLimiter::new(config.auth_rate_per_minute),
+            docs_enabled: config.docs_enabled,
             instances,
             platform_api_key: config.platform_api_key.as_bytes().into(),
             body_limit_bytes: config.body_limit_bytes,
@@ -74,6 +88,23 @@ impl EdgeState {
 
     pub(crate) fn bridge(&self) -> &BridgeClient {
         &self.0.bridge
+    }
+
+    pub(crate) fn auth(&self) -> &AuthClient {
+        &self.0.auth
+    }
+
+    /// Verifies app users' access tokens locally.
+    pub(crate) fn access_tokens(&self) -> &AccessTokenKeys {
+        &self.0.access_tokens
+    }
+
+    pub(crate) fn auth_rate_limiter(&self) -> &RateLimiter {
+        &self.0.auth_rate_limiter
+    }
+
+    pub(crate) fn docs_enabled(&self) -> bool {
+        self.0.docs_enabled
     }
 
     /// True when `presented` is the platform API key (compared in constant time).

@@ -11,6 +11,7 @@ use clawfleet_kit::shutdown::ShutdownToken;
 use crate::{EdgeConfig, EdgeState, router};
 
 pub const API_KEY: &str = "operator-key";
+pub const JWT_SECRET: &str = "edge-test-jwt-secret-of-32-bytes-or-more";
 
 /// A loopback address that refused connections a moment ago.
 fn address_with_nothing_listening() -> String {
@@ -25,13 +26,20 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         lifecycle_address: address_with_nothing_listening(),
         bridge_address: address_with_nothing_listening(),
         channels_address: address_with_nothing_listening(),
+        auth_address: address_with_nothing_listening(),
+        jwt_secret: JWT_SECRET.to_owned(),
         body_limit_bytes,
+        auth_rate_per_minute: 5,
+        docs_enabled: true,
     }
 }
 
+pub fn test_state(body_limit_bytes: usize) -> EdgeState {
+    EdgeState::new(&test_config(body_limit_bytes), ShutdownToken::new()).unwrap()
+}
+
 pub async fn test_router_with_body_limit(body_limit_bytes: usize) -> Router {
-    let state = EdgeState::new(&test_config(body_limit_bytes), ShutdownToken::new()).unwrap();
-    router(state)
+    router(test_state(body_limit_bytes))
 }
 
 pub async fn test_router() -> Router {

@@ -42,28 +42,24 @@ pub fn lazy_channel(
     Ok(configure(endpoint).connect_lazy())
 }
 
-/// Stamps requests with the internal credential and the caller.
+/// Stamps requests with the internal credential and the caller the edge authenticated
+/// (the operator on `/api`, the app user on the App API).
 #[derive(Clone, Debug)]
 pub struct Stamper {
     credentials: ServiceCredentials,
-    caller: Caller,
 }
 
 impl Stamper {
-    /// Requests on behalf of the operator (the `/api` routes).
-    pub fn operator(internal_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn new(internal_token: &str) -> Result<Self, UpstreamClientError> {
         let credentials = ServiceCredentials::new(internal_token)
             .map_err(|_| UpstreamClientError::InternalToken)?;
-        Ok(Self {
-            credentials,
-            caller: Caller::operator(),
-        })
+        Ok(Self { credentials })
     }
 
-    pub fn stamped<T>(&self, message: T) -> Result<Request<T>, ApiError> {
+    pub fn stamped<T>(&self, caller: &Caller, message: T) -> Result<Request<T>, ApiError> {
         let mut request = Request::new(message);
         self.credentials
-            .stamp(&mut request, &self.caller)
+            .stamp(&mut request, caller)
             .map_err(|status| ApiError::internal(format_args!("cannot stamp request: {status}")))?;
         Ok(request)
     }

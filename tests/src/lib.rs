@@ -2,6 +2,7 @@
 //! (edge + lifecycle, real gRPC between them, real `openclaw` gateways) on loopback
 //! with its own data dir, and talks to it over REST and gRPC like a user would.
 
+pub mod app_user;
 pub mod grpc;
 pub mod http;
 pub mod load;

@@ -21,6 +21,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(600);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options for [`Platform::start`].
+/// The access-token secret of platforms started by tests (so tests can mint tokens).
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789-0123456789-abcdef";
+
 #[derive(Debug, Clone)]
 pub struct PlatformOptions {
     pub data_dir: PathBuf,
@@ -74,6 +77,12 @@ impl Platform {
             .env("CLAWFLEET_LIFECYCLE_PORT", "0")
             .env("CLAWFLEET_BRIDGE_PORT", "0")
             .env("CLAWFLEET_CHANNELS_PORT", "0")
+            .env("CLAWFLEET_AUTH_PORT", "0")
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            // Tests sign in many times from one address; the limit has its own test.
+            .env("EDGE_AUTH_RATE_PER_MINUTE", "100000")
+            .env("EDGE_DOCS", "true")
+            .env_remove("DATABASE_URL")
             .env("OPENCLAW_MANAGER_API_KEY", &options.api_key)
             .env("CLAWFLEET_INTERNAL_TOKEN", &options.internal_token)
             .env("CLAWFLEET_TOOLCHAIN_DIR", tools::toolchain_dir())

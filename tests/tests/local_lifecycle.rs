@@ -109,9 +109,12 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
     // GET has the SPEC §3 shape, filled from the real process. The edge answers from
     // its own watch-fed replica, which may trail this test's watch by a moment.
     let instance = operator
-        .wait_for("alice", Duration::from_secs(10), "running via GET", |instance| {
-            instance["phase"] == "running"
-        })
+        .wait_for(
+            "alice",
+            Duration::from_secs(10),
+            "running via GET",
+            |instance| instance["phase"] == "running",
+        )
         .await;
     assert_eq!(instance["userId"], "alice");
     assert_eq!(instance["ready"], true);

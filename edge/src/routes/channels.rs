@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    routing::{get, post},
-};
+use axum::{Json, extract::State};
 use clawfleet_contracts::{
     channels::v1::{
         ApprovePairingRequest, GetTelegramStatusRequest, GetWhatsAppStatusRequest,
@@ -18,12 +14,20 @@ use clawfleet_contracts::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::with_json_405;
 use crate::{
     channels::CHANNEL_CALL_DEADLINE,
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, OptionalApiJson, parse_flag},
+    openapi::schemas::{
+        ErrorResponses, PairingApprovedJson, PairingListJson, TelegramLogoutJson,
+        TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson,
+        WhatsAppWaitJson,
+    },
+    principal::Principal,
     state::EdgeState,
 };
 
@@ -33,40 +37,16 @@ const DEFAULT_WAIT_TIMEOUT_MS: u32 = 120_000;
 /// Extra time beyond a login step's own timeout.
 const LOGIN_SLACK: Duration = Duration::from_secs(15);
 
-pub fn routes() -> Router<EdgeState> {
-    Router::new()
-        .route(
-            "/api/instances/{user_id}/telegram/setup",
-            with_json_405(post(telegram_setup)),
-        )
-        .route(
-            "/api/instances/{user_id}/telegram/status",
-            with_json_405(get(telegram_status)),
-        )
-        .route(
-            "/api/instances/{user_id}/telegram/logout",
-            with_json_405(post(telegram_logout)),
-        )
-        .route(
-            "/api/instances/{user_id}/whatsapp/qr",
-            with_json_405(post(whatsapp_qr)),
-        )
-        .route(
-            "/api/instances/{user_id}/whatsapp/wait",
-            with_json_405(post(whatsapp_wait)),
-        )
-        .route(
-            "/api/instances/{user_id}/whatsapp/status",
-            with_json_405(get(whatsapp_status)),
-        )
-        .route(
-            "/api/instances/{user_id}/pairing/list",
-            with_json_405(get(pairing_list)),
-        )
-        .route(
-            "/api/instances/{user_id}/pairing/approve",
-            with_json_405(post(pairing_approve)),
-        )
+pub fn routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(with_json_405(routes!(telegram_setup)))
+        .routes(with_json_405(routes!(telegram_status)))
+        .routes(with_json_405(routes!(telegram_logout)))
+        .routes(with_json_405(routes!(whatsapp_qr)))
+        .routes(with_json_405(routes!(whatsapp_wait)))
+        .routes(with_json_405(routes!(whatsapp_status)))
+        .routes(with_json_405(routes!(pairing_list)))
+        .routes(with_json_405(routes!(pairing_approve)))
 }
 
 fn list_json(list: Option<prost_types::ListValue>) -> Value {
@@ -83,16 +63,22 @@ fn struct_json(structure: Option<prost_types::Struct>) -> Value {
     structure.map(struct_to_json).unwrap_or_else(|| json!({}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SetupBody {
+pub(super) struct SetupBody {
     bot_token: String,
     #[serde(default)]
     account_id: Option<String>,
 }
 
-async fn telegram_setup(
+/// Sets the Telegram bot token (never echoed); retried once on a stale config.
+#[utoipa::path(post, path = "/api/instances/{userId}/telegram/setup", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body = SetupBody,
+    responses((status = 200, body = TelegramSetupJson), ErrorResponses))]
+pub(super) async fn telegram_setup(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiJson(body): ApiJson<SetupBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -103,20 +89,26 @@ async fn telegram_setup(
     };
     let response = state
         .channels()
-        .setup_telegram(request, CHANNEL_CALL_DEADLINE)
+        .setup_telegram(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     Ok(Json(
         json!({"ok": response.ok, "config": struct_json(response.config)}),
     ))
 }
 
-#[derive(Deserialize, Default)]
-struct ProbeQuery {
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ProbeQuery {
     probe: Option<String>,
 }
 
-async fn telegram_status(
+/// Telegram channel status; `probe=true` asks Telegram live.
+#[utoipa::path(get, path = "/api/instances/{userId}/telegram/status", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
+    responses((status = 200, body = TelegramStatusJson), ErrorResponses))]
+pub(super) async fn telegram_status(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiQuery(query): ApiQuery<ProbeQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -127,22 +119,28 @@ async fn telegram_status(
     };
     let response = state
         .channels()
-        .get_telegram_status(request, CHANNEL_CALL_DEADLINE)
+        .get_telegram_status(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     Ok(Json(
         json!({"userId": instance_id, "telegram": struct_json(response.telegram), "accounts": list_json(response.accounts)}),
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LogoutBody {
+pub(super) struct LogoutBody {
     #[serde(default)]
     account_id: Option<String>,
 }
 
-async fn telegram_logout(
+/// Disconnects Telegram and clears its stored credentials.
+#[utoipa::path(post, path = "/api/instances/{userId}/telegram/logout", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body(content = Option<LogoutBody>),
+    responses((status = 200, body = TelegramLogoutJson), ErrorResponses))]
+pub(super) async fn telegram_logout(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     OptionalApiJson(body): OptionalApiJson<LogoutBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -152,24 +150,30 @@ async fn telegram_logout(
     };
     let response = state
         .channels()
-        .logout_telegram(request, CHANNEL_CALL_DEADLINE)
+        .logout_telegram(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     Ok(Json(
         json!({"channel": "telegram", "cleared": response.cleared, "loggedOut": response.logged_out}),
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct QrBody {
+pub(super) struct QrBody {
     #[serde(default)]
     force: bool,
     #[serde(default)]
     timeout_ms: Option<u32>,
 }
 
-async fn whatsapp_qr(
+/// Starts linking WhatsApp; returns the QR code as a data URL.
+#[utoipa::path(post, path = "/api/instances/{userId}/whatsapp/qr", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body(content = Option<QrBody>),
+    responses((status = 200, body = WhatsAppQrJson), ErrorResponses))]
+pub(super) async fn whatsapp_qr(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     OptionalApiJson(body): OptionalApiJson<QrBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -182,7 +186,7 @@ async fn whatsapp_qr(
     let deadline = Duration::from_millis(u64::from(timeout_ms)) + LOGIN_SLACK;
     let response = state
         .channels()
-        .start_whats_app_login(request, deadline)
+        .start_whats_app_login(&caller, request, deadline)
         .await?;
     let mut answer = json!({"qrDataUrl": response.qr_data_url, "connected": response.connected});
     if !response.message.is_empty() {
@@ -191,17 +195,23 @@ async fn whatsapp_qr(
     Ok(Json(answer))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct WaitBody {
+pub(super) struct WaitBody {
     #[serde(default)]
     timeout_ms: Option<u32>,
     #[serde(default)]
     current_qr_data_url: Option<String>,
 }
 
-async fn whatsapp_wait(
+/// Waits until WhatsApp is linked or the timeout passes.
+#[utoipa::path(post, path = "/api/instances/{userId}/whatsapp/wait", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body(content = Option<WaitBody>),
+    responses((status = 200, body = WhatsAppWaitJson), ErrorResponses))]
+pub(super) async fn whatsapp_wait(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     OptionalApiJson(body): OptionalApiJson<WaitBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -214,7 +224,7 @@ async fn whatsapp_wait(
     let deadline = Duration::from_millis(u64::from(timeout_ms)) + LOGIN_SLACK;
     let response = state
         .channels()
-        .wait_whats_app_login(request, deadline)
+        .wait_whats_app_login(&caller, request, deadline)
         .await?;
     let mut answer = json!({"connected": response.connected, "message": response.message});
     if !response.qr_data_url.is_empty() {
@@ -223,8 +233,13 @@ async fn whatsapp_wait(
     Ok(Json(answer))
 }
 
-async fn whatsapp_status(
+/// WhatsApp channel status.
+#[utoipa::path(get, path = "/api/instances/{userId}/whatsapp/status", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
+    responses((status = 200, body = WhatsAppStatusJson), ErrorResponses))]
+pub(super) async fn whatsapp_status(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiQuery(query): ApiQuery<ProbeQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -235,16 +250,17 @@ async fn whatsapp_status(
     };
     let response = state
         .channels()
-        .get_whats_app_status(request, CHANNEL_CALL_DEADLINE)
+        .get_whats_app_status(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     Ok(Json(
         json!({"userId": instance_id, "whatsapp": struct_json(response.whatsapp), "accounts": list_json(response.accounts)}),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct PairingQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct PairingQuery {
     channel: Option<String>,
     account_id: Option<String>,
 }
@@ -262,8 +278,13 @@ fn pairing_request_json(request: PairingRequest) -> Value {
     })
 }
 
-async fn pairing_list(
+/// Pending DM pairing requests with the codes the bot sent.
+#[utoipa::path(get, path = "/api/instances/{userId}/pairing/list", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), PairingQuery),
+    responses((status = 200, body = PairingListJson), ErrorResponses))]
+pub(super) async fn pairing_list(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiQuery(query): ApiQuery<PairingQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -277,7 +298,7 @@ async fn pairing_list(
     };
     let response = state
         .channels()
-        .list_pairing_requests(request, CHANNEL_CALL_DEADLINE)
+        .list_pairing_requests(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     let requests: Vec<Value> = response
         .requests
@@ -289,9 +310,9 @@ async fn pairing_list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ApproveBody {
+pub(super) struct ApproveBody {
     channel: String,
     #[serde(default)]
     code: Option<String>,
@@ -303,8 +324,14 @@ struct ApproveBody {
     account_id: Option<String>,
 }
 
-async fn pairing_approve(
+/// Approves a DM pairing request by code or request id.
+#[utoipa::path(post, path = "/api/instances/{userId}/pairing/approve", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body = ApproveBody,
+    responses((status = 200, body = PairingApprovedJson), ErrorResponses))]
+pub(super) async fn pairing_approve(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -327,7 +354,7 @@ async fn pairing_approve(
     };
     let response = state
         .channels()
-        .approve_pairing(request, CHANNEL_CALL_DEADLINE)
+        .approve_pairing(&caller, request, CHANNEL_CALL_DEADLINE)
         .await?;
     let mut answer = json!({"approved": response.approved, "channel": channel});
     for (key, value) in [

@@ -3,48 +3,40 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use clawfleet_contracts::{
     common::v1::Plan,
     lifecycle::v1::{CreateInstanceRequest, Instance},
 };
+use clawfleet_kit::identity::Caller;
 use serde::{Deserialize, Serialize, Serializer};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::with_json_405;
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, parse_flag},
     instance_json::InstanceView,
+    openapi::schemas::{DeletedJson, ErrorResponses, InstanceJson, InstanceListJson},
+    principal::Principal,
     state::EdgeState,
 };
 
-pub fn routes() -> Router<EdgeState> {
-    Router::new()
-        .route(
-            "/api/instances",
-            with_json_405(post(create_instance).get(list_instances)),
-        )
-        .route(
-            "/api/instances/{user_id}",
-            with_json_405(get(get_instance).delete(delete_instance)),
-        )
-        .route(
-            "/api/instances/{user_id}/stop",
-            with_json_405(post(stop_instance)),
-        )
-        .route(
-            "/api/instances/{user_id}/start",
-            with_json_405(post(start_instance)),
-        )
+pub fn routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(with_json_405(routes!(create_instance, list_instances)))
+        .routes(with_json_405(routes!(get_instance, delete_instance)))
+        .routes(with_json_405(routes!(stop_instance)))
+        .routes(with_json_405(routes!(start_instance)))
 }
 
 /// The manager's create body; unknown fields are refused so typos do not pass silently.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateInstanceBody {
     user_id: String,
@@ -56,9 +48,9 @@ struct CreateInstanceBody {
     model: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum PlanName {
+pub(super) enum PlanName {
     Free,
     Pro,
     Enterprise,
@@ -90,18 +82,36 @@ impl CreateInstanceBody {
     }
 }
 
+/// Creates an instance with the id the operator chose and starts its gateway.
+#[utoipa::path(post, path = "/api/instances", tag = "manager",
+    security(("apiKey" = [])),
+    request_body = CreateInstanceBody,
+    responses((status = 201, description = "created", body = InstanceJson), ErrorResponses))]
 async fn create_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     ApiJson(body): ApiJson<CreateInstanceBody>,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().create(body.into_request()?).await?;
+    created(&state, &caller, body.into_request()?).await
+}
+
+/// Creates through the lifecycle service and answers 201 with the instance.
+pub(super) async fn created(
+    state: &EdgeState,
+    caller: &Caller,
+    request: CreateInstanceRequest,
+) -> Result<Response, ApiError> {
+    let instance = state.lifecycle().create(caller, request).await?;
     Ok((StatusCode::CREATED, Json(InstanceView(&instance))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Instances per page (default 100).
     page_size: Option<String>,
+    /// The `nextPageToken` of the previous page.
     page_token: Option<String>,
 }
 
@@ -133,14 +143,19 @@ fn parse_page_size(value: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-async fn list_instances(
+/// Every instance, page by page.
+#[utoipa::path(get, path = "/api/instances", tag = "manager",
+    security(("apiKey" = [])), params(ListQuery),
+    responses((status = 200, body = InstanceListJson), ErrorResponses))]
+pub(super) async fn list_instances(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let page_size = parse_page_size(query.page_size.as_deref())?;
     let page = state
         .lifecycle()
-        .list(page_size, query.page_token.unwrap_or_default())
+        .list(&caller, page_size, query.page_token.unwrap_or_default())
         .await?;
     let next_page_token = page
         .page
@@ -153,46 +168,65 @@ async fn list_instances(
     .into_response())
 }
 
-async fn get_instance(
+/// One instance with its phase and pods.
+#[utoipa::path(get, path = "/api/instances/{userId}", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    responses((status = 200, body = InstanceJson), ErrorResponses))]
+pub(super) async fn get_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    if let Some(instance) = state.instances().get(&id) {
+    // The replica holds everyone's instances: an app user is answered from it only for
+    // their own; anything else goes to the lifecycle service, which says 404.
+    if let Some(instance) = state.instances().get(&id)
+        && (caller.is_privileged() || instance.owner == caller.subject)
+    {
         return Ok(Json(InstanceView(&instance)).into_response());
     }
-    let instance = state.lifecycle().get(id).await?;
+    let instance = state.lifecycle().get(&caller, id).await?;
     Ok(Json(InstanceView(&instance)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct DeleteQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteQuery {
+    /// `false` removes the instance's data too (default `true`: kept for a re-create).
     preserve_pvc: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DeletedJson<'a> {
+struct DeletedReply<'a> {
     user_id: &'a str,
     deleted: bool,
     data_preserved: bool,
 }
 
-async fn delete_instance(
+/// Deletes the instance; its data is kept unless `preservePvc=false`.
+#[utoipa::path(delete, path = "/api/instances/{userId}", tag = "manager",
+    security(("apiKey" = [])),
+    params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), DeleteQuery),
+    responses((status = 200, body = DeletedJson), ErrorResponses))]
+pub(super) async fn delete_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(id): InstanceId,
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<Response, ApiError> {
     let preserve_data = parse_flag("preservePvc", query.preserve_pvc.as_deref(), true)?;
-    state.instances().forget(&id);
-    let deleted = state.lifecycle().delete(id.clone(), preserve_data).await?;
+    let deleted = state
+        .lifecycle()
+        .delete(&caller, id.clone(), preserve_data)
+        .await?;
     state.instances().forget(&id);
     let user_id = if deleted.id.is_empty() {
         &id
     } else {
         &deleted.id
     };
-    Ok(Json(DeletedJson {
+    Ok(Json(DeletedReply {
         user_id,
         deleted: true,
         data_preserved: deleted.data_preserved,
@@ -200,20 +234,30 @@ async fn delete_instance(
     .into_response())
 }
 
+/// Stops the gateway; the instance and its data stay.
+#[utoipa::path(post, path = "/api/instances/{userId}/stop", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    responses((status = 200, body = InstanceJson), ErrorResponses))]
 async fn stop_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().stop(id.clone()).await?;
+    let instance = state.lifecycle().stop(&caller, id.clone()).await?;
     state.instances().forget(&id);
     Ok(Json(InstanceView(&instance)).into_response())
 }
 
+/// Starts a stopped gateway on the same data.
+#[utoipa::path(post, path = "/api/instances/{userId}/start", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    responses((status = 200, body = InstanceJson), ErrorResponses))]
 async fn start_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().start(id.clone()).await?;
+    let instance = state.lifecycle().start(&caller, id.clone()).await?;
     state.instances().forget(&id);
     Ok(Json(InstanceView(&instance)).into_response())
 }

@@ -1,6 +1,12 @@
-//! The router: `/health`, the manager-compatible `/api`, and the layers every route shares
-//! (API key, body limit, timeout, JSON errors).
+//! The router: `/health`, the App API (access JWT), the manager-compatible `/api` (API
+//! key), the OpenAPI document, and the layers every route shares (body limit, timeout,
+//! JSON errors). Every route is registered with its OpenAPI annotation (utoipa-axum), so
+//! the document is generated from the same table the router is.
 
+mod app;
+mod app_auth;
+#[cfg(test)]
+mod app_tests;
 mod channels;
 mod instances;
 mod rpc;
@@ -15,15 +21,21 @@ use axum::{
     http::{Method, StatusCode, Uri, header},
     middleware,
     response::IntoResponse,
-    routing::{MethodRouter, get},
 };
 use clawfleet_kit::error::ErrorCode;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouter},
+    routes,
+};
 
 use crate::{
-    auth,
+    access, auth,
     error::{ApiError, ensure_json_errors},
     lifecycle::CALL_DEADLINE,
+    openapi::{self, ApiDoc, schemas::HealthJson},
+    rate_limit,
     state::EdgeState,
 };
 
@@ -34,18 +46,9 @@ const HANDLER_TIMEOUT: Duration = CALL_DEADLINE.saturating_add(Duration::from_se
 /// The edge's HTTP routes over `state`.
 pub fn router(state: EdgeState) -> Router {
     let body_limit_bytes = state.body_limit_bytes();
-    Router::new()
-        .route("/health", with_json_405(get(health)))
-        .merge(instances::routes())
-        .merge(watch::routes())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            HANDLER_TIMEOUT,
-        ))
-        // Gateway calls carry their own (longer) deadlines; a VNC session is long-lived.
-        .merge(rpc::routes())
-        .merge(channels::routes())
-        .merge(vnc::routes())
+    let (routes, document) = documented_routes(&state).split_for_parts();
+    routes
+        .merge(openapi::routes(openapi::render(&document)))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -56,11 +59,62 @@ pub fn router(state: EdgeState) -> Router {
         .with_state(state)
 }
 
-/// Answers methods a path does not support with the JSON 405; axum adds `Allow`.
-fn with_json_405(methods: MethodRouter<EdgeState>) -> MethodRouter<EdgeState> {
-    methods.fallback(method_not_allowed)
+/// The OpenAPI document of every route (what `/openapi.json` serves).
+pub fn openapi_document(state: &EdgeState) -> utoipa::openapi::OpenApi {
+    documented_routes(state).into_openapi()
 }
 
+/// Every route with its documentation and its authentication layer.
+fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
+    let quick = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(with_json_405(routes!(health)))
+        .merge(instances::routes())
+        .merge(watch::routes())
+        .merge(
+            app::instance_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                access::require_access_token,
+            )),
+        )
+        .merge(
+            app_auth::user_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                access::require_access_token,
+            )),
+        )
+        .merge(
+            app_auth::sign_in_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                rate_limit::limit_auth_requests,
+            )),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            HANDLER_TIMEOUT,
+        ));
+    // Gateway calls carry their own (longer) deadlines; a VNC session is long-lived.
+    quick
+        .merge(rpc::routes())
+        .merge(channels::routes())
+        .merge(vnc::routes())
+        .merge(
+            app::gateway_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                access::require_access_token,
+            )),
+        )
+}
+
+/// Answers methods a path does not support with the JSON 405; axum adds `Allow`.
+fn with_json_405(
+    (schemas, paths, methods): UtoipaMethodRouter<EdgeState>,
+) -> UtoipaMethodRouter<EdgeState> {
+    (schemas, paths, methods.fallback(method_not_allowed))
+}
+
+/// Liveness of the edge itself.
+#[utoipa::path(get, path = "/health", tag = "manager",
+    responses((status = 200, body = HealthJson)))]
 async fn health() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

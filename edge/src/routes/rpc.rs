@@ -5,21 +5,25 @@
 use std::time::Duration;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
 };
 use clawfleet_contracts::{bridge::v1::GatewayError, json::struct_to_json};
+use clawfleet_kit::identity::Caller;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::with_json_405;
 use crate::{
     bridge::RpcOutcome,
     error::ApiError,
     extract::{ApiJson, InstanceId},
+    openapi::schemas::ErrorResponses,
+    principal::Principal,
     state::EdgeState,
 };
 
@@ -30,28 +34,44 @@ const MAX_RPC_DEADLINE: Duration = Duration::from_secs(300);
 /// Extra time beyond a method's own `timeoutMs` (e.g. `web.login.wait`).
 const METHOD_TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 
-pub fn routes() -> Router<EdgeState> {
-    Router::new().route(
-        "/api/instances/{user_id}/rpc",
-        with_json_405(post(call_gateway)),
-    )
+pub fn routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new().routes(with_json_405(routes!(call_gateway)))
 }
 
-#[derive(Deserialize)]
+/// A gateway RPC: the method and its params.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RpcBody {
-    method: String,
+pub(super) struct RpcBody {
+    /// A gateway method, e.g. `status`, `channels.status`.
+    pub(super) method: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     params: Option<Map<String, Value>>,
     /// How long to wait for the gateway, in milliseconds.
     #[serde(default, rename = "timeoutMs")]
     timeout_ms: Option<u64>,
 }
 
+/// Any gateway method (operators are trusted); the gateway's answer as it is.
+#[utoipa::path(post, path = "/api/instances/{userId}/rpc", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    request_body = RpcBody,
+    responses((status = 200, description = "the gateway's result", body = Object), ErrorResponses))]
 async fn call_gateway(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     ApiJson(body): ApiJson<RpcBody>,
+) -> Result<Response, ApiError> {
+    forward(&state, &caller, instance_id, body).await
+}
+
+/// Calls the gateway through the bridge and answers with its result or error frame.
+pub(super) async fn forward(
+    state: &EdgeState,
+    caller: &Caller,
+    instance_id: String,
+    body: RpcBody,
 ) -> Result<Response, ApiError> {
     if body.method.trim().is_empty() {
         return Err(ApiError::invalid_argument("method must not be empty"));
@@ -60,7 +80,7 @@ async fn call_gateway(
     let deadline = rpc_deadline(body.timeout_ms, &params);
     match state
         .bridge()
-        .call(instance_id, body.method, params, deadline)
+        .call(caller, instance_id, body.method, params, deadline)
         .await?
     {
         RpcOutcome::Result(result) => Ok((StatusCode::OK, Json(result)).into_response()),

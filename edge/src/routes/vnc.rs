@@ -4,13 +4,11 @@
 //! or display is a plain HTTP error.
 
 use axum::{
-    Router,
     extract::{
         State,
         ws::{Message, WebSocket, WebSocketUpgrade},
     },
     response::Response,
-    routing::get,
 };
 use clawfleet_contracts::bridge::v1::{
     VncTunnelRequest, VncTunnelResponse, vnc_tunnel_request::Frame,
@@ -21,17 +19,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use super::with_json_405;
-use crate::{error::ApiError, extract::InstanceId, state::EdgeState};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    error::ApiError, extract::InstanceId, openapi::schemas::ErrorResponses, principal::Principal,
+    state::EdgeState,
+};
 
 /// Frames buffered from the browser before reading from it pauses.
 const TUNNEL_BUFFER: usize = 64;
 
-pub fn routes() -> Router<EdgeState> {
-    Router::new().route("/api/instances/{user_id}/vnc", with_json_405(get(open_vnc)))
+pub fn routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new().routes(with_json_405(routes!(open_vnc)))
 }
 
+/// WebSocket to the instance's NoVNC display, proxied byte for byte. Browsers cannot set
+/// headers on a WebSocket, so the API key may come as `?token=`.
+#[utoipa::path(get, path = "/api/instances/{userId}/vnc", tag = "manager",
+    security(("apiKey" = [])),
+    params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40),
+        ("token" = Option<String>, Query, description = "the platform API key")),
+    responses((status = 101, description = "switching to the WebSocket"), ErrorResponses))]
 async fn open_vnc(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(instance_id): InstanceId,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -44,7 +55,7 @@ async fn open_vnc(
         .map_err(|_| ApiError::internal("vnc tunnel closed before it opened"))?;
     let from_vnc = state
         .bridge()
-        .vnc_tunnel(ReceiverStream::new(receiver))
+        .vnc_tunnel(&caller, ReceiverStream::new(receiver))
         .await?;
     let shutdown = state.shutdown().clone();
     Ok(upgrade

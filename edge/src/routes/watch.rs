@@ -5,18 +5,17 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    Router,
     extract::State,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::get,
 };
 use clawfleet_contracts::lifecycle::v1::{WatchInstancesResponse, watch_instances_response::Kind};
 use clawfleet_kit::shutdown::ShutdownToken;
 use futures_util::{StreamExt, stream};
 use tonic::Streaming;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::with_json_405;
 use crate::{
@@ -24,26 +23,30 @@ use crate::{
     extract::InstanceId,
     instance_json::InstanceView,
     lifecycle::{CALL_DEADLINE, deadline_passed, upstream},
+    openapi::schemas::ErrorResponses,
+    principal::Principal,
     state::EdgeState,
 };
 
 /// Comment lines sent this often keep proxies from closing an idle stream.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
-pub fn routes() -> Router<EdgeState> {
-    Router::new()
-        .route(
-            "/api/instances/{user_id}/watch",
-            with_json_405(get(watch_instance)),
-        )
-        .route("/api/watch", with_json_405(get(watch_all)))
+pub fn routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(with_json_405(routes!(watch_instance)))
+        .routes(with_json_405(routes!(watch_all)))
 }
 
+/// Server-Sent Events for one instance: a snapshot, then every change.
+#[utoipa::path(get, path = "/api/instances/{userId}/watch", tag = "manager",
+    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON", content_type = "text/event-stream", body = String), ErrorResponses))]
 async fn watch_instance(
     State(state): State<EdgeState>,
+    Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let mut changes = state.lifecycle().watch(id).await?;
+    let mut changes = state.lifecycle().watch(&caller, id).await?;
     // The snapshot comes first. Waiting for it means an unknown id is a 404 even when the
     // service opened the stream before finding out.
     let snapshot = tokio::time::timeout(CALL_DEADLINE, changes.message())
@@ -53,9 +56,15 @@ async fn watch_instance(
     Ok(event_stream(snapshot, changes, state.shutdown().clone()))
 }
 
-async fn watch_all(State(state): State<EdgeState>) -> Result<Response, ApiError> {
+/// Server-Sent Events for every instance.
+#[utoipa::path(get, path = "/api/watch", tag = "manager", security(("apiKey" = [])),
+    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON", content_type = "text/event-stream", body = String), ErrorResponses))]
+async fn watch_all(
+    State(state): State<EdgeState>,
+    Principal(caller): Principal,
+) -> Result<Response, ApiError> {
     // No waiting for a first message here: with no instances there is none to wait for.
-    let changes = state.lifecycle().watch(String::new()).await?;
+    let changes = state.lifecycle().watch(&caller, String::new()).await?;
     Ok(event_stream(None, changes, state.shutdown().clone()))
 }
 

@@ -37,6 +37,8 @@ enum Command {
     Bridge,
     /// Run only the channels service (ChannelService over gRPC).
     Channels,
+    /// Run only the auth service (AuthService over gRPC: accounts and tokens).
+    Auth,
     /// Run only the edge (REST APIs), talking to the lifecycle service over gRPC.
     Edge,
     /// Instance side: approve device pairing for the platform's bridge (and nobody else)
@@ -75,6 +77,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Edge => run_edge(&env).await,
         Command::Bridge => run_bridge(&env).await,
         Command::Channels => run_channels(&env).await,
+        Command::Auth => run_auth(&env).await,
         Command::ApprovePairing => run_pairing_approver(&env).await,
         Command::Toolchain => {
             let openclaw = toolchain::resolve_openclaw(&env)?;
@@ -118,6 +121,18 @@ async fn run_channels(env: &dyn EnvSource) -> anyhow::Result<()> {
     let listener = server::bind(address).await?;
     let channels = clawfleet_channels::ChannelsServer::start(config)?;
     channels.serve(listener, credentials, shutdown).await?;
+    Ok(())
+}
+
+async fn run_auth(env: &dyn EnvSource) -> anyhow::Result<()> {
+    let credentials = settings::credentials(env)?;
+    let config = clawfleet_auth::server::AuthConfig::from_env(env)?;
+    let address = settings::auth_address(env)?;
+    let _telemetry = telemetry::init("clawfleet-auth", env);
+    let shutdown = token_cancelled_on_signal();
+    let listener = server::bind(address).await?;
+    let auth = clawfleet_auth::server::AuthServer::start(config).await?;
+    auth.serve(listener, credentials, shutdown).await?;
     Ok(())
 }
 

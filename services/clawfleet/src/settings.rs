@@ -24,6 +24,7 @@ pub const DEFAULT_EDGE_PORT: u16 = 4000;
 pub const DEFAULT_LIFECYCLE_PORT: u16 = 4101;
 pub const DEFAULT_BRIDGE_PORT: u16 = 4102;
 pub const DEFAULT_CHANNELS_PORT: u16 = 4103;
+pub const DEFAULT_AUTH_PORT: u16 = 4104;
 pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
 /// Readiness budget of a starting gateway (SPEC §4: 10–60 s; cold CI machines are slower).
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,6 +56,34 @@ pub fn channels_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> 
     Ok(SocketAddr::new(listen_host(env)?, port))
 }
 
+pub fn auth_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
+    let port = config::parsed_or(env, keys::CLAWFLEET_AUTH_PORT, DEFAULT_AUTH_PORT)?;
+    Ok(SocketAddr::new(listen_host(env)?, port))
+}
+
+/// The access-token secret in `up` mode: `JWT_SECRET`, else the one generated on first
+/// use and kept in the data dir (so app users stay signed in across restarts).
+pub fn jwt_secret_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(secret) = config::optional(env, keys::JWT_SECRET) {
+        return Ok(secret);
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(stored) = std::fs::read_to_string(&path)
+        && !stored.trim().is_empty()
+    {
+        return Ok(stored.trim().to_owned());
+    }
+    let secret = random_token(48);
+    std::fs::create_dir_all(data_dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(secret)
+}
+
 pub fn edge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
     let port = config::parsed_or(env, keys::PORT, DEFAULT_EDGE_PORT)?;
     Ok(SocketAddr::new(listen_host(env)?, port))
@@ -72,9 +101,21 @@ pub fn lifecycle_config(
     env: &dyn EnvSource,
     openclaw: OpenclawCommand,
 ) -> Result<LifecycleConfig, ConfigError> {
+    use clawfleet_lifecycle::{RuntimeChoice, runtime::kubernetes::config::KubernetesConfig};
     let data_dir = data_dir(env);
+    let runtime = match config::optional(env, keys::CLAWFLEET_RUNTIME).as_deref() {
+        None | Some("local") => RuntimeChoice::Local,
+        Some("kubernetes") => RuntimeChoice::Kubernetes(Box::new(KubernetesConfig::from_env(env)?)),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: keys::CLAWFLEET_RUNTIME,
+                reason: format!("{other:?} is not local or kubernetes"),
+            });
+        }
+    };
     Ok(LifecycleConfig {
         data_dir: data_dir.clone(),
+        runtime,
         local_runtime: LocalRuntimeConfig {
             data_dir,
             openclaw,

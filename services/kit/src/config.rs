@@ -55,6 +55,46 @@ pub mod keys {
     pub const RUST_LOG: &str = "RUST_LOG";
     /// `json` (default) or `text`.
     pub const CLAWFLEET_LOG_FORMAT: &str = "CLAWFLEET_LOG_FORMAT";
+
+    // --- accounts (auth service and the edge's JWT check) ---
+    /// HMAC secret that signs and verifies access JWTs (required by auth and edge).
+    pub const JWT_SECRET: &str = "JWT_SECRET";
+    /// Database of the services that own tables: `sqlite://…` or `postgres://…`.
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// The `aud` Google ID tokens must carry; Google sign-in is refused when unset.
+    pub const GOOGLE_CLIENT_ID: &str = "GOOGLE_CLIENT_ID";
+    /// The `aud` Apple identity tokens must carry; Apple sign-in is refused when unset.
+    pub const APPLE_CLIENT_ID: &str = "APPLE_CLIENT_ID";
+    /// Google's JWKS (default `https://www.googleapis.com/oauth2/v3/certs`).
+    pub const CLAWFLEET_GOOGLE_JWKS_URL: &str = "CLAWFLEET_GOOGLE_JWKS_URL";
+    /// Apple's JWKS (default `https://appleid.apple.com/auth/keys`).
+    pub const CLAWFLEET_APPLE_JWKS_URL: &str = "CLAWFLEET_APPLE_JWKS_URL";
+    /// Where other services reach the auth service (host:port).
+    pub const CLAWFLEET_AUTH_ADDR: &str = "CLAWFLEET_AUTH_ADDR";
+    /// Port the auth service listens on in `clawfleet auth` / `up`.
+    pub const CLAWFLEET_AUTH_PORT: &str = "CLAWFLEET_AUTH_PORT";
+
+    // --- edge ---
+    /// Serve the OpenAPI document and a viewer at `/docs` (dev only).
+    pub const EDGE_DOCS: &str = "EDGE_DOCS";
+    /// Requests per minute one client address may make to `/auth/*` (default 30).
+    pub const EDGE_AUTH_RATE_PER_MINUTE: &str = "EDGE_AUTH_RATE_PER_MINUTE";
+
+    // --- kubernetes runtime ---
+    /// Namespace of the instances' objects (default `openclaw`).
+    pub const OPENCLAW_NAMESPACE: &str = "OPENCLAW_NAMESPACE";
+    /// Gateway image repository.
+    pub const OPENCLAW_IMAGE_REPO: &str = "OPENCLAW_IMAGE_REPO";
+    /// Gateway image tag (default `latest`).
+    pub const OPENCLAW_IMAGE_TAG: &str = "OPENCLAW_IMAGE_TAG";
+    /// Base domain of per-instance hosts (`<id>.<base>`) when ingress is enabled.
+    pub const OPENCLAW_DOMAIN_BASE: &str = "OPENCLAW_DOMAIN_BASE";
+    /// Create an Ingress and a ManagedCertificate per instance (default false).
+    pub const OPENCLAW_INGRESS_ENABLED: &str = "OPENCLAW_INGRESS_ENABLED";
+    /// Pod `runtimeClassName` for instances (e.g. `gvisor`); none when unset.
+    pub const OPENCLAW_RUNTIME_CLASS: &str = "OPENCLAW_RUNTIME_CLASS";
+    /// Kubeconfig used outside a cluster.
+    pub const KUBECONFIG: &str = "KUBECONFIG";
 }
 
 /// A source of environment values.

@@ -4,7 +4,8 @@
 //!
 //! - [`instance_id`], [`model`], [`validation`]: the domain and its input checks;
 //! - [`store`], [`registry`]: desired state in SQLite and its in-memory view;
-//! - [`runtime`]: the runtime trait and the local runtime (real gateway processes);
+//! - [`runtime`]: the runtime trait, the local runtime (real gateway processes) and the
+//!   Kubernetes runtime (one Deployment and its objects per instance);
 //! - [`reconciler`], [`watch_hub`], [`view`]: convergence and what callers see;
 //! - [`service`]: the gRPC handlers;
 //! - [`LifecycleServer`]: assembly and serving.
@@ -37,6 +38,7 @@ use crate::{
     registry::Registry,
     runtime::{
         SharedRuntime,
+        kubernetes::{KubernetesRuntime, KubernetesStartError, config::KubernetesConfig},
         local::{LocalRuntime, LocalRuntimeConfig},
     },
     service::{InstanceServiceHandler, Lifecycle},
@@ -48,8 +50,29 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LifecycleConfig {
     pub data_dir: PathBuf,
+    /// Which runtime runs the gateways (`CLAWFLEET_RUNTIME`).
+    pub runtime: RuntimeChoice,
+    /// Settings of the local runtime (used when `runtime` is [`RuntimeChoice::Local`]).
     pub local_runtime: LocalRuntimeConfig,
     pub reconcile_period: Duration,
+}
+
+/// The runtime that runs the gateways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// Real gateway processes on this machine (the embedded default).
+    Local,
+    /// One Deployment and its objects per instance on a cluster.
+    Kubernetes(Box<KubernetesConfig>),
+}
+
+impl RuntimeChoice {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuntimeChoice::Local => "local",
+            RuntimeChoice::Kubernetes(_) => "kubernetes",
+        }
+    }
 }
 
 /// Why the lifecycle service could not start.
@@ -62,6 +85,8 @@ pub enum StartError {
     },
     #[error("cannot open the instance store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot start the kubernetes runtime: {0}")]
+    Kubernetes(#[from] KubernetesStartError),
 }
 
 /// A started lifecycle service: instances reconciled, background tasks running.
@@ -80,8 +105,14 @@ impl LifecycleServer {
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
         let store = InstanceStore::open(&config.data_dir.join("lifecycle.db")).await?;
         let registry = Arc::new(Registry::load(store).await?);
-        let runtime: SharedRuntime =
-            Arc::new(LocalRuntime::new(config.local_runtime.clone()).map_err(data_dir_error)?);
+        let runtime: SharedRuntime = match &config.runtime {
+            RuntimeChoice::Local => {
+                Arc::new(LocalRuntime::new(config.local_runtime.clone()).map_err(data_dir_error)?)
+            }
+            RuntimeChoice::Kubernetes(kubernetes) => {
+                Arc::new(KubernetesRuntime::start((**kubernetes).clone()).await?)
+            }
+        };
         let shutdown = ShutdownToken::new();
         let hub = WatchHub::default();
         let background = vec![
@@ -132,7 +163,8 @@ impl LifecycleServer {
         served
     }
 
-    /// Stops background work and every local gateway (desired state is kept).
+    /// Stops background work and every local gateway (desired state is kept; on
+    /// Kubernetes the gateways keep running).
     pub async fn stop(self) {
         self.lifecycle.shutdown.cancel();
         self.lifecycle.runtime.shutdown().await;

@@ -42,6 +42,15 @@ impl Plan {
         }
     }
 
+    /// How many instances one app user on this plan may have.
+    pub fn instance_quota(self) -> usize {
+        match self {
+            Plan::Free => 1,
+            Plan::Pro => 3,
+            Plan::Enterprise => 10,
+        }
+    }
+
     pub fn to_proto(self) -> common::Plan {
         match self {
             Plan::Free => common::Plan::Free,

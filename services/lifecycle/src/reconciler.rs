@@ -1,18 +1,40 @@
 //! Converges the runtime to the store: once at start (so instances come back after a
-//! platform restart, and a create interrupted by a crash is finished) and then
-//! periodically (so drift is repaired even if an event was missed).
+//! platform restart, a create interrupted by a crash is finished, and the workloads of
+//! an instance the store no longer knows are removed) and then periodically (so drift
+//! is repaired even if an event was missed).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{registry::Registry, runtime::SharedRuntime};
+use crate::{
+    registry::Registry,
+    runtime::{DataRetention, SharedRuntime},
+};
 
-/// Applies every stored instance to the runtime now.
+/// Applies every stored instance to the runtime now, then removes orphans.
 pub async fn reconcile_all(registry: &Registry, runtime: &SharedRuntime) {
     for record in registry.all() {
         if let Err(error) = runtime.apply(&record.spec()).await {
             tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
+        }
+    }
+    remove_orphans(registry, runtime).await;
+}
+
+/// Deletes the workloads of instances the runtime runs but the store does not know
+/// (a create or delete interrupted by a crash). Their data is kept: creating the same
+/// id again reattaches it.
+pub async fn remove_orphans(registry: &Registry, runtime: &SharedRuntime) {
+    let stored: HashSet<_> = registry.all().into_iter().map(|record| record.id).collect();
+    for id in runtime.known_instances() {
+        // Read the record again: an instance created meanwhile is not an orphan.
+        if stored.contains(&id) || registry.get(&id).is_some() {
+            continue;
+        }
+        tracing::warn!(instance = %id, "removing the workloads of an instance the store does not know");
+        if let Err(error) = runtime.delete(&id, DataRetention::Keep).await {
+            tracing::warn!(instance = %id, %error, "could not remove orphan; will retry");
         }
     }
 }

@@ -70,9 +70,29 @@ impl Registry {
     }
 
     pub async fn insert(&self, record: InstanceRecord) -> Result<(), StoreError> {
+        self.insert_within_quota(record, None).await
+    }
+
+    /// Inserts `record` unless its owner already has `quota` instances; counting and
+    /// inserting under one lock, so racing creates cannot both slip under the quota.
+    pub async fn insert_within_quota(
+        &self,
+        record: InstanceRecord,
+        quota: Option<usize>,
+    ) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
         if self.read().contains_key(&record.id) {
             return Err(StoreError::AlreadyExists(record.id));
+        }
+        if let Some(quota) = quota {
+            let owned = self
+                .read()
+                .values()
+                .filter(|existing| existing.owner == record.owner)
+                .count();
+            if owned >= quota {
+                return Err(StoreError::QuotaExceeded { owned, quota });
+            }
         }
         self.store.insert(&record).await?;
         self.write().insert(record.id.clone(), record);

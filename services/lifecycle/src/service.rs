@@ -120,6 +120,13 @@ fn store_error(error: StoreError) -> ServiceError {
             ErrorCode::AlreadyExists,
             format!("instance {id} already exists"),
         ),
+        StoreError::QuotaExceeded { owned, quota } => ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            format!(
+                "your plan allows {quota} instance{}, and you have {owned}; delete one or upgrade your plan",
+                if quota == 1 { "" } else { "s" }
+            ),
+        ),
         other => ServiceError::internal(other),
     }
 }
@@ -181,10 +188,12 @@ impl InstanceService for InstanceServiceHandler {
             created_at_ms: now,
             updated_at_ms: now,
         };
+        // App users are held to their plan's quota; operators are not.
+        let quota = (caller.role == Role::App).then(|| plan.instance_quota());
         let lifecycle = &self.lifecycle;
         lifecycle
             .registry
-            .insert(record.clone())
+            .insert_within_quota(record.clone(), quota)
             .await
             .map_err(store_error)?;
         tracing::info!(instance = %record.id, plan = record.plan.as_str(), "instance created");

@@ -22,6 +22,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("instance {0} already exists")]
     AlreadyExists(InstanceId),
+    #[error("the owner already has {owned} of {quota} instances")]
+    QuotaExceeded { owned: usize, quota: usize },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

@@ -3,8 +3,9 @@
 //! Everything the service needs from a backend goes through [`Runtime`]: apply a spec
 //! (create, start, stop), delete with or without data, observe and watch, resolve
 //! the gateway endpoint, and exec inside the instance. The `local` runtime runs real
-//! `openclaw gateway run` processes; the Kubernetes runtime implements the same trait.
+//! `openclaw gateway run` processes; the `kubernetes` runtime runs them as Deployments.
 
+pub mod kubernetes;
 pub mod local;
 pub mod status_board;
 
@@ -151,6 +152,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// Runs a command inside the instance (same state, same environment).
     async fn exec(&self, id: &InstanceId, request: ExecRequest)
     -> Result<ExecOutput, RuntimeError>;
+
+    /// Instances the runtime holds workloads for (not just kept data), whether or not
+    /// the store knows them: after a crash in the middle of a create or delete, the
+    /// reconciler removes those the store does not know.
+    fn known_instances(&self) -> Vec<InstanceId>;
 
     /// Stops supervising; local gateways are terminated (their desired state is kept,
     /// so they come back when the platform starts again).

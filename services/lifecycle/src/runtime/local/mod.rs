@@ -282,6 +282,25 @@ impl Runtime for LocalRuntime {
         exec::exec_in_instance(&self.settings, &self.layout(id), &spec, request).await
     }
 
+    fn known_instances(&self) -> Vec<InstanceId> {
+        let mut known: std::collections::BTreeSet<InstanceId> =
+            self.lock().keys().cloned().collect();
+        // A gateway left running by an earlier platform process has a pid file.
+        if let Ok(entries) = std::fs::read_dir(self.data_dir.join("instances")) {
+            for entry in entries.flatten() {
+                if let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| InstanceId::parse(name).ok())
+                    && self.layout(&id).pid_file().exists()
+                {
+                    known.insert(id);
+                }
+            }
+        }
+        known.into_iter().collect()
+    }
+
     async fn shutdown(&self) {
         self.shutting_down.cancel();
         let tasks: Vec<JoinHandle<()>> = self

@@ -1,0 +1,51 @@
+//! The access-token check in front of the App API. The edge verifies the JWT itself
+//! (HMAC and claims, no round trip to the auth service) and records the app user as
+//! the request's [`Caller`], so services see who calls and enforce ownership.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use clawfleet_contracts::common::v1::Plan;
+use clawfleet_kit::{access_token::AccessTokenError, error::ErrorCode, identity::Caller};
+
+use crate::{auth::bearer_token, error::ApiError, principal::AppUserPlan, state::EdgeState};
+
+/// Lets the request through with its app user attached, or answers 401.
+pub async fn require_access_token(
+    State(state): State<EdgeState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer_token(request.headers()) else {
+        return unauthenticated("missing access token: send Authorization: Bearer <accessToken>");
+    };
+    match state.access_tokens().verify(token) {
+        Ok(claims) => {
+            let plan = match claims.plan.as_str() {
+                "pro" => Plan::Pro,
+                "enterprise" => Plan::Enterprise,
+                _ => Plan::Free,
+            };
+            let extensions = request.extensions_mut();
+            extensions.insert(Caller::app_user(&claims.sub));
+            extensions.insert(AppUserPlan(plan));
+            next.run(request).await
+        }
+        Err(AccessTokenError::Expired) => {
+            unauthenticated("access token expired: refresh it with POST /auth/refresh")
+        }
+        Err(_) => unauthenticated("invalid access token"),
+    }
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let mut response = ApiError::new(ErrorCode::Unauthenticated, message).into_response();
+    debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}

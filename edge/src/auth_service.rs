@@ -1,0 +1,139 @@
+//! The edge's client of the auth service: sign-up, sign-in, token refresh, logout and
+//! the user profile.
+
+use std::time::Duration;
+
+use clawfleet_contracts::auth::v1::{
+    GetUserRequest, LogInRequest, LogOutRequest, RefreshRequest, SignInWithAppleRequest,
+    SignInWithGoogleRequest, SignUpRequest, TokenPair, User,
+    auth_service_client::AuthServiceClient,
+};
+use clawfleet_kit::identity::Caller;
+use tonic::transport::Channel;
+
+use crate::{
+    error::ApiError,
+    upstream::{Stamper, UpstreamClientError, lazy_channel},
+};
+
+/// Named in errors about the upstream.
+const SERVICE_NAME: &str = "auth service";
+/// Password hashing takes tens of milliseconds; a loaded machine more.
+const AUTH_CALL_DEADLINE: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug)]
+pub struct AuthClient {
+    client: AuthServiceClient<Channel>,
+    stamper: Stamper,
+}
+
+impl AuthClient {
+    /// Builds the client without connecting; must run inside a tokio runtime.
+    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+        Ok(Self {
+            client: AuthServiceClient::new(lazy_channel(address, |endpoint| {
+                endpoint.timeout(AUTH_CALL_DEADLINE)
+            })?),
+            stamper: Stamper::new(internal_token)?,
+        })
+    }
+
+    fn request<T>(&self, caller: &Caller, message: T) -> Result<tonic::Request<T>, ApiError> {
+        let mut request = self.stamper.stamped(caller, message)?;
+        request.set_timeout(AUTH_CALL_DEADLINE);
+        Ok(request)
+    }
+
+    /// Sign-in calls come from nobody yet: the edge makes them as itself.
+    fn anonymous<T>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
+        self.request(&Caller::service("edge"), message)
+    }
+
+    pub async fn sign_up(&self, message: SignUpRequest) -> Result<TokenPair, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .sign_up(request)
+            .await
+            .map_err(upstream)?;
+        tokens(response.into_inner().tokens)
+    }
+
+    pub async fn log_in(&self, message: LogInRequest) -> Result<TokenPair, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .log_in(request)
+            .await
+            .map_err(upstream)?;
+        tokens(response.into_inner().tokens)
+    }
+
+    pub async fn google(&self, message: SignInWithGoogleRequest) -> Result<TokenPair, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .sign_in_with_google(request)
+            .await
+            .map_err(upstream)?;
+        tokens(response.into_inner().tokens)
+    }
+
+    pub async fn apple(&self, message: SignInWithAppleRequest) -> Result<TokenPair, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .sign_in_with_apple(request)
+            .await
+            .map_err(upstream)?;
+        tokens(response.into_inner().tokens)
+    }
+
+    pub async fn refresh(&self, message: RefreshRequest) -> Result<TokenPair, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .refresh(request)
+            .await
+            .map_err(upstream)?;
+        tokens(response.into_inner().tokens)
+    }
+
+    pub async fn log_out(&self, caller: &Caller, message: LogOutRequest) -> Result<bool, ApiError> {
+        let request = self.request(caller, message)?;
+        let response = self
+            .client
+            .clone()
+            .log_out(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner().revoked)
+    }
+
+    pub async fn me(&self, caller: &Caller) -> Result<User, ApiError> {
+        let request = self.request(caller, GetUserRequest::default())?;
+        let response = self
+            .client
+            .clone()
+            .get_user(request)
+            .await
+            .map_err(upstream)?;
+        response
+            .into_inner()
+            .user
+            .ok_or_else(|| ApiError::internal("auth service answered without a user"))
+    }
+}
+
+fn upstream(status: tonic::Status) -> ApiError {
+    ApiError::from_upstream_status(&status, SERVICE_NAME)
+}
+
+fn tokens(pair: Option<TokenPair>) -> Result<TokenPair, ApiError> {
+    pair.ok_or_else(|| ApiError::internal("auth service answered without tokens"))
+}

@@ -1,0 +1,269 @@
+//! The JSON shapes the edge answers with, as OpenAPI schemas. Handlers build these
+//! bodies with `serde_json`/`InstanceView`; schemathesis checks every response against
+//! these schemas, so a shape that drifts from what the handlers send fails CI.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoResponses, ToSchema};
+
+/// Every error: a lowercase message and a snake_case code (the manager's 401 has no code).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorJson {
+    pub error: String,
+    pub code: Option<String>,
+}
+
+/// The errors any route may answer with, with the status the error table gives them.
+#[allow(dead_code)] // Only its derived documentation is used.
+#[derive(IntoResponses)]
+pub enum ErrorResponses {
+    /// Invalid input: the message names the field or rule.
+    #[response(status = 400)]
+    BadRequest(ErrorJson),
+    /// Missing, wrong or expired credentials.
+    #[response(status = 401)]
+    Unauthorized(ErrorJson),
+    /// Not allowed for this caller (e.g. an RPC method outside the app allow-list).
+    #[response(status = 403)]
+    Forbidden(ErrorJson),
+    /// No such instance, or not yours.
+    #[response(status = 404)]
+    NotFound(ErrorJson),
+    /// The method is not supported on this path.
+    #[response(status = 405)]
+    MethodNotAllowed(ErrorJson),
+    /// Already exists, or a concurrent change won.
+    #[response(status = 409)]
+    Conflict(ErrorJson),
+    /// The instance or account is not in a state that allows this (e.g. plan quota).
+    #[response(status = 412)]
+    PreconditionFailed(ErrorJson),
+    /// The body is larger than the limit.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorJson),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorJson),
+    /// Rate limited; see `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(ErrorJson),
+    /// Something failed inside the platform; no internals are given.
+    #[response(status = 500)]
+    Internal(ErrorJson),
+    /// The instance's gateway could not be reached.
+    #[response(status = 502)]
+    BadGateway(ErrorJson),
+    /// A service or the gateway is not available right now; see `Retry-After`.
+    #[response(status = 503)]
+    Unavailable(ErrorJson),
+    /// An upstream did not answer in time.
+    #[response(status = 504)]
+    Timeout(ErrorJson),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthJson {
+    pub ok: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanJson {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseJson {
+    Pending,
+    Starting,
+    Running,
+    Error,
+    Stopped,
+    Unknown,
+}
+
+/// An instance (SPEC §3 shape plus what the platform knows).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceJson {
+    /// The instance id (the manager called it userId).
+    pub user_id: String,
+    /// The owning app user; empty for operator-created instances.
+    pub owner: String,
+    pub plan: PlanJson,
+    /// `running` or `stopped`.
+    pub desired_state: String,
+    pub ready: bool,
+    pub phase: PhaseJson,
+    /// Why the instance is in its phase.
+    pub message: Option<String>,
+    pub model: Option<String>,
+    /// Names of the provider secrets (never their values).
+    pub secrets: Vec<String>,
+    pub created_at: Option<String>,
+    pub revision: u64,
+    pub pods: Vec<PodJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodJson {
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    pub restart_count: u32,
+    pub state: PodStateJson,
+    pub conditions: PodConditionsJson,
+    pub created_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStateJson {
+    /// `waiting`, `running` or `terminated`.
+    pub status: String,
+    pub started_at: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodConditionsJson {
+    pub scheduled: bool,
+    pub initialized: bool,
+    pub containers_ready: bool,
+    pub ready: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceListJson {
+    pub instances: Vec<InstanceJson>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedJson {
+    pub user_id: String,
+    pub deleted: bool,
+    pub data_preserved: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TelegramSetupJson {
+    pub ok: bool,
+    /// The resulting Telegram config, secrets redacted.
+    pub config: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelegramStatusJson {
+    pub user_id: String,
+    pub telegram: BTreeMap<String, Value>,
+    pub accounts: Vec<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelegramLogoutJson {
+    pub channel: String,
+    pub cleared: bool,
+    pub logged_out: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppQrJson {
+    /// `data:image/png;base64,...`; empty when already linked.
+    pub qr_data_url: String,
+    pub connected: bool,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppWaitJson {
+    pub connected: bool,
+    pub message: String,
+    pub qr_data_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsAppStatusJson {
+    pub user_id: String,
+    pub whatsapp: BTreeMap<String, Value>,
+    pub accounts: Vec<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingRequestJson {
+    /// The gateway's request id.
+    pub id: String,
+    /// The code the bot sent the user.
+    pub code: String,
+    pub channel: String,
+    pub account_id: String,
+    pub sender_id: String,
+    pub metadata: BTreeMap<String, Value>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PairingListJson {
+    pub channel: String,
+    pub requests: Vec<PairingRequestJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingApprovedJson {
+    pub approved: bool,
+    pub channel: String,
+    pub request_id: Option<String>,
+    pub sender_id: Option<String>,
+    pub notification: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJson {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub plan: PlanJson,
+    pub email_verified: bool,
+    pub created_at: Option<String>,
+    /// Linked sign-in methods: `email`, `google`, `apple`.
+    pub providers: Vec<String>,
+}
+
+/// What every successful sign-in and refresh returns.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokensJson {
+    /// JWT for `Authorization: Bearer`, valid `expiresIn` seconds.
+    pub access_token: String,
+    /// Opaque; exchange it at `/auth/refresh` (each one works once).
+    pub refresh_token: String,
+    pub expires_in: u32,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub user: UserJson,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOutJson {
+    pub revoked: bool,
+}

@@ -1,0 +1,232 @@
+//! `/auth/*` and `/users/me` (SPEC §2): sign-up and sign-in (email, Google, Apple),
+//! token refresh and logout through the auth service; the token pair as the app expects
+//! it. Passwords and tokens pass through and are never logged.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse, response::Response};
+use clawfleet_contracts::auth::v1::{
+    LogInRequest, LogOutRequest, RefreshRequest, SignInWithAppleRequest, SignInWithGoogleRequest,
+    SignUpRequest, TokenPair, User,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::with_json_405;
+use crate::{
+    error::ApiError,
+    extract::{ApiJson, OptionalApiJson},
+    instance_json::{Rfc3339, plan_name},
+    openapi::schemas::{ErrorResponses, LoggedOutJson, TokensJson, UserJson},
+    principal::Principal,
+    state::EdgeState,
+};
+
+/// Sign-in routes: no token needed, rate limited.
+pub fn sign_in_routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(with_json_405(routes!(sign_up)))
+        .routes(with_json_405(routes!(log_in)))
+        .routes(with_json_405(routes!(google)))
+        .routes(with_json_405(routes!(apple)))
+        .routes(with_json_405(routes!(refresh)))
+}
+
+/// Routes for a signed-in user.
+pub fn user_routes() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(with_json_405(routes!(log_out)))
+        .routes(with_json_405(routes!(me)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpBody {
+    email: String,
+    /// At least 8 characters.
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogInBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GoogleBody {
+    /// The ID token from Google Sign-In.
+    id_token: String,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppleBody {
+    /// The identity token from Sign in with Apple.
+    identity_token: String,
+    #[serde(default)]
+    nonce: Option<String>,
+    /// Apple sends the name only on the first sign-in.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogOutBody {
+    /// The refresh token whose family ends; without it, nothing is revoked server-side.
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// Creates an account with email and password.
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignUpBody,
+    responses((status = 201, body = TokensJson), ErrorResponses))]
+async fn sign_up(
+    State(state): State<EdgeState>,
+    ApiJson(body): ApiJson<SignUpBody>,
+) -> Result<Response, ApiError> {
+    let tokens = state
+        .auth()
+        .sign_up(SignUpRequest {
+            email: body.email,
+            password: body.password,
+            name: body.name.unwrap_or_default(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(tokens_json(tokens))).into_response())
+}
+
+/// Signs in with email and password; a wrong password and an unknown email get the same 401.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LogInBody,
+    responses((status = 200, body = TokensJson), ErrorResponses))]
+async fn log_in(
+    State(state): State<EdgeState>,
+    ApiJson(body): ApiJson<LogInBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = state
+        .auth()
+        .log_in(LogInRequest {
+            email: body.email,
+            password: body.password,
+        })
+        .await?;
+    Ok(Json(tokens_json(tokens)))
+}
+
+/// Signs in with a Google ID token (the account is created on first use).
+#[utoipa::path(post, path = "/auth/google", tag = "auth", request_body = GoogleBody,
+    responses((status = 200, body = TokensJson), ErrorResponses))]
+async fn google(
+    State(state): State<EdgeState>,
+    ApiJson(body): ApiJson<GoogleBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = state
+        .auth()
+        .google(SignInWithGoogleRequest {
+            id_token: body.id_token,
+            nonce: body.nonce.unwrap_or_default(),
+        })
+        .await?;
+    Ok(Json(tokens_json(tokens)))
+}
+
+/// Signs in with an Apple identity token (the account is created on first use).
+#[utoipa::path(post, path = "/auth/apple", tag = "auth", request_body = AppleBody,
+    responses((status = 200, body = TokensJson), ErrorResponses))]
+async fn apple(
+    State(state): State<EdgeState>,
+    ApiJson(body): ApiJson<AppleBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = state
+        .auth()
+        .apple(SignInWithAppleRequest {
+            identity_token: body.identity_token,
+            nonce: body.nonce.unwrap_or_default(),
+            name: body.name.unwrap_or_default(),
+        })
+        .await?;
+    Ok(Json(tokens_json(tokens)))
+}
+
+/// Exchanges a refresh token for a new pair; a token works once, and presenting a used
+/// one ends every session of its family.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = TokensJson), ErrorResponses))]
+async fn refresh(
+    State(state): State<EdgeState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = state
+        .auth()
+        .refresh(RefreshRequest {
+            refresh_token: body.refresh_token,
+        })
+        .await?;
+    Ok(Json(tokens_json(tokens)))
+}
+
+/// Ends the session: the refresh token's family is revoked.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("accessToken" = [])),
+    request_body(content = Option<LogOutBody>),
+    responses((status = 200, body = LoggedOutJson), ErrorResponses))]
+async fn log_out(
+    State(state): State<EdgeState>,
+    Principal(caller): Principal,
+    OptionalApiJson(body): OptionalApiJson<LogOutBody>,
+) -> Result<Json<Value>, ApiError> {
+    let revoked = match body.refresh_token {
+        Some(refresh_token) => {
+            state
+                .auth()
+                .log_out(&caller, LogOutRequest { refresh_token })
+                .await?
+        }
+        None => false,
+    };
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+/// My profile.
+#[utoipa::path(get, path = "/users/me", tag = "auth", security(("accessToken" = [])),
+    responses((status = 200, body = UserJson), ErrorResponses))]
+async fn me(
+    State(state): State<EdgeState>,
+    Principal(caller): Principal,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(user_json(state.auth().me(&caller).await?)))
+}
+
+fn tokens_json(tokens: TokenPair) -> Value {
+    json!({
+        "accessToken": tokens.access_token,
+        "refreshToken": tokens.refresh_token,
+        "expiresIn": tokens.expires_in,
+        "tokenType": "Bearer",
+        "user": tokens.user.map(user_json).unwrap_or(Value::Null),
+    })
+}
+
+fn user_json(user: User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "plan": plan_name(user.plan),
+        "emailVerified": user.email_verified,
+        "createdAt": Rfc3339::from_timestamp(user.created_at.as_ref()),
+        "providers": user.providers,
+    })
+}

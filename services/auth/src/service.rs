@@ -1,0 +1,173 @@
+//! The AuthService gRPC handlers: translate messages to [`Accounts`] calls and back.
+
+use std::sync::Arc;
+
+use clawfleet_contracts::{
+    auth::v1::{
+        GetUserRequest, GetUserResponse, LogInRequest, LogInResponse, LogOutRequest,
+        LogOutResponse, RefreshRequest, RefreshResponse, SignInWithAppleRequest,
+        SignInWithAppleResponse, SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest,
+        SignUpResponse, TokenPair, User, auth_service_server::AuthService,
+    },
+    common::v1::Plan,
+};
+use clawfleet_kit::identity::Caller;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    accounts::{Accounts, SignedIn, UserProfile},
+    providers::Provider,
+};
+
+/// The handler tonic serves; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AuthServiceHandler {
+    accounts: Arc<Accounts>,
+}
+
+impl AuthServiceHandler {
+    pub fn new(accounts: Arc<Accounts>) -> Self {
+        Self { accounts }
+    }
+}
+
+fn plan_of(name: &str) -> Plan {
+    match name {
+        "free" => Plan::Free,
+        "pro" => Plan::Pro,
+        "enterprise" => Plan::Enterprise,
+        _ => Plan::Unspecified,
+    }
+}
+
+fn user_message(profile: UserProfile) -> User {
+    let user = profile.user;
+    let millis = user.created_at_ms;
+    User {
+        id: user.id,
+        email: user.email.unwrap_or_default(),
+        name: user.name,
+        plan: plan_of(&user.plan) as i32,
+        email_verified: user.email_verified,
+        created_at: Some(prost_types::Timestamp {
+            seconds: millis.div_euclid(1000),
+            nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+        }),
+        providers: profile.providers,
+    }
+}
+
+fn token_pair(signed_in: SignedIn) -> Option<TokenPair> {
+    Some(TokenPair {
+        access_token: signed_in.tokens.access.token,
+        refresh_token: signed_in.tokens.refresh_token,
+        expires_in: signed_in.tokens.access.expires_in,
+        token_type: "Bearer".to_owned(),
+        user: Some(user_message(signed_in.profile)),
+    })
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthServiceHandler {
+    async fn sign_up(
+        &self,
+        request: Request<SignUpRequest>,
+    ) -> Result<Response<SignUpResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.into_inner();
+        let signed_in = self
+            .accounts
+            .sign_up(&body.email, &body.password, &body.name)
+            .await?;
+        Ok(Response::new(SignUpResponse {
+            tokens: token_pair(signed_in),
+        }))
+    }
+
+    async fn log_in(
+        &self,
+        request: Request<LogInRequest>,
+    ) -> Result<Response<LogInResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.into_inner();
+        let signed_in = self.accounts.log_in(&body.email, &body.password).await?;
+        Ok(Response::new(LogInResponse {
+            tokens: token_pair(signed_in),
+        }))
+    }
+
+    async fn sign_in_with_google(
+        &self,
+        request: Request<SignInWithGoogleRequest>,
+    ) -> Result<Response<SignInWithGoogleResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.into_inner();
+        let signed_in = self
+            .accounts
+            .sign_in_with(Provider::Google, &body.id_token, &body.nonce, "")
+            .await?;
+        Ok(Response::new(SignInWithGoogleResponse {
+            tokens: token_pair(signed_in),
+        }))
+    }
+
+    async fn sign_in_with_apple(
+        &self,
+        request: Request<SignInWithAppleRequest>,
+    ) -> Result<Response<SignInWithAppleResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.into_inner();
+        let signed_in = self
+            .accounts
+            .sign_in_with(
+                Provider::Apple,
+                &body.identity_token,
+                &body.nonce,
+                &body.name,
+            )
+            .await?;
+        Ok(Response::new(SignInWithAppleResponse {
+            tokens: token_pair(signed_in),
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<RefreshRequest>,
+    ) -> Result<Response<RefreshResponse>, Status> {
+        Caller::of(&request)?;
+        let signed_in = self
+            .accounts
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(RefreshResponse {
+            tokens: token_pair(signed_in),
+        }))
+    }
+
+    async fn log_out(
+        &self,
+        request: Request<LogOutRequest>,
+    ) -> Result<Response<LogOutResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let revoked = self
+            .accounts
+            .log_out(&caller, &request.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(LogOutResponse { revoked }))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let profile = self
+            .accounts
+            .get_user(&caller, &request.into_inner().user_id)
+            .await?;
+        Ok(Response::new(GetUserResponse {
+            user: Some(user_message(profile)),
+        }))
+    }
+}

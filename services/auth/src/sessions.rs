@@ -1,0 +1,152 @@
+//! Sessions: the token pair a sign-in returns, refresh-token rotation with reuse
+//! detection, and log-out.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use clawfleet_kit::{
+    access_token::{AccessTokenKeys, IssuedToken},
+    secret::random_token,
+};
+
+use crate::{
+    digest::sha256_hex,
+    error::AuthError,
+    store::{AuthStore, NewRefreshToken, Rotation, UserRecord},
+};
+
+/// Lifetime of a refresh token (SPEC §1: 7 days); each rotation starts a new one.
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Entropy of a refresh token, in bytes.
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// Longer presented tokens are refused without a lookup.
+const MAX_REFRESH_TOKEN_LENGTH: usize = 512;
+
+/// An access token and the refresh token issued with it.
+#[derive(Clone)]
+pub struct SessionTokens {
+    pub access: IssuedToken,
+    /// Opaque; only its SHA-256 is stored.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SessionTokens")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Issues and rotates tokens.
+#[derive(Debug)]
+pub struct Sessions {
+    store: Arc<AuthStore>,
+    keys: AccessTokenKeys,
+    refresh_ttl: Duration,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Sessions {
+    pub fn new(store: Arc<AuthStore>, keys: AccessTokenKeys, refresh_ttl: Duration) -> Self {
+        Self {
+            store,
+            keys,
+            refresh_ttl,
+        }
+    }
+
+    fn refresh_expiry(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.refresh_ttl.as_millis() as i64)
+    }
+
+    /// Starts a new refresh-token family for `user` and returns its first pair.
+    pub async fn start(&self, user: &UserRecord) -> Result<SessionTokens, AuthError> {
+        let now = now_ms();
+        let refresh_token = random_token(REFRESH_TOKEN_BYTES);
+        self.store
+            .insert_refresh_token(&NewRefreshToken {
+                token_hash: sha256_hex(&refresh_token),
+                family_id: format!("fam_{}", random_token(16)),
+                user_id: user.id.clone(),
+                created_at_ms: now,
+                expires_at_ms: self.refresh_expiry(now),
+            })
+            .await?;
+        let access = self.keys.issue(&user.id, &user.plan, SystemTime::now())?;
+        Ok(SessionTokens {
+            access,
+            refresh_token,
+        })
+    }
+
+    /// Rotates `presented` and returns the new pair and its user. An already-rotated
+    /// token revokes its family; expired, revoked or unknown tokens are refused alike.
+    pub async fn refresh(&self, presented: &str) -> Result<(SessionTokens, UserRecord), AuthError> {
+        let presented = presented.trim();
+        if presented.is_empty() {
+            return Err(AuthError::InvalidArgument("refresh_token is required"));
+        }
+        if presented.len() > MAX_REFRESH_TOKEN_LENGTH {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let now = now_ms();
+        let replacement = random_token(REFRESH_TOKEN_BYTES);
+        let rotation = self
+            .store
+            .rotate_refresh_token(
+                &sha256_hex(presented),
+                &sha256_hex(&replacement),
+                now,
+                self.refresh_expiry(now),
+            )
+            .await?;
+        let user_id = match rotation {
+            Rotation::Rotated { user_id, .. } => user_id,
+            Rotation::Reused { family_id } => {
+                tracing::warn!(%family_id, "rotated refresh token presented again; family revoked");
+                return Err(AuthError::InvalidRefreshToken);
+            }
+            Rotation::Invalid => return Err(AuthError::InvalidRefreshToken),
+        };
+        let user = self
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        let access = self.keys.issue(&user.id, &user.plan, SystemTime::now())?;
+        Ok((
+            SessionTokens {
+                access,
+                refresh_token: replacement,
+            },
+            user,
+        ))
+    }
+
+    /// Revokes the family of `presented`; with `owner`, only when it is theirs.
+    /// Unknown tokens revoke nothing and are not an error, so log-out is idempotent.
+    pub async fn log_out(&self, presented: &str, owner: Option<&str>) -> Result<bool, AuthError> {
+        let presented = presented.trim();
+        if presented.is_empty() {
+            return Err(AuthError::InvalidArgument("refresh_token is required"));
+        }
+        if presented.len() > MAX_REFRESH_TOKEN_LENGTH {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .revoke_family_of(&sha256_hex(presented), owner, now_ms())
+            .await?)
+    }
+}

@@ -1,0 +1,106 @@
+//! Identities: a provider account (`google` or `apple` plus its stable `sub`) linked to
+//! one user.
+
+use super::{
+    AuthStore, StoreError, is_unique_violation, on_backend,
+    users::{INSERT_USER, NewUser, USER_COLUMNS, UserRecord, UserRow, user_insert_error},
+};
+
+const INSERT_IDENTITY: &str =
+    "INSERT INTO identities (provider, subject, user_id, created_at) VALUES ($1, $2, $3, $4)";
+
+fn identity_insert_error(error: sqlx::Error) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::IdentityTaken
+    } else {
+        error.into()
+    }
+}
+
+impl AuthStore {
+    /// The user a provider account is linked to.
+    pub async fn user_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let query = format!(
+            "SELECT {USER_COLUMNS} FROM users JOIN identities ON identities.user_id = users.id \
+             WHERE identities.provider = $1 AND identities.subject = $2"
+        );
+        let row: Option<UserRow> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(query))
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(UserRecord::from))
+    }
+
+    /// Creates a user and links the provider account to it, atomically.
+    /// [`StoreError::EmailTaken`] or [`StoreError::IdentityTaken`] when either exists.
+    pub async fn insert_user_with_identity(
+        &self,
+        new_user: NewUser,
+        provider: &str,
+        subject: &str,
+    ) -> Result<UserRecord, StoreError> {
+        let record = new_user.into_record();
+        on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            sqlx::query(INSERT_USER)
+                .bind(&record.id)
+                .bind(&record.email)
+                .bind(&record.name)
+                .bind(&record.password_hash)
+                .bind(&record.plan)
+                .bind(record.email_verified)
+                .bind(record.created_at_ms)
+                .execute(&mut *transaction)
+                .await
+                .map_err(user_insert_error)?;
+            sqlx::query(INSERT_IDENTITY)
+                .bind(provider)
+                .bind(subject)
+                .bind(&record.id)
+                .bind(record.created_at_ms)
+                .execute(&mut *transaction)
+                .await
+                .map_err(identity_insert_error)?;
+            transaction.commit().await?;
+        });
+        Ok(record)
+    }
+
+    /// Links a provider account to an existing user. When the provider vouched for the
+    /// email (`email_verified`), the user's email is marked verified too.
+    pub async fn link_identity(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+        email_verified: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            sqlx::query(INSERT_IDENTITY)
+                .bind(provider)
+                .bind(subject)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *transaction)
+                .await
+                .map_err(identity_insert_error)?;
+            if email_verified {
+                sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! Refresh tokens, stored only as SHA-256 digests. Tokens issued from one sign-in form a
+//! family; each use rotates the token (the old row is marked `rotated_at` and a new row
+//! joins the family), and presenting a rotated token revokes the whole family, because
+//! then either the client or a thief holds a copy that should have been discarded.
+
+use super::{AuthStore, StoreError, on_backend};
+
+/// A refresh token about to be stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A stored refresh token's state (for inspection and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub family_id: String,
+    pub user_id: String,
+    pub expires_at_ms: i64,
+    pub rotated_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+type RefreshTokenRow = (String, String, i64, Option<i64>, Option<i64>);
+
+impl From<RefreshTokenRow> for RefreshTokenRecord {
+    fn from(
+        (family_id, user_id, expires_at_ms, rotated_at_ms, revoked_at_ms): RefreshTokenRow,
+    ) -> Self {
+        Self {
+            family_id,
+            user_id,
+            expires_at_ms,
+            rotated_at_ms,
+            revoked_at_ms,
+        }
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is now rotated and the replacement stored.
+    Rotated { user_id: String, family_id: String },
+    /// The token had already been rotated: its whole family is now revoked.
+    Reused { family_id: String },
+    /// Unknown, expired or revoked: nothing changed.
+    Invalid,
+}
+
+const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+const SELECT_TOKEN: &str = "SELECT family_id, user_id, expires_at, rotated_at, revoked_at \
+     FROM refresh_tokens WHERE token_hash = $1";
+const REVOKE_FAMILY: &str =
+    "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+
+impl AuthStore {
+    pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
+        on_backend!(self, |pool, _begin| {
+            sqlx::query(INSERT_TOKEN)
+                .bind(&token.token_hash)
+                .bind(&token.family_id)
+                .bind(&token.user_id)
+                .bind(token.created_at_ms)
+                .bind(token.expires_at_ms)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Rotates the token whose digest is `presented_hash`, storing
+    /// `replacement_hash` in its family (user and family are taken from the presented
+    /// token). The conditional UPDATE (`rotated_at IS NULL`) is the arbiter when two
+    /// refreshes race with the same token: only one changes a row, and the other then
+    /// sees a rotated token and revokes the family.
+    pub async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        replacement_hash: &str,
+        now_ms: i64,
+        replacement_expires_at_ms: i64,
+    ) -> Result<Rotation, StoreError> {
+        on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            let rotated = sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
+                 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+            )
+            .bind(now_ms)
+            .bind(presented_hash)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+                == 1;
+            let row: Option<RefreshTokenRow> = sqlx::query_as(SELECT_TOKEN)
+                .bind(presented_hash)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let Some(record) = row.map(RefreshTokenRecord::from) else {
+                return Ok(Rotation::Invalid);
+            };
+            if rotated {
+                sqlx::query(INSERT_TOKEN)
+                    .bind(replacement_hash)
+                    .bind(&record.family_id)
+                    .bind(&record.user_id)
+                    .bind(now_ms)
+                    .bind(replacement_expires_at_ms)
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                return Ok(Rotation::Rotated {
+                    user_id: record.user_id,
+                    family_id: record.family_id,
+                });
+            }
+            if record.revoked_at_ms.is_none() && record.rotated_at_ms.is_some() {
+                sqlx::query(REVOKE_FAMILY)
+                    .bind(now_ms)
+                    .bind(&record.family_id)
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                return Ok(Rotation::Reused {
+                    family_id: record.family_id,
+                });
+            }
+            // Expired or already revoked: nothing to change.
+            Ok(Rotation::Invalid)
+        })
+    }
+
+    /// Revokes the family of the token whose digest is `token_hash`. With `owner`, only
+    /// when the token belongs to that user. Returns whether any token was revoked.
+    pub async fn revoke_family_of(
+        &self,
+        token_hash: &str,
+        owner: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = self.refresh_token(token_hash).await? else {
+            return Ok(false);
+        };
+        if owner.is_some_and(|owner| owner != record.user_id) {
+            return Ok(false);
+        }
+        let revoked = on_backend!(self, |pool, _begin| {
+            sqlx::query(REVOKE_FAMILY)
+                .bind(now_ms)
+                .bind(&record.family_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(revoked > 0)
+    }
+
+    /// The stored state of the token whose digest is `token_hash`.
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let row: Option<RefreshTokenRow> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(SELECT_TOKEN)
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(RefreshTokenRecord::from))
+    }
+}

@@ -1,0 +1,173 @@
+//! Users: one row per account, found by id or by normalised email.
+
+use rand_core::{OsRng, RngCore};
+
+use super::{AuthStore, StoreError, is_unique_violation, on_backend};
+use crate::{digest::hex, validation::Email};
+
+/// The plan of a new account.
+pub const DEFAULT_PLAN: &str = "free";
+
+/// Columns of `users`, in the order every query selects them.
+pub(super) const USER_COLUMNS: &str = "users.id, users.email, users.name, users.password_hash, users.plan, users.email_verified, users.created_at";
+
+pub(super) type UserRow = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    bool,
+    i64,
+);
+
+/// A stored account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: String,
+    /// Argon2id PHC string; `None` for provider-only accounts.
+    pub password_hash: Option<String>,
+    pub plan: String,
+    pub email_verified: bool,
+    pub created_at_ms: i64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password hash stays out of logs.
+        formatter
+            .debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("plan", &self.plan)
+            .field("email_verified", &self.email_verified)
+            .field("has_password", &self.password_hash.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(
+        (id, email, name, password_hash, plan, email_verified, created_at_ms): UserRow,
+    ) -> Self {
+        Self {
+            id,
+            email,
+            name,
+            password_hash,
+            plan,
+            email_verified,
+            created_at_ms,
+        }
+    }
+}
+
+/// A user about to be created.
+#[derive(Clone)]
+pub struct NewUser {
+    pub email: Option<Email>,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+    pub created_at_ms: i64,
+}
+
+impl NewUser {
+    /// The record this user will have, under a freshly generated opaque id.
+    pub(super) fn into_record(self) -> UserRecord {
+        let mut random = [0u8; 16];
+        OsRng.fill_bytes(&mut random);
+        UserRecord {
+            id: format!("usr_{}", hex(&random)),
+            email: self.email.map(|email| email.as_str().to_owned()),
+            name: self.name,
+            password_hash: self.password_hash,
+            plan: DEFAULT_PLAN.to_owned(),
+            email_verified: self.email_verified,
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
+pub(super) const INSERT_USER: &str = "INSERT INTO users (id, email, name, password_hash, plan, email_verified, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Maps a failed user insert: a unique violation can only be the email.
+pub(super) fn user_insert_error(error: sqlx::Error) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::EmailTaken
+    } else {
+        error.into()
+    }
+}
+
+impl AuthStore {
+    /// Creates a user; [`StoreError::EmailTaken`] when the email is in use.
+    pub async fn insert_user(&self, new_user: NewUser) -> Result<UserRecord, StoreError> {
+        let record = new_user.into_record();
+        on_backend!(self, |pool, _begin| {
+            sqlx::query(INSERT_USER)
+                .bind(&record.id)
+                .bind(&record.email)
+                .bind(&record.name)
+                .bind(&record.password_hash)
+                .bind(&record.plan)
+                .bind(record.email_verified)
+                .bind(record.created_at_ms)
+                .execute(pool)
+                .await
+                .map_err(user_insert_error)?;
+        });
+        Ok(record)
+    }
+
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let query = format!("SELECT {USER_COLUMNS} FROM users WHERE users.id = $1");
+        let row: Option<UserRow> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(query))
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(UserRecord::from))
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+        let query = format!("SELECT {USER_COLUMNS} FROM users WHERE users.email = $1");
+        let row: Option<UserRow> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(query))
+                .bind(email.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(UserRecord::from))
+    }
+
+    /// How the user can sign in: `email` when they have a password, then each linked
+    /// provider, sorted.
+    pub async fn providers_of(&self, user: &UserRecord) -> Result<Vec<String>, StoreError> {
+        let mut providers: Vec<String> = on_backend!(self, |pool, _begin| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT provider FROM identities WHERE user_id = $1 ORDER BY provider",
+            )
+            .bind(&user.id)
+            .fetch_all(pool)
+            .await?
+        });
+        if user.password_hash.is_some() {
+            providers.insert(0, "email".to_owned());
+        }
+        Ok(providers)
+    }
+
+    /// Number of accounts (for operators and tests).
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        Ok(on_backend!(self, |pool, _begin| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+}

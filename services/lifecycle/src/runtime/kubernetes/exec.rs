@@ -1,0 +1,140 @@
+//! ExecInInstance on Kubernetes: `pods/exec` into the gateway container over a
+//! WebSocket, with stdin, captured and bounded stdout/stderr, the exit code from the
+//! final status, and a timeout.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::AttachParams;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::{api::ClusterApi, manifests::GATEWAY_CONTAINER};
+use crate::runtime::{ExecOutput, ExecRequest, RuntimeError};
+
+/// Exit code reported when the command could not be started (as a shell would).
+const NOT_RUNNABLE: i32 = 127;
+/// Exit code reported for a timeout (as `timeout(1)` would).
+const TIMED_OUT: i32 = 124;
+
+pub fn validate(request: &ExecRequest) -> Result<(), RuntimeError> {
+    match request.argv.first() {
+        None => Err(RuntimeError::InvalidExec("argv is empty".into())),
+        Some(program) if program.is_empty() => Err(RuntimeError::InvalidExec(
+            "argv holds an empty program".into(),
+        )),
+        Some(_) if request.argv.iter().any(|arg| arg.contains('\0')) => {
+            Err(RuntimeError::InvalidExec("argv holds a nul byte".into()))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+pub async fn exec_in_pod(
+    api: &ClusterApi,
+    pod: &str,
+    request: ExecRequest,
+) -> Result<ExecOutput, RuntimeError> {
+    validate(&request)?;
+    let params = AttachParams::default()
+        .container(GATEWAY_CONTAINER)
+        .stdin(!request.stdin.is_empty())
+        .stdout(true)
+        .stderr(true);
+    let limit = request.output_limit_bytes;
+    let run = async {
+        let mut process = api
+            .exec(pod, request.argv.clone(), &params)
+            .await
+            .map_err(api_error)?;
+        let status = process.take_status();
+        let feed = {
+            let stdin = process.stdin();
+            let input = request.stdin.clone();
+            async move {
+                if let Some(mut stdin) = stdin {
+                    // A command that does not read its input closes it; that is fine.
+                    let _ = stdin.write_all(&input).await;
+                    let _ = stdin.shutdown().await;
+                }
+            }
+        };
+        let (_, stdout, stderr) = tokio::join!(
+            feed,
+            read_capped(process.stdout(), limit),
+            read_capped(process.stderr(), limit)
+        );
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        let _ = process.join().await;
+        let ((stdout, stdout_cut), (mut stderr, stderr_cut)) = (stdout?, stderr?);
+        let exit_code = match status {
+            None => 0,
+            Some(status) if status.status.as_deref() == Some("Success") => 0,
+            Some(status) => exit_code_of(&status).unwrap_or_else(|| {
+                // Not started at all: say why on stderr, like a shell.
+                stderr.extend_from_slice(status.message.unwrap_or_default().as_bytes());
+                NOT_RUNNABLE
+            }),
+        };
+        Ok::<_, RuntimeError>(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+            truncated: stdout_cut || stderr_cut,
+            timed_out: false,
+        })
+    };
+    match tokio::time::timeout(request.timeout, run).await {
+        Ok(result) => result,
+        // Dropping the future closes the WebSocket; the kubelet ends the exec session.
+        Err(_) => Ok(ExecOutput {
+            exit_code: TIMED_OUT,
+            timed_out: true,
+            ..ExecOutput::default()
+        }),
+    }
+}
+
+/// `NonZeroExitCode` statuses carry the code as the `ExitCode` cause.
+fn exit_code_of(status: &Status) -> Option<i32> {
+    if status.reason.as_deref() != Some("NonZeroExitCode") {
+        return None;
+    }
+    status
+        .details
+        .as_ref()?
+        .causes
+        .as_ref()?
+        .iter()
+        .find(|cause| cause.reason.as_deref() == Some("ExitCode"))?
+        .message
+        .as_ref()?
+        .parse()
+        .ok()
+}
+
+pub fn api_error(error: kube::Error) -> RuntimeError {
+    RuntimeError::Io(std::io::Error::other(format!("kubernetes api: {error}")))
+}
+
+/// Reads a whole stream, keeping at most `limit` bytes; true when bytes were dropped.
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), RuntimeError> {
+    let Some(mut stream) = stream else {
+        return Ok((Vec::new(), false));
+    };
+    let mut kept = Vec::new();
+    let mut truncated = false;
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok((kept, truncated));
+        }
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&buffer[..read.min(room)]);
+        truncated |= read > room;
+    }
+}

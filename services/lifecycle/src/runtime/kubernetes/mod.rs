@@ -1,0 +1,299 @@
+//! The Kubernetes runtime (SPEC §4, §7): each instance is a Deployment, Service,
+//! Secret, ConfigMap, NetworkPolicy and PVC (plus Ingress and ManagedCertificate when
+//! enabled) in one namespace, written with server-side apply under one field manager.
+//!
+//! - [`manifests`] builds the objects from k8s-openapi types (pure, golden-tested);
+//! - [`watch`] keeps a [`cache`] of this platform's objects and pods, from which
+//!   [`phase`] derives what callers see: Get, List and Watch never call the apiserver;
+//! - [`apply`] writes only what the cache shows missing or different, so re-applying
+//!   an unchanged instance writes nothing; [`drift`] re-applies an instance whose
+//!   objects were deleted or edited, never on mere status changes;
+//! - [`exec`] runs commands in the gateway container through `pods/exec`;
+//! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table.
+
+pub mod api;
+pub mod apply;
+pub mod cache;
+pub mod config;
+pub mod drift;
+pub mod exec;
+pub mod kinds;
+pub mod manifests;
+pub mod names;
+pub mod phase;
+pub mod plan;
+pub mod pods;
+pub mod rbac;
+pub mod state;
+pub mod subset;
+pub mod watch;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    api::{ClusterApi, ConnectError},
+    config::{KubernetesConfig, NOVNC_PORT},
+    exec::api_error,
+    kinds::ObjectKind,
+    names::object_name,
+    state::{DesiredInstance, RuntimeState},
+};
+use super::{
+    DataRetention, ExecOutput, ExecRequest, GatewayEndpoint, Observed, Runtime, RuntimeError,
+};
+use crate::{instance_id::InstanceId, model::InstanceSpec};
+
+/// How often instances shown as starting are re-derived (see [`phase`]).
+const STARTING_RECHECK: Duration = Duration::from_secs(5);
+
+/// Why the Kubernetes runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesStartError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the cluster's objects were not listed within {0:?}")]
+    SyncTimeout(Duration),
+}
+
+/// What the background tasks share with the runtime.
+pub struct Core {
+    api: ClusterApi,
+    state: Arc<RuntimeState>,
+}
+
+impl Core {
+    async fn apply_desired(&self, desired: &DesiredInstance) -> Result<usize, RuntimeError> {
+        let live = self.state.cache.get(&desired.spec.id);
+        apply::apply_objects(&self.api, &live, &desired.objects)
+            .await
+            .map_err(api_error)
+    }
+}
+
+pub struct KubernetesRuntime {
+    core: Arc<Core>,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl KubernetesRuntime {
+    /// Connects with the configured credentials, then [`Self::with_client`].
+    pub async fn start(config: KubernetesConfig) -> Result<Self, KubernetesStartError> {
+        let client = api::connect(&config.access).await?;
+        Self::with_client(client, config).await
+    }
+
+    /// Starts the watchers and waits until every kind has been listed once, so the
+    /// first reconcile sees what already exists.
+    pub async fn with_client(
+        client: kube::Client,
+        config: KubernetesConfig,
+    ) -> Result<Self, KubernetesStartError> {
+        let api = ClusterApi::new(client, config.namespace.clone());
+        let sync_timeout = config.sync_timeout;
+        let ingress = config.ingress_domain_base.is_some();
+        let (state, repair_queue) = RuntimeState::new(config);
+        let core = Arc::new(Core {
+            api: api.clone(),
+            state: state.clone(),
+        });
+        let stop = CancellationToken::new();
+        let kinds: Vec<ObjectKind> = ObjectKind::OWNED
+            .into_iter()
+            .filter(|kind| ingress || !kind.is_ingress())
+            .chain([ObjectKind::Pod])
+            .collect();
+        let (synced, mut synced_count) = tokio::sync::watch::channel(0usize);
+        let mut tasks: Vec<JoinHandle<()>> = kinds
+            .iter()
+            .map(|kind| {
+                tokio::spawn(watch::run(
+                    api.clone(),
+                    *kind,
+                    state.clone(),
+                    synced.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        tasks.push(tokio::spawn(drift::run(
+            core.clone(),
+            repair_queue,
+            state.repairs.clone(),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(recheck_starting(state.clone(), stop.clone())));
+        let runtime = Self {
+            core,
+            stop,
+            tasks: Mutex::new(tasks),
+        };
+        let all = kinds.len();
+        let waited =
+            tokio::time::timeout(sync_timeout, synced_count.wait_for(|count| *count >= all)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            runtime.shutdown().await;
+            return Err(KubernetesStartError::SyncTimeout(sync_timeout));
+        }
+        Ok(runtime)
+    }
+
+    fn config(&self) -> &KubernetesConfig {
+        &self.core.state.config
+    }
+
+    /// The pod to exec in: the newest running, not terminating pod (ready ones first).
+    fn exec_pod(&self, id: &InstanceId) -> Result<String, RuntimeError> {
+        let objects = self.core.state.cache.get(id);
+        if !objects.has_workload() && self.core.state.desired(id).is_none() {
+            return Err(RuntimeError::NotFound(id.clone()));
+        }
+        let mut candidates: Vec<_> = objects
+            .pods
+            .values()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .filter(|pod| {
+                pods::gateway_status(pod)
+                    .and_then(|status| status.state.as_ref())
+                    .is_some_and(|state| state.running.is_some())
+            })
+            .collect();
+        candidates.sort_by_key(|pod| {
+            (
+                !pods::condition(pod, "Ready"),
+                std::cmp::Reverse(pod.metadata.creation_timestamp.as_ref().map(pods::time_ms)),
+            )
+        });
+        candidates
+            .first()
+            .and_then(|pod| pod.metadata.name.clone())
+            .ok_or_else(|| RuntimeError::NotRunning {
+                id: id.clone(),
+                reason: self.observe(id).reason,
+            })
+    }
+}
+
+async fn recheck_starting(state: Arc<RuntimeState>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(STARTING_RECHECK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => state.refresh_starting(),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Runtime for KubernetesRuntime {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn apply(&self, spec: &InstanceSpec) -> Result<(), RuntimeError> {
+        if self.stop.is_cancelled() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let desired = self.core.state.set_desired(spec);
+        let written = self.core.apply_desired(&desired).await?;
+        if written > 0 {
+            tracing::debug!(instance = %spec.id, written, "instance applied");
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
+        // Forget it first, so the deletions below do not read as drift.
+        self.core.state.forget(id);
+        let live = self.core.state.cache.get(id);
+        apply::delete_objects(
+            &self.core.api,
+            id,
+            &live,
+            self.config().ingress_domain_base.is_some(),
+            retention,
+        )
+        .await
+        .map_err(api_error)
+    }
+
+    fn observe(&self, id: &InstanceId) -> Observed {
+        self.core.state.observe(id)
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<InstanceId> {
+        self.core.state.board.subscribe()
+    }
+
+    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
+        let objects = self.core.state.cache.get(id);
+        let Some(gateway_token) = objects.gateway_token() else {
+            return Err(if self.core.state.desired(id).is_some() {
+                RuntimeError::NotRunning {
+                    id: id.clone(),
+                    reason: "the instance secret is not created yet".into(),
+                }
+            } else {
+                RuntimeError::NotFound(id.clone())
+            });
+        };
+        let stopped = objects
+            .deployment
+            .as_ref()
+            .and_then(|deployment| deployment.spec.as_ref())
+            .and_then(|spec| spec.replicas)
+            == Some(0);
+        if stopped || objects.deployment.is_none() {
+            return Err(RuntimeError::NotRunning {
+                id: id.clone(),
+                reason: self.observe(id).reason,
+            });
+        }
+        let host = format!(
+            "{}.{}.svc.cluster.local",
+            object_name(id),
+            self.config().namespace
+        );
+        Ok(GatewayEndpoint {
+            gateway_url: format!("ws://{host}:{}", self.config().gateway_port),
+            gateway_token,
+            vnc_url: format!("ws://{host}:{NOVNC_PORT}"),
+            // Pod IPs reach the gateway: the bridge pairs its device (see the sidecar).
+            loopback: false,
+        })
+    }
+
+    async fn exec(
+        &self,
+        id: &InstanceId,
+        request: ExecRequest,
+    ) -> Result<ExecOutput, RuntimeError> {
+        exec::validate(&request)?;
+        let pod = self.exec_pod(id)?;
+        exec::exec_in_pod(&self.core.api, &pod, request).await
+    }
+
+    fn known_instances(&self) -> Vec<InstanceId> {
+        self.core.state.cache.instances_with_workloads()
+    }
+
+    async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
