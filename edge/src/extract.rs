@@ -42,6 +42,15 @@ where
                     ApiError::invalid_argument("cannot read the request body")
                 }
             })?;
+        // Every body the edge takes is an object; serde would also read a struct from
+        // an array of its fields, which no client means.
+        let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+        if first.is_some_and(|byte| *byte != b'{') {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(json_error)?;
+            return Err(ApiError::invalid_argument(
+                "invalid request body: expected a json object",
+            ));
+        }
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(json_error)

@@ -80,6 +80,12 @@ pub enum ResolveError {
     /// The instance exists but has no reachable gateway right now.
     #[error("instance gateway unavailable: {0}")]
     Unavailable(String),
+    /// The instance is stopped or failed: no call can succeed until someone acts.
+    #[error("instance is not running: {0}")]
+    NotRunning(String),
+    /// The instance id itself is malformed.
+    #[error("invalid instance: {0}")]
+    Invalid(String),
 }
 
 /// Tuning of a [`GatewayClient`].
@@ -121,6 +127,12 @@ pub enum ClientError {
     /// The gateway cannot be reached right now, or the connection was lost mid-call.
     #[error("gateway unavailable: {0}")]
     Unavailable(String),
+    /// The instance is stopped or failed (the lifecycle service says why).
+    #[error("instance is not running: {0}")]
+    NotRunning(String),
+    /// The instance id is malformed (the lifecycle service says which rule).
+    #[error("invalid instance: {0}")]
+    InvalidInstance(String),
     /// The call's deadline passed.
     #[error("gateway call deadline exceeded")]
     DeadlineExceeded,
@@ -180,6 +192,8 @@ impl From<ResolveError> for ClientError {
         match error {
             ResolveError::NotFound(message) => ClientError::NotFound(message),
             ResolveError::Unavailable(message) => ClientError::Unavailable(message),
+            ResolveError::NotRunning(message) => ClientError::NotRunning(message),
+            ResolveError::Invalid(message) => ClientError::InvalidInstance(message),
         }
     }
 }

@@ -187,6 +187,12 @@ impl EndpointSource for LifecycleEndpoints {
             Err(status) if status.code() == Code::NotFound => {
                 Err(ResolveError::NotFound(status.message().to_owned()))
             }
+            Err(status) if status.code() == Code::InvalidArgument => {
+                Err(ResolveError::Invalid(status.message().to_owned()))
+            }
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                Err(ResolveError::NotRunning(status.message().to_owned()))
+            }
             Err(status) => Err(ResolveError::Unavailable(status.message().to_owned())),
         }
     }

@@ -86,6 +86,7 @@ pub struct AppCreateBody {
     secrets: Option<HashMap<String, String>>,
     /// The default model, e.g. `anthropic/claude-sonnet-4-5`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._/:@-]*$", max_length = 200)]
     model: Option<String>,
 }
 

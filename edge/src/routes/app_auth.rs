@@ -42,17 +42,31 @@ pub fn user_routes() -> OpenApiRouter<EdgeState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpBody {
+    #[schema(
+        pattern = r"^[A-Za-z0-9_%+-]{1,20}(\.[A-Za-z0-9_%+-]{1,20}){0,2}@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,10}$",
+        max_length = 254
+    )]
     email: String,
-    /// At least 8 characters.
+    /// At least 8 characters (at most 256 bytes).
+    #[schema(min_length = 8, max_length = 64)]
     password: String,
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]*$"
+    )]
     name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogInBody {
+    #[schema(
+        pattern = r"^[A-Za-z0-9_%+-]{1,20}(\.[A-Za-z0-9_%+-]{1,20}){0,2}@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,10}$",
+        max_length = 254
+    )]
     email: String,
+    #[schema(min_length = 1, max_length = 256)]
     password: String,
 }
 
@@ -60,6 +74,7 @@ pub struct LogInBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GoogleBody {
     /// The ID token from Google Sign-In.
+    #[schema(min_length = 1)]
     id_token: String,
     #[serde(default)]
     nonce: Option<String>,
@@ -69,17 +84,23 @@ pub struct GoogleBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AppleBody {
     /// The identity token from Sign in with Apple.
+    #[schema(min_length = 1)]
     identity_token: String,
     #[serde(default)]
     nonce: Option<String>,
     /// Apple sends the name only on the first sign-in.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]*$"
+    )]
     name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefreshBody {
+    #[schema(min_length = 1)]
     refresh_token: String,
 }
 
@@ -88,6 +109,7 @@ pub struct RefreshBody {
 pub struct LogOutBody {
     /// The refresh token whose family ends; without it, nothing is revoked server-side.
     #[serde(default)]
+    #[schema(min_length = 1)]
     refresh_token: Option<String>,
 }
 

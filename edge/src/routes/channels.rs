@@ -99,6 +99,8 @@ pub(super) async fn telegram_setup(
 #[derive(Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ProbeQuery {
+    /// Ask the channel live (slower).
+    #[param(value_type = Option<bool>)]
     probe: Option<String>,
 }
 
@@ -261,6 +263,8 @@ pub(super) async fn whatsapp_status(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct PairingQuery {
+    /// The channel, e.g. `telegram`.
+    #[param(required = true, value_type = String, pattern = r"^[a-z0-9-]{1,32}$")]
     channel: Option<String>,
     account_id: Option<String>,
 }

@@ -110,8 +110,10 @@ pub(super) async fn created(
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Instances per page (default 100).
+    #[param(value_type = Option<u32>)]
     page_size: Option<String>,
     /// The `nextPageToken` of the previous page.
+    #[param(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
     page_token: Option<String>,
 }
 
@@ -193,6 +195,7 @@ pub(super) async fn get_instance(
 #[into_params(parameter_in = Query)]
 pub(super) struct DeleteQuery {
     /// `false` removes the instance's data too (default `true`: kept for a re-create).
+    #[param(value_type = Option<bool>)]
     preserve_pvc: Option<String>,
 }
 

@@ -28,6 +28,9 @@ pub fn client_error(instance_id: &str, error: ClientError) -> ServiceError {
             ServiceError::new(ErrorCode::BadGateway, format!("gateway of instance {instance_id} is unreachable: {reason}"))
                 .with_retry_after(1)
         }
+        // A stopped or failed instance is the caller's to start or fix, not a server fault.
+        ClientError::NotRunning(reason) => ServiceError::new(ErrorCode::FailedPrecondition, reason),
+        ClientError::InvalidInstance(reason) => ServiceError::invalid_argument(reason),
         ClientError::DeadlineExceeded => {
             ServiceError::new(ErrorCode::DeadlineExceeded, format!("gateway of instance {instance_id} did not answer in time"))
         }

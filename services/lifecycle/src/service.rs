@@ -399,12 +399,22 @@ impl InstanceService for InstanceServiceHandler {
         let record = self
             .lifecycle
             .visible_record(&caller, &request.get_ref().instance_id)?;
-        let endpoint = self
-            .lifecycle
-            .runtime
-            .gateway_endpoint(&record.id)
-            .await
-            .map_err(runtime_error)?;
+        let endpoint = match self.lifecycle.runtime.gateway_endpoint(&record.id).await {
+            Ok(endpoint) => endpoint,
+            // Stopped by request or failing: retrying will not help until someone starts
+            // or fixes the instance, so say so instead of "unavailable".
+            Err(RuntimeError::NotRunning { id, reason })
+                if record.desired_state == DesiredState::Stopped
+                    || self.lifecycle.runtime.observe(&id).phase == crate::model::Phase::Error =>
+            {
+                return Err(ServiceError::new(
+                    ErrorCode::FailedPrecondition,
+                    format!("instance {id} is not running ({reason}); start it or fix it first"),
+                )
+                .into());
+            }
+            Err(error) => return Err(runtime_error(error).into()),
+        };
         Ok(Response::new(ResolveGatewayResponse {
             endpoint_revision: endpoint.revision(),
             gateway_url: endpoint.gateway_url,

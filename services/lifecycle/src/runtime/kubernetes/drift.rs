@@ -1,6 +1,6 @@
 //! Drift repair: instances whose objects the watchers found missing or different are
-//! re-applied, at once the first time and with growing spacing while the drift keeps
-//! coming back (someone fighting the platform must not turn into a write storm).
+//! re-applied, at once the first time and with growing spacing while the same object
+//! keeps drifting (someone fighting the platform must not turn into a write storm).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -12,8 +12,11 @@ use futures_util::StreamExt;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::Core;
+use super::{Core, kinds::ObjectKind};
 use crate::instance_id::InstanceId;
+
+/// An object of an instance that differs from what it should be.
+pub type Drift = (InstanceId, ObjectKind);
 
 /// Repairs in flight at once.
 const CONCURRENCY: usize = 8;
@@ -24,12 +27,12 @@ const MAX_SPACING: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Limiter {
     /// Last repair and how many repairs in a row came within the streak window.
-    last: HashMap<InstanceId, (Instant, u32)>,
+    last: HashMap<Drift, (Instant, u32)>,
 }
 
 impl Limiter {
     /// How long to wait before repairing `id` again.
-    fn wait(&self, id: &InstanceId, now: Instant) -> Duration {
+    fn wait(&self, id: &Drift, now: Instant) -> Duration {
         let Some((at, streak)) = self.last.get(id) else {
             return Duration::ZERO;
         };
@@ -39,7 +42,7 @@ impl Limiter {
         (*at + spacing).saturating_duration_since(now)
     }
 
-    fn record(&mut self, id: &InstanceId, now: Instant) {
+    fn record(&mut self, id: &Drift, now: Instant) {
         let streak = match self.last.get(id) {
             Some((at, streak)) if now.duration_since(*at) < STREAK_WINDOW => streak + 1,
             _ => 0,
@@ -52,58 +55,61 @@ impl Limiter {
 
 pub async fn run(
     core: Arc<Core>,
-    mut queue: mpsc::UnboundedReceiver<InstanceId>,
-    requeue: mpsc::UnboundedSender<InstanceId>,
+    mut queue: mpsc::UnboundedReceiver<Drift>,
+    requeue: mpsc::UnboundedSender<Drift>,
     stop: CancellationToken,
 ) {
     let mut limiter = Limiter::default();
-    let mut delayed: HashSet<InstanceId> = HashSet::new();
-    let (delay_done, mut delays) = mpsc::unbounded_channel::<InstanceId>();
+    let mut delayed: HashSet<Drift> = HashSet::new();
+    let (delay_done, mut delays) = mpsc::unbounded_channel::<Drift>();
     loop {
         let first = tokio::select! {
-            id = queue.recv() => id,
-            Some(id) = delays.recv() => {
-                delayed.remove(&id);
-                Some(id)
+            drift = queue.recv() => drift,
+            Some(drift) = delays.recv() => {
+                delayed.remove(&drift);
+                Some(drift)
             }
             _ = stop.cancelled() => return,
         };
         let Some(first) = first else { return };
-        // Take everything queued meanwhile; each instance once.
-        let mut batch: HashSet<InstanceId> = HashSet::from([first]);
-        while let Ok(id) = queue.try_recv() {
-            batch.insert(id);
+        // Take everything queued meanwhile; each drift once.
+        let mut batch: HashSet<Drift> = HashSet::from([first]);
+        while let Ok(drift) = queue.try_recv() {
+            batch.insert(drift);
         }
         let now = Instant::now();
-        let mut due = Vec::new();
-        for id in batch {
-            let wait = limiter.wait(&id, now);
+        let mut due: HashMap<InstanceId, Vec<ObjectKind>> = HashMap::new();
+        for drift in batch {
+            let wait = limiter.wait(&drift, now);
             if wait.is_zero() {
-                limiter.record(&id, now);
-                due.push(id);
-            } else if delayed.insert(id.clone()) {
+                limiter.record(&drift, now);
+                due.entry(drift.0).or_default().push(drift.1);
+            } else if delayed.insert(drift.clone()) {
                 let delay_done = delay_done.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
-                    let _ = delay_done.send(id);
+                    let _ = delay_done.send(drift);
                 });
             }
         }
         futures_util::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |id| {
+            .for_each_concurrent(CONCURRENCY, |(id, kinds)| {
                 let core = core.clone();
                 let requeue = requeue.clone();
                 async move {
                     let Some(desired) = core.state.desired(&id) else {
                         return;
                     };
+                    // The whole instance: apply writes only what differs.
                     match core.apply_desired(&desired).await {
                         Ok(written) => {
-                            tracing::info!(instance = %id, written, "drift repaired");
+                            tracing::info!(instance = %id, ?kinds, written, "drift repaired");
                         }
                         Err(error) => {
                             tracing::warn!(instance = %id, %error, "drift repair failed; will retry");
-                            let _ = requeue.send(id);
+                            for kind in kinds {
+                                let _ = requeue.send((id.clone(), kind));
+                            }
                         }
                     }
                 }
@@ -118,7 +124,7 @@ mod tests {
 
     #[test]
     fn repeated_repairs_are_spaced_out() {
-        let id = InstanceId::parse("alice").unwrap();
+        let id = (InstanceId::parse("alice").unwrap(), ObjectKind::Deployment);
         let mut limiter = Limiter::default();
         let start = Instant::now();
         assert_eq!(limiter.wait(&id, start), Duration::ZERO);
@@ -127,6 +133,9 @@ mod tests {
         let later = start + Duration::from_secs(1);
         limiter.record(&id, later);
         assert_eq!(limiter.wait(&id, later), Duration::from_secs(2));
+        // Another object of the same instance is repaired at once.
+        let other = (id.0.clone(), ObjectKind::Service);
+        assert_eq!(limiter.wait(&other, later), Duration::ZERO);
         // After a quiet period the next drift is repaired at once again.
         let much_later = later + Duration::from_secs(120);
         assert_eq!(limiter.wait(&id, much_later), Duration::ZERO);

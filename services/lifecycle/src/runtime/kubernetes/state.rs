@@ -37,11 +37,13 @@ pub struct RuntimeState {
     /// Instances shown as `starting`: re-derived on a timer, since "up but never ready"
     /// turns into an error by the clock, not by an event.
     starting: Mutex<HashSet<InstanceId>>,
-    pub(super) repairs: mpsc::UnboundedSender<InstanceId>,
+    pub(super) repairs: mpsc::UnboundedSender<super::drift::Drift>,
 }
 
 impl RuntimeState {
-    pub fn new(config: KubernetesConfig) -> (Arc<Self>, mpsc::UnboundedReceiver<InstanceId>) {
+    pub fn new(
+        config: KubernetesConfig,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<super::drift::Drift>) {
         let (repairs, queue) = mpsc::unbounded_channel();
         let state = Arc::new(Self {
             config,
@@ -91,7 +93,7 @@ impl RuntimeState {
             && !self.cache.get(id).matches(object)
         {
             tracing::info!(instance = %id, kind = kind.kind_name(), "drift detected; re-applying");
-            let _ = self.repairs.send(id.clone());
+            let _ = self.repairs.send((id.clone(), kind));
         }
     }
 
