@@ -15,6 +15,10 @@ use crate::{
 /// Applies every stored instance to the runtime now, then removes orphans.
 pub async fn reconcile_all(registry: &Registry, runtime: &SharedRuntime) {
     for record in registry.all() {
+        // Read it again: an instance deleted since the snapshot must not come back.
+        let Some(record) = registry.get(&record.id) else {
+            continue;
+        };
         if let Err(error) = runtime.apply(&record.spec()).await {
             tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
         }

@@ -1,0 +1,168 @@
+//! Recovery on the Kubernetes runtime: a create interrupted by a crash is finished at
+//! the next start, and the workloads of an instance the store does not know are
+//! removed (keeping its data); the lifecycle service picks the runtime from its config.
+
+mod kubernetes_support;
+
+use std::{sync::Arc, time::Duration};
+
+use clawfleet_lifecycle::{
+    LifecycleConfig, LifecycleServer, RuntimeChoice,
+    model::{DesiredState, InstanceRecord, Plan, now_ms},
+    reconciler,
+    registry::Registry,
+    runtime::{
+        Runtime, SharedRuntime,
+        kubernetes::config::ClusterAccess,
+        local::{LocalRuntimeConfig, OpenclawCommand},
+    },
+    store::InstanceStore,
+};
+use kubernetes_support::*;
+
+fn record(id: &str) -> InstanceRecord {
+    let spec = spec(id, DesiredState::Running);
+    InstanceRecord {
+        id: spec.id,
+        owner: "owner-1".into(),
+        plan: Plan::Free,
+        desired_state: DesiredState::Running,
+        model: spec.model,
+        gateway_token: spec.gateway_token,
+        secrets: spec.secrets,
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
+    let server = server().await;
+    // Before the crash: bob was fully created but his record is gone (a delete that
+    // crashed between the store and the cluster), and alice's create died after her
+    // Secret, ConfigMap, PVC, Service and NetworkPolicy but before her Deployment.
+    let before = runtime(&server, config()).await;
+    before
+        .apply(&spec("bob", DesiredState::Running))
+        .await
+        .unwrap();
+    server.fail_requests(Some("deployments"), Some("patch"), 500, 1);
+    assert!(
+        before
+            .apply(&spec("alice", DesiredState::Running))
+            .await
+            .is_err()
+    );
+    before.shutdown().await;
+    drop(before);
+    assert!(
+        server
+            .get("Deployment", NAMESPACE, "alice-openclaw")
+            .is_none()
+    );
+    assert!(server.get("Secret", NAMESPACE, "alice-openclaw").is_some());
+
+    // The platform starts again; the store knows alice only.
+    let data = tempfile::tempdir().unwrap();
+    let store = InstanceStore::open(&data.path().join("lifecycle.db"))
+        .await
+        .unwrap();
+    store.insert(&record("alice")).await.unwrap();
+    let registry = Registry::load(store).await.unwrap();
+    let after: SharedRuntime = Arc::new(runtime(&server, config()).await);
+    assert_eq!(
+        after
+            .known_instances()
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["alice".to_owned(), "bob".to_owned()].into()
+    );
+    reconciler::reconcile_all(&registry, &after).await;
+
+    assert!(
+        server
+            .get("Deployment", NAMESPACE, "alice-openclaw")
+            .is_some()
+    );
+    let alice = spec("alice", DesiredState::Running).id;
+    eventually("alice running", || {
+        (after.observe(&alice).phase == clawfleet_lifecycle::model::Phase::Running).then_some(())
+    })
+    .await;
+    eventually("bob's workloads gone, his data kept", || {
+        (objects_of(&server, "bob")
+            == [(
+                "PersistentVolumeClaim".to_owned(),
+                "bob-openclaw-data".to_owned(),
+            )])
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        after
+            .known_instances()
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+    after.shutdown().await;
+    registry.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
+    let server = server().await;
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    {
+        let store = InstanceStore::open(&data.path().join("lifecycle.db"))
+            .await
+            .unwrap();
+        store.insert(&record("carol")).await.unwrap();
+        store.close().await;
+    }
+    let mut kubernetes = config();
+    kubernetes.access = ClusterAccess::Kubeconfig(kubeconfig);
+    let lifecycle = LifecycleServer::start(LifecycleConfig {
+        data_dir: data.path().to_path_buf(),
+        runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
+        local_runtime: LocalRuntimeConfig {
+            data_dir: data.path().to_path_buf(),
+            openclaw: OpenclawCommand {
+                program: "/bin/false".into(),
+                path_prefix: Vec::new(),
+                plugin_paths: Vec::new(),
+            },
+            port_base: 30500,
+            start_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
+            vnc: false,
+        },
+        reconcile_period: Duration::from_secs(30),
+    })
+    .await
+    .unwrap();
+    // Started means reconciled: carol's objects are in the cluster.
+    for kind in [
+        "Deployment",
+        "Service",
+        "Secret",
+        "ConfigMap",
+        "NetworkPolicy",
+    ] {
+        assert!(
+            server.get(kind, NAMESPACE, "carol-openclaw").is_some(),
+            "{kind}"
+        );
+    }
+    lifecycle.stop().await;
+    // Stopping the platform leaves the gateways running on the cluster.
+    assert!(
+        server
+            .get("Deployment", NAMESPACE, "carol-openclaw")
+            .is_some()
+    );
+}
