@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use clawfleet_auth::{
     digest::sha256_hex,
-    store::{AuthStore, MIGRATIONS_TABLE, NewRefreshToken, NewUser, Rotation, StoreError},
+    store::{
+        AuthStore, MIGRATIONS_TABLE, NewRefreshToken, NewUser, Rotation, StoreError, UserRecord,
+    },
     validation::Email,
 };
 use sqlx::{
@@ -44,6 +46,25 @@ fn token(user_id: &str, family_id: &str, secret: &str, expires_at_ms: i64) -> Ne
 }
 
 /// Another service's migrations in the same database, in sqlx's default table.
+/// A fresh store holding one user with one refresh token (`secret`, in `family_id`)
+/// that expires at `expires_at_ms`. The database lives as long as the returned guard.
+async fn store_with_token(
+    backend: Backend,
+    email: &str,
+    family_id: &str,
+    secret: &str,
+    expires_at_ms: i64,
+) -> (TestDatabase, AuthStore, UserRecord) {
+    let database = TestDatabase::create(backend).await;
+    let store = AuthStore::open(&database.url).await.unwrap();
+    let user = store.insert_user(new_user(email)).await.unwrap();
+    store
+        .insert_refresh_token(&token(&user.id, family_id, secret, expires_at_ms))
+        .await
+        .unwrap();
+    (database, store, user)
+}
+
 fn neighbour_migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
         1,
@@ -176,14 +197,9 @@ async fn identities_are_unique_and_atomic_with_their_user(backend: Backend) {
 }
 
 async fn rotation_rotates_once_and_reuse_revokes_the_family(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let store = AuthStore::open(&database.url).await.unwrap();
-    let user = store.insert_user(new_user("r@x.com")).await.unwrap();
     let expires = now_ms() + HOUR_MS;
-    store
-        .insert_refresh_token(&token(&user.id, "fam-1", "A", expires))
-        .await
-        .unwrap();
+    let (_database, store, user) =
+        store_with_token(backend, "r@x.com", "fam-1", "A", expires).await;
     let rotation = store
         .rotate_refresh_token(&sha256_hex("A"), &sha256_hex("B"), now_ms(), expires)
         .await
@@ -229,14 +245,10 @@ async fn rotation_rotates_once_and_reuse_revokes_the_family(backend: Backend) {
 }
 
 async fn racing_rotations_let_exactly_one_win(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let store = Arc::new(AuthStore::open(&database.url).await.unwrap());
-    let user = store.insert_user(new_user("race@x.com")).await.unwrap();
     let expires = now_ms() + HOUR_MS;
-    store
-        .insert_refresh_token(&token(&user.id, "fam-race", "A", expires))
-        .await
-        .unwrap();
+    let (_database, store, _user) =
+        store_with_token(backend, "race@x.com", "fam-race", "A", expires).await;
+    let store = Arc::new(store);
     let attempts: Vec<_> = (0..8)
         .map(|attempt| {
             let store = store.clone();
@@ -274,13 +286,8 @@ async fn racing_rotations_let_exactly_one_win(backend: Backend) {
 }
 
 async fn expired_tokens_neither_rotate_nor_revoke(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let store = AuthStore::open(&database.url).await.unwrap();
-    let user = store.insert_user(new_user("old@x.com")).await.unwrap();
-    store
-        .insert_refresh_token(&token(&user.id, "fam-old", "old", now_ms() - 1))
-        .await
-        .unwrap();
+    let (_database, store, user) =
+        store_with_token(backend, "old@x.com", "fam-old", "old", now_ms() - 1).await;
     let rotation = store
         .rotate_refresh_token(
             &sha256_hex("old"),
@@ -302,14 +309,9 @@ async fn expired_tokens_neither_rotate_nor_revoke(backend: Backend) {
 }
 
 async fn revoking_a_family_checks_the_owner(backend: Backend) {
-    let database = TestDatabase::create(backend).await;
-    let store = AuthStore::open(&database.url).await.unwrap();
-    let user = store.insert_user(new_user("o@x.com")).await.unwrap();
     let expires = now_ms() + HOUR_MS;
-    store
-        .insert_refresh_token(&token(&user.id, "fam-o", "T", expires))
-        .await
-        .unwrap();
+    let (_database, store, user) =
+        store_with_token(backend, "o@x.com", "fam-o", "T", expires).await;
     let hash = sha256_hex("T");
     assert!(
         !store
