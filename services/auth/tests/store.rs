@@ -286,7 +286,7 @@ async fn racing_rotations_let_exactly_one_win(backend: Backend) {
 }
 
 async fn expired_tokens_neither_rotate_nor_revoke(backend: Backend) {
-    let (_database, store, user) =
+    let (_database, store, _user) =
         store_with_token(backend, "old@x.com", "fam-old", "old", now_ms() - 1).await;
     let rotation = store
         .rotate_refresh_token(
