@@ -107,7 +107,19 @@ async fn re_applying_an_unchanged_instance_changes_no_object() {
             })
             .collect::<Vec<_>>()
     };
-    let before = versions(&server);
+    // The deployment controller keeps writing status (ready, available) for a moment
+    // after the gateway reads as running; those writes are not ours, so compare only once
+    // the objects have settled.
+    let before = bounded("objects to settle", async {
+        loop {
+            let first = versions(&server);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if versions(&server) == first {
+                return first;
+            }
+        }
+    })
+    .await;
     server.clear_request_log();
     for _ in 0..3 {
         runtime.apply(&spec).await.unwrap();
@@ -412,9 +424,11 @@ async fn pod_troubles_surface_as_phases_with_reasons() {
     for (id, _, phase, reason) in &cases {
         let spec = spec(id, DesiredState::Running);
         runtime.apply(&spec).await.unwrap();
-        let observed = eventually(&format!("{id} to be {phase:?}"), || {
+        // A pending pod reads "waiting for the scheduler" until the scheduler's verdict
+        // lands in its conditions, so wait for the phase and the reason together.
+        let observed = eventually(&format!("{id} to be {phase:?} with {reason}"), || {
             let observed = runtime.observe(&spec.id);
-            (observed.phase == *phase).then_some(observed)
+            (observed.phase == *phase && observed.reason.starts_with(reason)).then_some(observed)
         })
         .await;
         assert!(

@@ -28,15 +28,57 @@ pub(crate) fn patch(
     let content_type = req.header(http::header::CONTENT_TYPE).unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or_default().trim();
     let body = parse_body(req)?;
-    if media == "application/apply-patch+yaml" {
-        return server_side_apply(state, req, name, scope, body);
+    // Like the real apiserver's update loop: a patch that names no resourceVersion is
+    // re-applied to the newest object when another writer (e.g. a controller's status
+    // update) got in between, instead of failing with a conflict.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let outcome = if media == "application/apply-patch+yaml" {
+            server_side_apply(state, req, name, scope, body.clone())
+        } else {
+            patch_once(state, req, name, scope, media, &body)
+        };
+        match outcome {
+            Err(error)
+                if is_stale(&error)
+                    && !names_resource_version(&body)
+                    && attempts < INTERNAL_RETRIES =>
+            {
+                continue;
+            }
+            other => return other,
+        }
     }
+}
+
+/// How often a precondition-free write is retried against a newer object.
+const INTERNAL_RETRIES: usize = 16;
+
+fn is_stale(error: &ApiError) -> bool {
+    error.code == 409 && error.message.contains("the object has been modified")
+}
+
+fn names_resource_version(body: &Value) -> bool {
+    body["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|version| !version.is_empty())
+}
+
+fn patch_once(
+    state: &ServerState,
+    req: &ApiRequest,
+    name: &str,
+    scope: Scope,
+    media: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
     let old = current(state, req, name)?;
     let mut new = old.clone();
     match media {
-        "application/merge-patch+json" => merge_patch(&mut new, &body),
-        "application/strategic-merge-patch+json" => strategic_merge_patch(&mut new, &body),
-        "application/json-patch+json" => json_patch(&mut new, &body)?,
+        "application/merge-patch+json" => merge_patch(&mut new, body),
+        "application/strategic-merge-patch+json" => strategic_merge_patch(&mut new, body),
+        "application/json-patch+json" => json_patch(&mut new, body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     }
     check_version(req, name, &old, &new)?;
