@@ -122,141 +122,97 @@ async fn list_instances(
     instances::list_instances(state, principal, query).await
 }
 
-/// One of my instances with its phase.
-#[utoipa::path(operation_id = "app_get_instance", get, path = "/instances/{id}", tag = "app", security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
-    responses((status = 200, body = InstanceJson), ErrorResponses))]
-async fn get_instance(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-) -> Result<Response, ApiError> {
-    instances::get_instance(state, principal, id).await
+/// Declares an App API handler for an operation the manager API already has: same
+/// handler (ownership is enforced by the services for the app caller), its own path under
+/// `/instances/{id}` and its own OpenAPI entry.
+macro_rules! app_alias {
+    (
+        $(#[doc = $doc:literal])*
+        $method:ident $path:literal, $name:ident => $target:path,
+        query [$($query:ty),*], ($($arg:ident: $ty:ty),*) -> $out:ty, body = $body:ty,
+        $($spec:tt)*
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path($method, path = $path, operation_id = concat!("app_", stringify!($name)),
+            tag = "app", security(("accessToken" = [])),
+            params(("id" = String, Path, description = "instance id",
+                pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40) $(, $query)*),
+            $($spec)*
+            responses((status = 200, body = $body), ErrorResponses))]
+        async fn $name(
+            state: State<EdgeState>,
+            principal: Principal,
+            id: InstanceId,
+            $($arg: $ty),*
+        ) -> Result<$out, ApiError> {
+            $target(state, principal, id, $($arg),*).await
+        }
+    };
 }
 
-/// Deletes one of my instances; its data is kept unless `preservePvc=false`.
-#[utoipa::path(operation_id = "app_delete_instance", delete, path = "/instances/{id}", tag = "app", security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), DeleteQuery),
-    responses((status = 200, body = DeletedJson), ErrorResponses))]
-async fn delete_instance(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    query: ApiQuery<DeleteQuery>,
-) -> Result<Response, ApiError> {
-    instances::delete_instance(state, principal, id, query).await
+app_alias! {
+    /// One of my instances with its phase.
+    get "/instances/{id}", get_instance => instances::get_instance,
+    query [], () -> Response, body = InstanceJson,
 }
 
-/// Sets the Telegram bot token (never echoed).
-#[utoipa::path(operation_id = "app_telegram_setup", post, path = "/instances/{id}/telegram/setup", tag = "app",
-    security(("accessToken" = [])), params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+app_alias! {
+    /// Deletes one of my instances; its data is kept unless `preservePvc=false`.
+    delete "/instances/{id}", delete_instance => instances::delete_instance,
+    query [DeleteQuery], (query: ApiQuery<DeleteQuery>) -> Response, body = DeletedJson,
+}
+
+app_alias! {
+    /// Sets the Telegram bot token (never echoed).
+    post "/instances/{id}/telegram/setup", telegram_setup => channels::telegram_setup,
+    query [], (body: ApiJson<SetupBody>) -> Json<Value>, body = TelegramSetupJson,
     request_body = SetupBody,
-    responses((status = 200, body = TelegramSetupJson), ErrorResponses))]
-async fn telegram_setup(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    body: ApiJson<SetupBody>,
-) -> Result<Json<Value>, ApiError> {
-    channels::telegram_setup(state, principal, id, body).await
 }
 
-/// Telegram channel status; `probe=true` asks Telegram live.
-#[utoipa::path(operation_id = "app_telegram_status", get, path = "/instances/{id}/telegram/status", tag = "app",
-    security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
-    responses((status = 200, body = TelegramStatusJson), ErrorResponses))]
-async fn telegram_status(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    query: ApiQuery<ProbeQuery>,
-) -> Result<Json<Value>, ApiError> {
-    channels::telegram_status(state, principal, id, query).await
+app_alias! {
+    /// Telegram channel status; `probe=true` asks Telegram live.
+    get "/instances/{id}/telegram/status", telegram_status => channels::telegram_status,
+    query [ProbeQuery], (query: ApiQuery<ProbeQuery>) -> Json<Value>, body = TelegramStatusJson,
 }
 
-/// Disconnects Telegram and clears its stored credentials.
-#[utoipa::path(operation_id = "app_telegram_logout", post, path = "/instances/{id}/telegram/logout", tag = "app",
-    security(("accessToken" = [])), params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+app_alias! {
+    /// Disconnects Telegram and clears its stored credentials.
+    post "/instances/{id}/telegram/logout", telegram_logout => channels::telegram_logout,
+    query [], (body: OptionalApiJson<LogoutBody>) -> Json<Value>, body = TelegramLogoutJson,
     request_body(content = Option<LogoutBody>),
-    responses((status = 200, body = TelegramLogoutJson), ErrorResponses))]
-async fn telegram_logout(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    body: OptionalApiJson<LogoutBody>,
-) -> Result<Json<Value>, ApiError> {
-    channels::telegram_logout(state, principal, id, body).await
 }
 
-/// Starts linking WhatsApp; returns the QR code as a data URL.
-#[utoipa::path(operation_id = "app_whatsapp_qr", post, path = "/instances/{id}/whatsapp/qr", tag = "app",
-    security(("accessToken" = [])), params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+app_alias! {
+    /// Starts linking WhatsApp; returns the QR code as a data URL.
+    post "/instances/{id}/whatsapp/qr", whatsapp_qr => channels::whatsapp_qr,
+    query [], (body: OptionalApiJson<QrBody>) -> Json<Value>, body = WhatsAppQrJson,
     request_body(content = Option<QrBody>),
-    responses((status = 200, body = WhatsAppQrJson), ErrorResponses))]
-async fn whatsapp_qr(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    body: OptionalApiJson<QrBody>,
-) -> Result<Json<Value>, ApiError> {
-    channels::whatsapp_qr(state, principal, id, body).await
 }
 
-/// Waits until WhatsApp is linked or the timeout passes.
-#[utoipa::path(operation_id = "app_whatsapp_wait", post, path = "/instances/{id}/whatsapp/wait", tag = "app",
-    security(("accessToken" = [])), params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+app_alias! {
+    /// Waits until WhatsApp is linked or the timeout passes.
+    post "/instances/{id}/whatsapp/wait", whatsapp_wait => channels::whatsapp_wait,
+    query [], (body: OptionalApiJson<WaitBody>) -> Json<Value>, body = WhatsAppWaitJson,
     request_body(content = Option<WaitBody>),
-    responses((status = 200, body = WhatsAppWaitJson), ErrorResponses))]
-async fn whatsapp_wait(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    body: OptionalApiJson<WaitBody>,
-) -> Result<Json<Value>, ApiError> {
-    channels::whatsapp_wait(state, principal, id, body).await
 }
 
-/// WhatsApp channel status.
-#[utoipa::path(operation_id = "app_whatsapp_status", get, path = "/instances/{id}/whatsapp/status", tag = "app",
-    security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
-    responses((status = 200, body = WhatsAppStatusJson), ErrorResponses))]
-async fn whatsapp_status(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    query: ApiQuery<ProbeQuery>,
-) -> Result<Json<Value>, ApiError> {
-    channels::whatsapp_status(state, principal, id, query).await
+app_alias! {
+    /// WhatsApp channel status.
+    get "/instances/{id}/whatsapp/status", whatsapp_status => channels::whatsapp_status,
+    query [ProbeQuery], (query: ApiQuery<ProbeQuery>) -> Json<Value>, body = WhatsAppStatusJson,
 }
 
-/// Pending DM pairing requests with the codes the bot sent.
-#[utoipa::path(operation_id = "app_pairing_list", get, path = "/instances/{id}/pairing/list", tag = "app",
-    security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), PairingQuery),
-    responses((status = 200, body = PairingListJson), ErrorResponses))]
-async fn pairing_list(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    query: ApiQuery<PairingQuery>,
-) -> Result<Json<Value>, ApiError> {
-    channels::pairing_list(state, principal, id, query).await
+app_alias! {
+    /// Pending DM pairing requests with the codes the bot sent.
+    get "/instances/{id}/pairing/list", pairing_list => channels::pairing_list,
+    query [PairingQuery], (query: ApiQuery<PairingQuery>) -> Json<Value>, body = PairingListJson,
 }
 
-/// Approves a DM pairing request by the code the bot sent.
-#[utoipa::path(operation_id = "app_pairing_approve", post, path = "/instances/{id}/pairing/approve", tag = "app",
-    security(("accessToken" = [])), params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+app_alias! {
+    /// Approves a DM pairing request by the code the bot sent.
+    post "/instances/{id}/pairing/approve", pairing_approve => channels::pairing_approve,
+    query [], (body: ApiJson<ApproveBody>) -> Json<Value>, body = PairingApprovedJson,
     request_body = ApproveBody,
-    responses((status = 200, body = PairingApprovedJson), ErrorResponses))]
-async fn pairing_approve(
-    state: State<EdgeState>,
-    principal: Principal,
-    id: InstanceId,
-    body: ApiJson<ApproveBody>,
-) -> Result<Json<Value>, ApiError> {
-    channels::pairing_approve(state, principal, id, body).await
 }
 
 /// A gateway RPC limited to read and channel methods (see the allow-list).
