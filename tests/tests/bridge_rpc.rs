@@ -357,7 +357,8 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
     );
     let _ = GATEWAY_READY_TIMEOUT;
 
-    // A stopped instance's gateway is unreachable: 502, quickly.
+    // A stopped instance's gateway cannot answer until someone starts it: a quick 412
+    // that says so (not a 5xx: nothing failed on the server's side).
     assert_eq!(
         operator
             .post("/api/instances/gw/stop", json!({}))
@@ -372,6 +373,10 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
         .await;
     let started = Instant::now();
     let (status, body) = rpc(&operator, "gw", json!({"method": "status"})).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("start it"),
+        "{body}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
