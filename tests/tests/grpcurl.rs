@@ -183,8 +183,8 @@ fn grpcurl_lists_describes_and_calls_by_json() {
         "clawfleet.bridge.v1.GatewayBridgeService/Call",
     ]);
     assert!(
-        !ok && not_running.contains("Unavailable"),
-        "a stopped instance's gateway is unreachable: {not_running}"
+        !ok && not_running.contains("FailedPrecondition") && not_running.contains("start it"),
+        "a stopped instance's gateway cannot answer until it is started: {not_running}"
     );
 
     let (ok, deleted) = grpcurl(&[
