@@ -10,7 +10,7 @@ use crate::{
     password::Passwords,
     providers::{IdTokenVerifier, Provider, VerifiedIdentity},
     sessions::{SessionTokens, Sessions, now_ms},
-    store::{AuthStore, NewUser, StoreError, UserRecord},
+    store::{AuthStore, EmailClaim, NewUser, StoreError, UserRecord},
     validation::{Email, check_new_password, clean_name},
 };
 
@@ -154,11 +154,26 @@ impl Accounts {
             }
             let linked = self
                 .store
-                .link_identity(&existing.id, provider, &identity.subject, true, now_ms())
+                .link_identity_with_verified_email(
+                    &existing.id,
+                    provider,
+                    &identity.subject,
+                    now_ms(),
+                )
                 .await;
             return match linked {
-                Ok(()) => {
-                    tracing::info!(user_id = %existing.id, provider, "identity linked");
+                Ok(claim) => {
+                    if let EmailClaim::ClaimedUnverifiedAccount { revoked_tokens } = claim {
+                        tracing::warn!(
+                            user_id = %existing.id,
+                            provider,
+                            revoked_tokens,
+                            "identity linked to an account with an unverified email: \
+                             the account's password and sessions were revoked"
+                        );
+                    } else {
+                        tracing::info!(user_id = %existing.id, provider, "identity linked");
+                    }
                     self.user_by_id(&existing.id).await
                 }
                 Err(StoreError::IdentityTaken) => self.linked_by_a_racing_request(&identity).await,

@@ -6,7 +6,7 @@
 //! - [`store`]: users, identities and refresh tokens on SQLite or PostgreSQL;
 //! - [`providers`]: Google and Apple ID-token verification against their JWKS;
 //! - [`sessions`]: token pairs, refresh rotation with reuse detection, log-out;
-//! - [`accounts`]: the operations behind the RPCs;
+//! - [`accounts`]: the operations behind the RPCs; [`purge`]: expired-token cleanup;
 //! - [`service`]: the gRPC handlers; [`server`]: configuration and assembly;
 //! - [`error`]: the service's errors and their codes; [`digest`]: SHA-256 and hex.
 //!
@@ -18,6 +18,7 @@ pub mod digest;
 pub mod error;
 pub mod password;
 pub mod providers;
+pub mod purge;
 pub mod server;
 pub mod service;
 pub mod sessions;

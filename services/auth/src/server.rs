@@ -20,6 +20,7 @@ use crate::{
     providers::{
         DEFAULT_APPLE_JWKS_URL, DEFAULT_GOOGLE_JWKS_URL, IdTokenVerifier, JwksCache, Provider, jwks,
     },
+    purge::{DEFAULT_PURGE_INTERVAL, purge_expired_tokens_until},
     service::AuthServiceHandler,
     sessions::{DEFAULT_REFRESH_TTL, Sessions},
     store::{AuthStore, StoreError},
@@ -45,6 +46,8 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Shortest time between two JWKS fetches caused by unknown `kid`s (30 s).
     pub jwks_min_refetch_interval: Duration,
+    /// How often refresh-token families that have fully expired are deleted (1 h).
+    pub refresh_purge_interval: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("apple_jwks_url", &self.apple_jwks_url)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("jwks_min_refetch_interval", &self.jwks_min_refetch_interval)
+            .field("refresh_purge_interval", &self.refresh_purge_interval)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +95,7 @@ impl AuthConfig {
                 .unwrap_or_else(|| DEFAULT_APPLE_JWKS_URL.to_owned()),
             refresh_ttl: DEFAULT_REFRESH_TTL,
             jwks_min_refetch_interval: jwks::MIN_REFETCH_INTERVAL,
+            refresh_purge_interval: DEFAULT_PURGE_INTERVAL,
         })
     }
 }
@@ -118,6 +123,7 @@ pub enum AuthStartError {
 /// A started auth service: store open and migrated, keys and verifiers ready.
 pub struct AuthServer {
     accounts: Arc<Accounts>,
+    refresh_purge_interval: Duration,
 }
 
 impl AuthServer {
@@ -161,6 +167,7 @@ impl AuthServer {
                 google,
                 apple,
             }),
+            refresh_purge_interval: config.refresh_purge_interval,
         })
     }
 
@@ -184,13 +191,19 @@ impl AuthServer {
     }
 
     /// Serves gRPC (with health and reflection) on `listener` until `shutdown`, then
-    /// closes the store.
+    /// closes the store. Expired refresh tokens are purged in the background meanwhile.
     pub async fn serve(
         self,
         listener: TcpListener,
         credentials: Credentials,
         shutdown: ShutdownToken,
     ) -> Result<(), ServerError> {
+        let stop_purging = shutdown.child_token();
+        let purging = tokio::spawn(purge_expired_tokens_until(
+            self.accounts.store.clone(),
+            self.refresh_purge_interval,
+            stop_purging.clone(),
+        ));
         let served = serve_grpc(
             listener,
             self.routes(credentials),
@@ -198,6 +211,10 @@ impl AuthServer {
             shutdown,
         )
         .await;
+        // The purge must finish before the pool closes under it; serving may also have
+        // ended by failing, without the shutdown.
+        stop_purging.cancel();
+        let _ = purging.await;
         self.accounts.store.close().await;
         served
     }

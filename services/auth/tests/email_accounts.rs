@@ -279,6 +279,23 @@ async fn expired_refresh_tokens_are_refused(backend: Backend) {
     server.stop().await;
 }
 
+/// The running service deletes families that can never be refreshed again.
+async fn expired_refresh_tokens_are_purged_while_serving(backend: Backend) {
+    let mut server = TestServer::start_with(backend, |config| {
+        config.refresh_ttl = Duration::from_millis(200);
+        config.refresh_purge_interval = Duration::from_millis(100);
+    })
+    .await;
+    let tokens = sign_up(&mut server, "gone@example.com").await;
+    let digest = clawfleet_auth::digest::sha256_hex(&tokens.refresh_token);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.store.refresh_token(&digest).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "expired token still stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
 async fn hostile_emails_are_refused_and_nothing_is_stored(backend: Backend) {
     let mut server = TestServer::start(backend).await;
     for email in [
@@ -394,6 +411,7 @@ on_both_backends!(
     refresh_reuse_kills_the_family,
     racing_refreshes_do_not_both_succeed,
     expired_refresh_tokens_are_refused,
+    expired_refresh_tokens_are_purged_while_serving,
     hostile_emails_are_refused_and_nothing_is_stored,
     weak_and_oversized_passwords_are_refused,
     app_users_see_and_log_out_only_themselves,

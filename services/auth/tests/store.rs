@@ -9,7 +9,8 @@ use std::sync::Arc;
 use clawfleet_auth::{
     digest::sha256_hex,
     store::{
-        AuthStore, MIGRATIONS_TABLE, NewRefreshToken, NewUser, Rotation, StoreError, UserRecord,
+        AuthStore, EmailClaim, MIGRATIONS_TABLE, NewRefreshToken, NewUser, Rotation, StoreError,
+        UserRecord,
     },
     validation::Email,
 };
@@ -183,16 +184,121 @@ async fn identities_are_unique_and_atomic_with_their_user(backend: Backend) {
         store.user_by_identity("apple", "sub-1").await.unwrap(),
         None
     );
+    let taken = store
+        .link_identity_with_verified_email(&user.id, "google", "sub-1", now_ms())
+        .await;
+    assert!(matches!(taken, Err(StoreError::IdentityTaken)), "{taken:?}");
     store
-        .link_identity(&user.id, "apple", "apple-sub", true, now_ms())
+        .link_identity_with_verified_email(&user.id, "apple", "apple-sub", now_ms())
         .await
         .unwrap();
     let linked = store.user_by_id(&user.id).await.unwrap().unwrap();
     assert!(linked.email_verified);
     assert_eq!(
         store.providers_of(&linked).await.unwrap(),
-        vec!["email", "apple", "google"]
+        vec!["apple", "google"]
     );
+    store.close().await;
+}
+
+async fn a_verified_link_claims_an_unverified_account(backend: Backend) {
+    let expires = now_ms() + HOUR_MS;
+    let (_database, store, user) =
+        store_with_token(backend, "u@x.com", "fam-1", "A", expires).await;
+    store
+        .insert_refresh_token(&token(&user.id, "fam-2", "B", expires))
+        .await
+        .unwrap();
+    let claim = store
+        .link_identity_with_verified_email(&user.id, "google", "g-1", now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        claim,
+        EmailClaim::ClaimedUnverifiedAccount { revoked_tokens: 2 }
+    );
+    let claimed = store.user_by_id(&user.id).await.unwrap().unwrap();
+    assert!(claimed.email_verified);
+    assert_eq!(claimed.password_hash, None);
+    for secret in ["A", "B"] {
+        let record = store.refresh_token(&sha256_hex(secret)).await.unwrap();
+        assert!(record.unwrap().revoked_at_ms.is_some(), "{secret} revoked");
+    }
+    // Verified now: the next provider only links.
+    let again = store
+        .link_identity_with_verified_email(&user.id, "apple", "a-1", now_ms())
+        .await
+        .unwrap();
+    assert_eq!(again, EmailClaim::AlreadyVerified);
+    store.close().await;
+}
+
+async fn a_verified_account_keeps_its_password_and_sessions_on_link(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let store = AuthStore::open(&database.url).await.unwrap();
+    let user = store
+        .insert_user(NewUser {
+            email_verified: true,
+            ..new_user("v@x.com")
+        })
+        .await
+        .unwrap();
+    let expires = now_ms() + HOUR_MS;
+    store
+        .insert_refresh_token(&token(&user.id, "fam-1", "A", expires))
+        .await
+        .unwrap();
+    let claim = store
+        .link_identity_with_verified_email(&user.id, "google", "g-1", now_ms())
+        .await
+        .unwrap();
+    assert_eq!(claim, EmailClaim::AlreadyVerified);
+    assert_eq!(store.user_by_id(&user.id).await.unwrap(), Some(user));
+    let record = store
+        .refresh_token(&sha256_hex("A"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.revoked_at_ms, None);
+    store.close().await;
+}
+
+/// Only families that can never be refreshed again go: a rotated token stays while
+/// its family lives, so a stolen copy still revokes the family when presented.
+async fn purging_deletes_only_fully_expired_families(backend: Backend) {
+    let now = now_ms();
+    let (_database, store, user) =
+        store_with_token(backend, "p@x.com", "dead", "D1", now - HOUR_MS).await;
+    let live_after_rotation = [("live", "L1", now - 1), ("live", "L2", now + HOUR_MS)];
+    let revoked_but_unexpired = [("revoked", "R1", now + HOUR_MS)];
+    for (family, secret, expires) in live_after_rotation
+        .into_iter()
+        .chain(revoked_but_unexpired)
+        .chain([("dead", "D2", now - 1)])
+    {
+        store
+            .insert_refresh_token(&token(&user.id, family, secret, expires))
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .revoke_family_of(&sha256_hex("R1"), None, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.purge_expired_refresh_tokens(now).await.unwrap(), 2);
+    for (secret, kept) in [
+        ("D1", false),
+        ("D2", false),
+        ("L1", true),
+        ("L2", true),
+        ("R1", true),
+    ] {
+        let record = store.refresh_token(&sha256_hex(secret)).await.unwrap();
+        assert_eq!(record.is_some(), kept, "{secret}");
+    }
+    assert_eq!(store.purge_expired_refresh_tokens(now).await.unwrap(), 0);
     store.close().await;
 }
 
@@ -343,6 +449,9 @@ on_both_backends!(
     racing_rotations_let_exactly_one_win,
     expired_tokens_neither_rotate_nor_revoke,
     revoking_a_family_checks_the_owner,
+    a_verified_link_claims_an_unverified_account,
+    a_verified_account_keeps_its_password_and_sessions_on_link,
+    purging_deletes_only_fully_expired_families,
 );
 
 #[test]

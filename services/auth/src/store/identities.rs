@@ -17,6 +17,16 @@ fn identity_insert_error(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// What linking an identity by its verified email did to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailClaim {
+    /// The account's email was already verified; only the identity was added.
+    AlreadyVerified,
+    /// The account's email was unverified: it is now verified, its password is gone
+    /// and `revoked_tokens` live refresh tokens were revoked.
+    ClaimedUnverifiedAccount { revoked_tokens: u64 },
+}
+
 impl AuthStore {
     /// The user a provider account is linked to.
     pub async fn user_by_identity(
@@ -73,16 +83,22 @@ impl AuthStore {
         Ok(record)
     }
 
-    /// Links a provider account to an existing user. When the provider vouched for the
-    /// email (`email_verified`), the user's email is marked verified too.
-    pub async fn link_identity(
+    /// Links a provider account, whose provider vouched for the email, to the existing
+    /// user with that email.
+    ///
+    /// When the account's email was never verified, whoever signed up with it was never
+    /// shown to own the address, and may have registered it ahead of its real owner to
+    /// take the account over once the owner arrives through the provider (account
+    /// pre-hijacking). So in the same transaction the link claims such an account for
+    /// the provider: the email becomes verified, the unverified password is dropped and
+    /// every refresh-token family is revoked. Returns whether that claim happened.
+    pub async fn link_identity_with_verified_email(
         &self,
         user_id: &str,
         provider: &str,
         subject: &str,
-        email_verified: bool,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<EmailClaim, StoreError> {
         on_backend!(self, |pool, begin_write| {
             let mut transaction = pool.begin_with(begin_write).await?;
             sqlx::query(INSERT_IDENTITY)
@@ -93,14 +109,33 @@ impl AuthStore {
                 .execute(&mut *transaction)
                 .await
                 .map_err(identity_insert_error)?;
-            if email_verified {
-                sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1")
-                    .bind(user_id)
-                    .execute(&mut *transaction)
-                    .await?;
+            let claimed = sqlx::query(
+                "UPDATE users SET email_verified = TRUE, password_hash = NULL \
+                 WHERE id = $1 AND email_verified = FALSE",
+            )
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+                == 1;
+            let mut revoked_tokens = 0;
+            if claimed {
+                revoked_tokens = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1 \
+                     WHERE user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now_ms)
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
             }
             transaction.commit().await?;
-        });
-        Ok(())
+            Ok(if claimed {
+                EmailClaim::ClaimedUnverifiedAccount { revoked_tokens }
+            } else {
+                EmailClaim::AlreadyVerified
+            })
+        })
     }
 }

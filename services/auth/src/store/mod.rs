@@ -18,6 +18,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use identities::EmailClaim;
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, Rotation};
 pub use users::{DEFAULT_PLAN, NewUser, UserRecord};
 

@@ -174,4 +174,21 @@ impl AuthStore {
         });
         Ok(row.map(RefreshTokenRecord::from))
     }
+
+    /// Deletes every family whose newest token expired before `now_ms`, revoked or
+    /// not, and returns how many tokens went. Whole families only: a rotated token
+    /// must stay while its family can still be refreshed, or presenting a stolen
+    /// copy would read as unknown instead of revoking the family.
+    pub async fn purge_expired_refresh_tokens(&self, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(on_backend!(self, |pool, _begin| {
+            sqlx::query(
+                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id \
+                 FROM refresh_tokens GROUP BY family_id HAVING MAX(expires_at) <= $1)",
+            )
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
 }

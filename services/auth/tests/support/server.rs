@@ -40,6 +40,7 @@ pub fn test_config(database_url: &str) -> AuthConfig {
         apple_jwks_url: "http://127.0.0.1:9/unused".to_owned(),
         refresh_ttl: Duration::from_secs(7 * 24 * 3600),
         jwks_min_refetch_interval: Duration::from_secs(30),
+        refresh_purge_interval: Duration::from_secs(3600),
     }
 }
 
