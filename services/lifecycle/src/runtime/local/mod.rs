@@ -217,11 +217,13 @@ impl Runtime for LocalRuntime {
         }
         self.board.remove(id);
         let layout = self.layout(id);
-        match retention {
-            DataRetention::Keep => {
-                let _ = tokio::fs::remove_file(layout.pid_file()).await;
-            }
-            DataRetention::Purge => remove_instance_dir(&layout.root).await?,
+        // An instance this process never supervised (an orphan found by the
+        // reconciler after a crash of an earlier platform process) may still have its
+        // gateway and display running; they are stopped before the data goes.
+        process::stop_orphan(&layout, self.settings.stop_grace).await;
+        vnc::stop_orphaned_display(&vnc::DisplayFiles::for_instance(&layout)).await;
+        if retention == DataRetention::Purge {
+            remove_instance_dir(&layout.root).await?;
         }
         Ok(())
     }
@@ -428,6 +430,46 @@ mod tests {
             runtime.observe(&spec.id).phase,
             crate::model::Phase::Unknown
         );
+    }
+
+    /// A gateway left running by an earlier platform process (only its pid file tells
+    /// of it) is stopped when the instance is deleted, whether its data stays or not.
+    #[tokio::test]
+    async fn deleting_an_orphan_stops_the_gateway_an_earlier_process_left_running() {
+        use std::os::unix::process::CommandExt;
+        let data = tempfile::tempdir().unwrap();
+        let runtime = runtime(data.path());
+        for (id, retention) in [
+            ("kept", DataRetention::Keep),
+            ("gone", DataRetention::Purge),
+        ] {
+            let id = InstanceId::parse(id).unwrap();
+            let layout = runtime.layout(&id);
+            std::fs::create_dir_all(&layout.root).unwrap();
+            let mut orphan = std::process::Command::new("sleep")
+                .arg("60")
+                .current_dir(&layout.root)
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            std::fs::write(layout.pid_file(), orphan.id().to_string()).unwrap();
+            assert!(runtime.known_instances().contains(&id));
+            runtime.delete(&id, retention).await.unwrap();
+            let status = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    if let Some(status) = orphan.try_wait().unwrap() {
+                        return status;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the orphaned gateway was stopped");
+            assert!(!status.success());
+            assert!(!layout.pid_file().exists());
+            assert_eq!(layout.root.exists(), retention == DataRetention::Keep);
+            assert!(!runtime.known_instances().contains(&id));
+        }
     }
 
     #[tokio::test]
