@@ -90,8 +90,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn run_lifecycle(env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials = settings::credentials(env)?;
     let address = settings::lifecycle_address(env)?;
-    let openclaw = toolchain::resolve_openclaw(env)?;
-    let config = settings::lifecycle_config(env, openclaw)?;
+    let config = settings::lifecycle_config(env, || toolchain::resolve_openclaw(env))?;
     let _telemetry = telemetry::init("clawfleet-lifecycle", env);
     let shutdown = token_cancelled_on_signal();
     let listener = server::bind(address).await?;

@@ -97,38 +97,44 @@ pub fn credentials(env: &dyn EnvSource) -> Result<Credentials, ConfigError> {
     })
 }
 
-pub fn lifecycle_config(
+/// The lifecycle service's configuration. `resolve_openclaw` (which may install Node and
+/// openclaw) runs only for the local runtime: a Kubernetes deployment runs gateways
+/// from its image and must not download a toolchain it never uses.
+pub fn lifecycle_config<E>(
     env: &dyn EnvSource,
-    openclaw: OpenclawCommand,
-) -> Result<LifecycleConfig, ConfigError> {
+    resolve_openclaw: impl FnOnce() -> Result<OpenclawCommand, E>,
+) -> anyhow::Result<LifecycleConfig>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     use clawfleet_lifecycle::{RuntimeChoice, runtime::kubernetes::config::KubernetesConfig};
     let data_dir = data_dir(env);
     let runtime = match config::optional(env, keys::CLAWFLEET_RUNTIME).as_deref() {
-        None | Some("local") => RuntimeChoice::Local,
-        Some("kubernetes") => RuntimeChoice::Kubernetes(Box::new(KubernetesConfig::from_env(env)?)),
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                key: keys::CLAWFLEET_RUNTIME,
-                reason: format!("{other:?} is not local or kubernetes"),
-            });
-        }
-    };
-    Ok(LifecycleConfig {
-        data_dir: data_dir.clone(),
-        runtime,
-        local_runtime: LocalRuntimeConfig {
-            data_dir,
-            openclaw,
+        None | Some("local") => RuntimeChoice::Local(LocalRuntimeConfig {
+            data_dir: data_dir.clone(),
             port_base: config::parsed_or(
                 env,
                 keys::CLAWFLEET_GATEWAY_PORT_BASE,
                 DEFAULT_GATEWAY_PORT_BASE,
             )?,
+            openclaw: resolve_openclaw()?,
             start_timeout: GATEWAY_START_TIMEOUT,
             stop_grace: GATEWAY_STOP_GRACE,
             // Used when Xvfb, x11vnc and websockify are installed.
             vnc: true,
-        },
+        }),
+        Some("kubernetes") => RuntimeChoice::Kubernetes(Box::new(KubernetesConfig::from_env(env)?)),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: keys::CLAWFLEET_RUNTIME,
+                reason: format!("{other:?} is not local or kubernetes"),
+            }
+            .into());
+        }
+    };
+    Ok(LifecycleConfig {
+        data_dir,
+        runtime,
         reconcile_period: RECONCILE_PERIOD,
     })
 }
@@ -168,4 +174,57 @@ pub fn api_key_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<S
         path.display()
     );
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use clawfleet_kit::config::EnvMap;
+    use clawfleet_lifecycle::RuntimeChoice;
+
+    use super::*;
+
+    fn no_toolchain() -> Result<OpenclawCommand, std::io::Error> {
+        Err(std::io::Error::other("the toolchain must not be resolved"))
+    }
+
+    #[test]
+    fn the_kubernetes_runtime_resolves_no_local_toolchain() {
+        let env = EnvMap::from_pairs([
+            (keys::CLAWFLEET_RUNTIME, "kubernetes"),
+            (keys::OPENCLAW_IMAGE_REPO, "registry.example/openclaw"),
+        ]);
+        let config = lifecycle_config(&env, no_toolchain).unwrap();
+        assert!(matches!(config.runtime, RuntimeChoice::Kubernetes(_)));
+    }
+
+    #[test]
+    fn the_local_runtime_resolves_the_toolchain_and_reports_its_failure() {
+        for runtime in [None, Some("local")] {
+            let env = EnvMap::from_pairs(runtime.map(|name| (keys::CLAWFLEET_RUNTIME, name)));
+            let error = lifecycle_config(&env, no_toolchain).unwrap_err();
+            assert!(
+                error.to_string().contains("must not be resolved"),
+                "{error}"
+            );
+            let resolved = lifecycle_config(&env, || {
+                Ok::<_, std::io::Error>(OpenclawCommand {
+                    program: "/opt/openclaw".into(),
+                    path_prefix: Vec::new(),
+                    plugin_paths: Vec::new(),
+                })
+            })
+            .unwrap();
+            let RuntimeChoice::Local(local) = resolved.runtime else {
+                panic!("local runtime expected");
+            };
+            assert_eq!(local.openclaw.program, PathBuf::from("/opt/openclaw"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_runtime_is_refused_by_name() {
+        let env = EnvMap::from_pairs([(keys::CLAWFLEET_RUNTIME, "docker")]);
+        let error = lifecycle_config(&env, no_toolchain).unwrap_err();
+        assert!(error.to_string().contains("CLAWFLEET_RUNTIME"), "{error}");
+    }
 }

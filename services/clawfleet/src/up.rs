@@ -21,7 +21,6 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     let data_dir = settings::data_dir(process_env);
     let api_key = settings::api_key_for_up(process_env, &data_dir)?;
     let jwt_secret = settings::jwt_secret_for_up(process_env, &data_dir)?;
-    let openclaw = toolchain::resolve_openclaw(process_env)?;
     let _telemetry = telemetry::init("clawfleet", process_env);
 
     // Bind first so that port 0 (any free port) works and the edge learns the real one.
@@ -58,7 +57,8 @@ pub async fn run(process_env: &dyn EnvSource) -> anyhow::Result<()> {
     };
 
     let credentials: Credentials = settings::credentials(&env)?;
-    let lifecycle_config = settings::lifecycle_config(&env, openclaw)?;
+    let lifecycle_config =
+        settings::lifecycle_config(&env, || toolchain::resolve_openclaw(process_env))?;
     let edge_config = clawfleet_edge::EdgeConfig::from_env(&env)?;
     let bridge_config = clawfleet_gateway_bridge::BridgeConfig::from_env(&env)?;
     let channels_config = clawfleet_channels::ChannelsConfig::from_env(&env)?;

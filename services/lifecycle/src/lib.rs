@@ -50,18 +50,17 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LifecycleConfig {
     pub data_dir: PathBuf,
-    /// Which runtime runs the gateways (`CLAWFLEET_RUNTIME`).
+    /// Which runtime runs the gateways (`CLAWFLEET_RUNTIME`), with its settings.
     pub runtime: RuntimeChoice,
-    /// Settings of the local runtime (used when `runtime` is [`RuntimeChoice::Local`]).
-    pub local_runtime: LocalRuntimeConfig,
     pub reconcile_period: Duration,
 }
 
-/// The runtime that runs the gateways.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The runtime that runs the gateways, with the settings only that runtime needs (the
+/// Kubernetes runtime has no use for a local openclaw install, so none is resolved).
+#[derive(Debug, Clone)]
 pub enum RuntimeChoice {
     /// Real gateway processes on this machine (the embedded default).
-    Local,
+    Local(LocalRuntimeConfig),
     /// One Deployment and its objects per instance on a cluster.
     Kubernetes(Box<KubernetesConfig>),
 }
@@ -69,7 +68,7 @@ pub enum RuntimeChoice {
 impl RuntimeChoice {
     pub fn name(&self) -> &'static str {
         match self {
-            RuntimeChoice::Local => "local",
+            RuntimeChoice::Local(_) => "local",
             RuntimeChoice::Kubernetes(_) => "kubernetes",
         }
     }
@@ -106,8 +105,8 @@ impl LifecycleServer {
         let store = InstanceStore::open(&config.data_dir.join("lifecycle.db")).await?;
         let registry = Arc::new(Registry::load(store).await?);
         let runtime: SharedRuntime = match &config.runtime {
-            RuntimeChoice::Local => {
-                Arc::new(LocalRuntime::new(config.local_runtime.clone()).map_err(data_dir_error)?)
+            RuntimeChoice::Local(local) => {
+                Arc::new(LocalRuntime::new(local.clone()).map_err(data_dir_error)?)
             }
             RuntimeChoice::Kubernetes(kubernetes) => {
                 Arc::new(KubernetesRuntime::start((**kubernetes).clone()).await?)

@@ -11,11 +11,7 @@ use clawfleet_lifecycle::{
     model::{DesiredState, InstanceRecord, Plan, now_ms},
     reconciler,
     registry::Registry,
-    runtime::{
-        Runtime, SharedRuntime,
-        kubernetes::config::ClusterAccess,
-        local::{LocalRuntimeConfig, OpenclawCommand},
-    },
+    runtime::{Runtime, SharedRuntime, kubernetes::config::ClusterAccess},
     store::InstanceStore,
 };
 use kubernetes_support::*;
@@ -129,18 +125,6 @@ async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
     let lifecycle = LifecycleServer::start(LifecycleConfig {
         data_dir: data.path().to_path_buf(),
         runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
-        local_runtime: LocalRuntimeConfig {
-            data_dir: data.path().to_path_buf(),
-            openclaw: OpenclawCommand {
-                program: "/bin/false".into(),
-                path_prefix: Vec::new(),
-                plugin_paths: Vec::new(),
-            },
-            port_base: 30500,
-            start_timeout: Duration::from_secs(5),
-            stop_grace: Duration::from_secs(1),
-            vnc: false,
-        },
         reconcile_period: Duration::from_secs(30),
     })
     .await
