@@ -6,7 +6,94 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::{
+    IntoResponses, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type},
+    },
+};
+
+/// Channel account ids, as the channels service checks them; empty is the default account.
+pub const ACCOUNT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{0,64}$";
+/// Channel names (`telegram`, `whatsapp`, ...), as the channels service checks them.
+pub const CHANNEL_PATTERN: &str = r"^[a-z0-9-]{1,32}$";
+/// Most secrets an instance may have (the lifecycle service's limit).
+pub const MAX_SECRETS: usize = 32;
+/// Longest secret value in characters: the lifecycle service stores at most 8 KiB, and
+/// 2048 characters of up to 4 UTF-8 bytes always fit, so the document can say it.
+pub const MAX_SECRET_VALUE_CHARS: usize = 2048;
+/// Secret names: environment names the platform does not reserve for itself (the
+/// lifecycle service's rule).
+pub const SECRET_NAME_PATTERN: &str = r"^(?!(OPENCLAW_|CLAWFLEET_|NODE_|LD_)|(PATH|HOME|USER|SHELL|TMPDIR|PWD)$)[A-Z][A-Z0-9_]{0,127}$";
+
+/// The `secrets` map of a create body (or `null`): provider keys for the gateway.
+pub fn secrets_schema() -> Schema {
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_SECRET_VALUE_CHARS))
+        .pattern(Some(r"^[^\x00]*$"));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(SECRET_NAME_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "Provider API keys for the gateway by environment name, e.g. `ANTHROPIC_API_KEY`.",
+        ))
+        .property_names(Some(name))
+        .additional_properties(Some(value))
+        .max_properties(Some(MAX_SECRETS))
+        .build()
+        .into()
+}
+
+/// A nullable string with `pattern`.
+pub fn nullable_string(pattern: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(pattern))
+}
+
+/// The body of `pairing/approve`: the code the bot sent or the request id `pairing/list`
+/// returned, exactly one of them (the other left out or `null`).
+pub fn pairing_approve_schema() -> RefOr<Schema> {
+    let by = |title: &str, target: &str, pattern: &str, other: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .title(Some(title))
+            .property(
+                "channel",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CHANNEL_PATTERN)),
+            )
+            .required("channel")
+            .property(
+                target,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(pattern)),
+            )
+            .required(target)
+            .property(other, ObjectBuilder::new().schema_type(Type::Null))
+            .property(
+                "notify",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some("Tell the sender they were approved.")),
+            )
+            .property("accountId", nullable_string(ACCOUNT_ID_PATTERN))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .description(Some(
+            "Approve by the code the bot sent (letters in any case) or by the request id pairing/list returned: exactly one of them.",
+        ))
+        .item(by("by code", "code", r"^[A-Za-z0-9]{4,16}$", "requestId"))
+        .item(by("by request id", "requestId", r"^[!-~]{1,128}$", "code"))
+        .into()
+}
 
 /// Every error: a lowercase message and a snake_case code (the manager's 401 has no code).
 #[derive(Serialize, ToSchema)]

@@ -21,11 +21,11 @@ use super::with_json_405;
 use crate::{
     channels::CHANNEL_CALL_DEADLINE,
     error::ApiError,
-    extract::{ApiJson, ApiQuery, InstanceId, OptionalApiJson, parse_flag},
+    extract::{ApiJson, ApiQuery, InstanceId, OptionalApiJson, optional_integer, parse_flag},
     openapi::schemas::{
         ErrorResponses, PairingApprovedJson, PairingListJson, TelegramLogoutJson,
         TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson,
-        WhatsAppWaitJson,
+        WhatsAppWaitJson, pairing_approve_schema,
     },
     principal::Principal,
     state::EdgeState,
@@ -66,8 +66,12 @@ fn struct_json(structure: Option<prost_types::Struct>) -> Value {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct SetupBody {
+    /// The token @BotFather issued: `<bot id>:<secret>`.
+    #[schema(pattern = r"^[0-9]{1,20}:[A-Za-z0-9_-]{30,128}$")]
     bot_token: String,
+    /// The channel account; empty or left out means the default account.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
     account_id: Option<String>,
 }
 
@@ -131,7 +135,9 @@ pub(super) async fn telegram_status(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct LogoutBody {
+    /// The channel account; empty or left out means the default account.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
     account_id: Option<String>,
 }
 
@@ -164,7 +170,8 @@ pub(super) async fn telegram_logout(
 pub(super) struct QrBody {
     #[serde(default)]
     force: bool,
-    #[serde(default)]
+    /// How long to wait for the QR code, in milliseconds (held to 1 s to 5 min).
+    #[serde(default, deserialize_with = "optional_integer")]
     timeout_ms: Option<u32>,
 }
 
@@ -200,7 +207,8 @@ pub(super) async fn whatsapp_qr(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct WaitBody {
-    #[serde(default)]
+    /// How long to wait for the link, in milliseconds (held to 1 s to 5 min).
+    #[serde(default, deserialize_with = "optional_integer")]
     timeout_ms: Option<u32>,
     #[serde(default)]
     current_qr_data_url: Option<String>,
@@ -266,6 +274,8 @@ pub(super) struct PairingQuery {
     /// The channel, e.g. `telegram`.
     #[param(required = true, value_type = String, pattern = r"^[a-z0-9-]{1,32}$")]
     channel: Option<String>,
+    /// The channel account; empty or left out means the default account.
+    #[param(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
     account_id: Option<String>,
 }
 
@@ -314,7 +324,8 @@ pub(super) async fn pairing_list(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
+/// See [`pairing_approve_schema`] for the shapes the document gives.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ApproveBody {
     channel: String,
@@ -327,6 +338,14 @@ pub(super) struct ApproveBody {
     #[serde(default)]
     account_id: Option<String>,
 }
+
+impl utoipa::PartialSchema for ApproveBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        pairing_approve_schema()
+    }
+}
+
+impl ToSchema for ApproveBody {}
 
 /// Approves a DM pairing request by code or request id.
 #[utoipa::path(post, path = "/api/instances/{userId}/pairing/approve", tag = "manager",

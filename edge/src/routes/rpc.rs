@@ -21,7 +21,7 @@ use super::with_json_405;
 use crate::{
     bridge::RpcOutcome,
     error::ApiError,
-    extract::{ApiJson, InstanceId},
+    extract::{ApiJson, InstanceId, optional_integer},
     openapi::schemas::ErrorResponses,
     principal::Principal,
     state::EdgeState,
@@ -31,6 +31,8 @@ use crate::{
 const DEFAULT_RPC_DEADLINE: Duration = Duration::from_secs(30);
 /// No gateway call waits longer.
 const MAX_RPC_DEADLINE: Duration = Duration::from_secs(300);
+/// Nor shorter: a deadline of a few milliseconds would expire before the bridge answers.
+const MIN_RPC_DEADLINE: Duration = Duration::from_secs(1);
 /// Extra time beyond a method's own `timeoutMs` (e.g. `web.login.wait`).
 const METHOD_TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 
@@ -43,12 +45,14 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 #[serde(deny_unknown_fields)]
 pub(super) struct RpcBody {
     /// A gateway method, e.g. `status`, `channels.status`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub(super) method: String,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     params: Option<Map<String, Value>>,
-    /// How long to wait for the gateway, in milliseconds.
-    #[serde(default, rename = "timeoutMs")]
+    /// How long to wait for the gateway, in milliseconds, held to 1 s to 5 min; 0 or left
+    /// out: the method's own `timeoutMs` in `params` plus 5 s, else 30 s.
+    #[serde(default, rename = "timeoutMs", deserialize_with = "optional_integer")]
     timeout_ms: Option<u64>,
 }
 
@@ -73,8 +77,10 @@ pub(super) async fn forward(
     instance_id: String,
     body: RpcBody,
 ) -> Result<Response, ApiError> {
-    if body.method.trim().is_empty() {
-        return Err(ApiError::invalid_argument("method must not be empty"));
+    if !is_method_name(&body.method) {
+        return Err(ApiError::invalid_argument(
+            "method must be a gateway method name such as \"status\" or \"config.get\"",
+        ));
     }
     let params = body.params.unwrap_or_default();
     let deadline = rpc_deadline(body.timeout_ms, &params);
@@ -88,17 +94,27 @@ pub(super) async fn forward(
     }
 }
 
-/// The caller's timeout, else the method's own `timeoutMs` plus slack, else the default.
+/// Gateway method names as the bridge takes them: 1 to 128 of `A-Za-z0-9._-`.
+fn is_method_name(method: &str) -> bool {
+    (1..=128).contains(&method.len())
+        && method
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+}
+
+/// The caller's timeout, else the method's own `timeoutMs` plus slack, else the
+/// default; within [`MIN_RPC_DEADLINE`] and [`MAX_RPC_DEADLINE`].
 fn rpc_deadline(timeout_ms: Option<u64>, params: &Map<String, Value>) -> Duration {
     let method_timeout = params
         .get("timeoutMs")
         .and_then(Value::as_u64)
         .map(|ms| Duration::from_millis(ms) + METHOD_TIMEOUT_SLACK);
     timeout_ms
+        .filter(|ms| *ms > 0)
         .map(Duration::from_millis)
         .or(method_timeout)
         .unwrap_or(DEFAULT_RPC_DEADLINE)
-        .min(MAX_RPC_DEADLINE)
+        .clamp(MIN_RPC_DEADLINE, MAX_RPC_DEADLINE)
 }
 
 /// The HTTP status of a gateway error code (SPEC §5).
@@ -162,6 +178,33 @@ mod tests {
         assert_eq!(rpc_deadline(None, &params), Duration::from_secs(125));
         assert_eq!(rpc_deadline(Some(1_000), &params), Duration::from_secs(1));
         assert_eq!(rpc_deadline(Some(10_000_000), &params), MAX_RPC_DEADLINE);
+        assert_eq!(rpc_deadline(Some(1), &params), MIN_RPC_DEADLINE);
+        assert_eq!(rpc_deadline(Some(0), &params), Duration::from_secs(125));
+        assert_eq!(rpc_deadline(Some(0), &Map::new()), DEFAULT_RPC_DEADLINE);
+    }
+
+    #[test]
+    fn method_names_are_what_the_bridge_takes() {
+        for good in ["status", "channels.status", "last-heartbeat", "a_b.C9"] {
+            assert!(is_method_name(good), "{good}");
+        }
+        for bad in ["", " ", "a b", "status\n", "caf\u{e9}", &"m".repeat(129)] {
+            assert!(!is_method_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_may_be_integral_floats_but_not_fractions() {
+        let body: RpcBody =
+            serde_json::from_str(r#"{"method":"status","timeoutMs":730.0}"#).unwrap();
+        assert_eq!(body.timeout_ms, Some(730));
+        let body: RpcBody =
+            serde_json::from_str(r#"{"method":"status","timeoutMs":null}"#).unwrap();
+        assert_eq!(body.timeout_ms, None);
+        for bad in ["730.5", "-1", "\"730\""] {
+            let text = format!(r#"{{"method":"status","timeoutMs":{bad}}}"#);
+            assert!(serde_json::from_str::<RpcBody>(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]
