@@ -8,7 +8,13 @@ use axum::{Json, extract::State, response::Response};
 use clawfleet_contracts::lifecycle::v1::CreateInstanceRequest;
 use serde::Deserialize;
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        RefOr, Schema,
+        schema::{ObjectBuilder, Type},
+    },
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -25,7 +31,7 @@ use crate::{
     openapi::schemas::{
         DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, PairingApprovedJson,
         PairingListJson, TelegramLogoutJson, TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson,
-        WhatsAppStatusJson, WhatsAppWaitJson,
+        WhatsAppStatusJson, WhatsAppWaitJson, secrets_schema,
     },
     principal::{AppUserPlan, Principal},
     state::EdgeState,
@@ -81,8 +87,8 @@ pub fn gateway_routes() -> OpenApiRouter<EdgeState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppCreateBody {
-    /// Provider API keys for the gateway, e.g. `ANTHROPIC_API_KEY`.
     #[serde(default)]
+    #[schema(schema_with = secrets_schema)]
     secrets: Option<HashMap<String, String>>,
     /// The default model, e.g. `anthropic/claude-sonnet-4-5`.
     #[serde(default)]
@@ -100,6 +106,9 @@ async fn create_instance(
     AppUserPlan(plan): AppUserPlan,
     OptionalApiJson(body): OptionalApiJson<AppCreateBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(secrets) = &body.secrets {
+        instances::check_secret_values(secrets)?;
+    }
     let request = CreateInstanceRequest {
         // The lifecycle service generates the id and makes the caller the owner.
         id: String::new(),
@@ -215,9 +224,33 @@ app_alias! {
     request_body = ApproveBody,
 }
 
+/// The App API's RPC body: [`RpcBody`] with `method` one of [`APP_RPC_METHODS`]
+/// (documentation only; the handler reads an [`RpcBody`] and checks the list).
+struct AppRpcBody;
+
+impl utoipa::PartialSchema for AppRpcBody {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = <RpcBody as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let methods = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(APP_RPC_METHODS.iter().copied()))
+                .description(Some("A gateway method an app may call."));
+            object
+                .properties
+                .insert("method".to_owned(), methods.into());
+            object.description =
+                Some("A gateway RPC from the allow-list: the method and its params.".to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for AppRpcBody {}
+
 /// A gateway RPC limited to read and channel methods (see the allow-list).
 #[utoipa::path(operation_id = "app_call_gateway", post, path = "/instances/{id}/rpc", tag = "app", security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)), request_body = RpcBody,
+    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)), request_body = AppRpcBody,
     responses((status = 200, description = "the gateway's result", body = Object), ErrorResponses))]
 async fn call_gateway(
     State(state): State<EdgeState>,

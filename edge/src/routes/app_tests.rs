@@ -208,6 +208,63 @@ async fn the_served_openapi_document_has_every_spec_route() {
 }
 
 #[tokio::test]
+async fn the_document_says_what_the_edge_and_services_enforce() {
+    let (_, document) = send(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    let schemas = &document["components"]["schemas"];
+    let body_of = |path: &str| {
+        let schema = &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        let name = schema["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        schemas[name].clone()
+    };
+    // The app's RPC names exactly the allow-list.
+    let methods = &body_of("/instances/{id}/rpc")["properties"]["method"]["enum"];
+    assert_eq!(methods, &json!(crate::routes::app::APP_RPC_METHODS));
+    // Pairing approvals take a code or a request id, not both and not neither.
+    let approve = body_of("/instances/{id}/pairing/approve");
+    let shapes = approve["oneOf"].as_array().unwrap();
+    assert_eq!(shapes.len(), 2);
+    for (shape, target, other) in [
+        (&shapes[0], "code", "requestId"),
+        (&shapes[1], "requestId", "code"),
+    ] {
+        assert_eq!(shape["required"], json!(["channel", target]));
+        assert_eq!(shape["properties"][other], json!({"type": "null"}));
+        assert_eq!(shape["additionalProperties"], json!(false));
+    }
+    // Secret names are environment names; values fit the lifecycle's 8 KiB.
+    let secrets = &schemas["AppCreateBody"]["properties"]["secrets"];
+    assert!(
+        secrets["propertyNames"]["pattern"]
+            .as_str()
+            .unwrap()
+            .contains("[A-Z][A-Z0-9_]")
+    );
+    assert_eq!(secrets["maxProperties"], 32);
+    assert_eq!(secrets["additionalProperties"]["maxLength"], 2048);
+    // Account ids are the channels service's.
+    for name in ["SetupBody", "LogoutBody"] {
+        assert_eq!(
+            schemas[name]["properties"]["accountId"]["pattern"], "^[A-Za-z0-9_-]{0,64}$",
+            "{name}"
+        );
+    }
+    let list = &document["paths"]["/instances/{id}/pairing/list"]["get"]["parameters"];
+    let account = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "accountId")
+        .unwrap();
+    assert_eq!(account["schema"]["pattern"], "^[A-Za-z0-9_-]{0,64}$");
+}
+
+#[tokio::test]
 async fn docs_are_not_served_unless_enabled() {
     let mut config = crate::test_support::test_config(1024);
     config.docs_enabled = false;

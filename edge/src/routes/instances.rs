@@ -22,7 +22,10 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, parse_flag},
     instance_json::InstanceView,
-    openapi::schemas::{DeletedJson, ErrorResponses, InstanceJson, InstanceListJson},
+    openapi::schemas::{
+        DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, MAX_SECRET_VALUE_CHARS,
+        secrets_schema,
+    },
     principal::Principal,
     state::EdgeState,
 };
@@ -39,12 +42,17 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateInstanceBody {
+    /// The instance id: a DNS label of at most 40 characters.
+    #[schema(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
     user_id: String,
     #[serde(default)]
+    #[schema(schema_with = secrets_schema)]
     secrets: Option<HashMap<String, String>>,
     #[serde(default)]
     plan: Option<PlanName>,
+    /// The default model, e.g. `anthropic/claude-sonnet-4-5`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._/:@-]*$", max_length = 200)]
     model: Option<String>,
 }
 
@@ -71,6 +79,9 @@ impl CreateInstanceBody {
         if self.user_id.is_empty() {
             return Err(ApiError::invalid_argument("userId must not be empty"));
         }
+        if let Some(secrets) = &self.secrets {
+            check_secret_values(secrets)?;
+        }
         Ok(CreateInstanceRequest {
             id: self.user_id,
             // Operator-created instances have no owning app user.
@@ -95,6 +106,23 @@ async fn create_instance(
     created(&state, &caller, body.into_request()?).await
 }
 
+/// Holds secret values to what the document can say: at most
+/// [`MAX_SECRET_VALUE_CHARS`] characters (the lifecycle service checks the rest).
+pub(super) fn check_secret_values(secrets: &HashMap<String, String>) -> Result<(), ApiError> {
+    match secrets
+        .iter()
+        .find(|(_, value)| value.chars().count() > MAX_SECRET_VALUE_CHARS)
+    {
+        Some((name, _)) => {
+            let shown: String = name.chars().take(64).collect();
+            Err(ApiError::invalid_argument(format!(
+                "secret {shown:?} must be at most {MAX_SECRET_VALUE_CHARS} characters"
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Creates through the lifecycle service and answers 201 with the instance.
 pub(super) async fn created(
     state: &EdgeState,
@@ -109,11 +137,13 @@ pub(super) async fn created(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Instances per page (default 100).
-    #[param(value_type = Option<u32>)]
+    /// Instances per page; 0 or left out is the default (100), and larger pages than
+    /// the service serves (1000) are cut to that.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_f64)]
     page_size: Option<String>,
-    /// The `nextPageToken` of the previous page.
-    #[param(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
+    /// The `nextPageToken` of the previous page (the last instance id it listed); empty
+    /// or left out for the first page.
+    #[param(pattern = r"^([a-z]([-a-z0-9]*[a-z0-9])?)?$", max_length = 40)]
     page_token: Option<String>,
 }
 
@@ -145,6 +175,19 @@ fn parse_page_size(value: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
+/// A page token is the last instance id of the previous page (what the lifecycle
+/// service pages after): a DNS label of at most 40 characters; empty is the first page.
+fn is_page_token(token: &str) -> bool {
+    let bytes = token.as_bytes();
+    token.is_empty()
+        || (bytes.len() <= 40
+            && bytes[0].is_ascii_lowercase()
+            && bytes[bytes.len() - 1] != b'-'
+            && bytes
+                .iter()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-'))
+}
+
 /// Every instance, page by page.
 #[utoipa::path(get, path = "/api/instances", tag = "manager",
     security(("apiKey" = [])), params(ListQuery),
@@ -155,9 +198,15 @@ pub(super) async fn list_instances(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let page_size = parse_page_size(query.page_size.as_deref())?;
+    let page_token = query.page_token.unwrap_or_default();
+    if !is_page_token(&page_token) {
+        return Err(ApiError::invalid_argument(
+            "invalid pageToken: give the nextPageToken of the previous page",
+        ));
+    }
     let page = state
         .lifecycle()
-        .list(&caller, page_size, query.page_token.unwrap_or_default())
+        .list(&caller, page_size, page_token)
         .await?;
     let next_page_token = page
         .page
@@ -444,6 +493,49 @@ mod tests {
             json_of(response).await["error"],
             r#"pageSize must be a non-negative integer, got "many""#
         );
+    }
+
+    #[tokio::test]
+    async fn malformed_page_tokens_are_refused_before_the_lifecycle_call() {
+        for (query, status) in [
+            ("pageToken=Alice", StatusCode::BAD_REQUEST),
+            ("pageToken=alice-", StatusCode::BAD_REQUEST),
+            ("pageToken=%C3%A9", StatusCode::BAD_REQUEST),
+            ("pageToken=alice", StatusCode::SERVICE_UNAVAILABLE),
+            ("pageToken=", StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let response = test_router()
+                .await
+                .oneshot(
+                    authorized(Method::GET, &format!("/api/instances?{query}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{query}");
+        }
+        assert!(is_page_token(&"a".repeat(40)));
+        assert!(!is_page_token(&"a".repeat(41)));
+    }
+
+    #[tokio::test]
+    async fn secret_values_are_held_to_what_the_document_says() {
+        let at_limit = "\u{e9}".repeat(MAX_SECRET_VALUE_CHARS);
+        let secrets = HashMap::from([("OPENAI_API_KEY".to_owned(), at_limit)]);
+        assert!(check_secret_values(&secrets).is_ok());
+        let over = HashMap::from([("OPENAI_API_KEY".to_owned(), "k".repeat(2049))]);
+        let error = check_secret_values(&over).unwrap_err();
+        assert_eq!(
+            error.message,
+            r#"secret "OPENAI_API_KEY" must be at most 2048 characters"#
+        );
+        let body = format!(
+            r#"{{"userId":"alice","secrets":{{"OPENAI_API_KEY":"{}"}}}}"#,
+            "k".repeat(2049)
+        );
+        let (status, body) = post_json(&body).await;
+        assert_invalid(status, &body, "secret \"OPENAI_API_KEY\" must be at most");
     }
 
     #[tokio::test]
