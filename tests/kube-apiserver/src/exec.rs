@@ -4,7 +4,10 @@
 //! 255 = close a channel, used for stdin EOF). What the command does is up to the test's
 //! [`ExecHandler`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -55,6 +58,34 @@ impl ExecResult {
 
 /// Decides what an exec'd command does.
 pub type ExecHandler = Arc<dyn Fn(ExecCall) -> ExecResult + Send + Sync>;
+
+/// A command that takes time, as [`crate::KubeApiServer::set_async_exec_handler`] runs it.
+pub(crate) type ExecFuture = Pin<Box<dyn Future<Output = ExecResult> + Send>>;
+
+/// What runs an exec'd command.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// Answers at once (on a blocking thread, so it may block).
+    Blocking(ExecHandler),
+    /// Takes as long as its future does; dropped when the client hangs up.
+    Async(Arc<dyn Fn(ExecCall) -> ExecFuture + Send + Sync>),
+}
+
+/// Counts a session as open for as long as it lives.
+struct OpenSession(Arc<ServerState>);
+
+impl OpenSession {
+    fn new(state: Arc<ServerState>) -> Self {
+        state.exec_sessions.fetch_add(1, Ordering::SeqCst);
+        Self(state)
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.exec_sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -122,7 +153,11 @@ pub(crate) fn serve(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    Ok(upgrade.on_upgrade(move |socket| run(socket, call, wants_stdin, v5, handler)))
+    let session = OpenSession::new(state.clone());
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        run(socket, call, wants_stdin, v5, handler).await;
+        drop(session);
+    }))
 }
 
 fn pick_container(
@@ -178,7 +213,7 @@ async fn run(
     mut call: ExecCall,
     wants_stdin: bool,
     v5: bool,
-    handler: Option<ExecHandler>,
+    handler: Option<Handler>,
 ) {
     // The server announces each channel with a one-byte frame, which clients skip.
     for channel in [STDOUT, STDERR, STATUS] {
@@ -199,20 +234,11 @@ async fn run(
             }
         }
     }
-    let result = match handler {
-        Some(handler) => {
-            let call = call.clone();
-            tokio::task::spawn_blocking(move || handler(call))
-                .await
-                .unwrap_or_else(|_| ExecResult::fail(1, "exec handler panicked"))
-        }
-        None => ExecResult::fail(
-            127,
-            format!(
-                "exec: \"{}\": executable file not found in $PATH (no exec handler configured)",
-                call.command[0]
-            ),
-        ),
+    let command = run_command(handler, call.clone());
+    let result = tokio::select! {
+        result = command => result,
+        // The client hung up while the command ran: the kubelet kills it, and so do we.
+        () = hung_up(&mut socket) => return,
     };
     for (channel, data) in [(STDOUT, &result.stdout), (STDERR, &result.stderr)] {
         for chunk in data.chunks(32 * 1024) {
@@ -229,4 +255,30 @@ async fn run(
     // Drain until the client closes, so the close handshake completes.
     let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+}
+
+async fn run_command(handler: Option<Handler>, call: ExecCall) -> ExecResult {
+    match handler {
+        Some(Handler::Blocking(handler)) => tokio::task::spawn_blocking(move || handler(call))
+            .await
+            .unwrap_or_else(|_| ExecResult::fail(1, "exec handler panicked")),
+        Some(Handler::Async(handler)) => handler(call).await,
+        None => ExecResult::fail(
+            127,
+            format!(
+                "exec: \"{}\": executable file not found in $PATH (no exec handler configured)",
+                call.command[0]
+            ),
+        ),
+    }
+}
+
+/// Returns once the client closed the session or the connection dropped.
+async fn hung_up(socket: &mut WebSocket) {
+    loop {
+        match socket.recv().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(_)) => {}
+        }
+    }
 }

@@ -14,7 +14,9 @@
 //! finalizers, preconditions, garbage collection through `ownerReferences`), WATCH (bookmarks,
 //! `sendInitialEvents`, 410 Expired after [`KubeApiServer::compact_history`]), errors as `Status`.
 //! A built-in Deployment/ReplicaSet controller creates pods whose statuses follow
-//! [`PodScript`]s; `pods/exec` runs a test-supplied [`ExecHandler`].
+//! [`PodScript`]s; `pods/exec` runs a test-supplied [`ExecHandler`], or an async one for
+//! commands that take time (dropped when the client hangs up, as the kubelet kills them).
+//! Faults: requests can be made to fail with a status or to be held in flight for a while.
 //!
 //! Transport: **plain HTTP on 127.0.0.1** (kube-rs accepts `http://` cluster URLs) with bearer
 //! token authentication; request bodies are JSON (apply patches, sent by kube-rs as JSON with

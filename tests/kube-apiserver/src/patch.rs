@@ -133,7 +133,8 @@ fn server_side_apply(
             return Err(ApiError::stale_resource_version(rt, name));
         }
         Some(_) => store.update(rt, &req.namespace, new)?,
-        None if old.is_some() => return Err(ApiError::not_found(rt, name)),
+        // Deleted since we read it: like the apiserver, apply again, which creates it.
+        None if old.is_some() => return Err(ApiError::stale_resource_version(rt, name)),
         None => {
             if let (true, Some(status)) = (rt.status_subresource, initial_status(&rt.kind)) {
                 new["status"] = status;

@@ -188,6 +188,12 @@ pub(crate) async fn dispatch(State(state): State<Arc<ServerState>>, request: Req
             record.resource = rt.plural.clone();
         }
     }
+    if target.is_some()
+        && let Some(delay) = state.take_delay(&record.resource, &record.verb)
+    {
+        // A slow apiserver: the request is in flight meanwhile, then served as usual.
+        tokio::time::sleep(delay).await;
+    }
     let response = if !authorized(&state, &parts.headers, &path) {
         ApiError::unauthorized().into_response()
     } else if let Some(code) = target

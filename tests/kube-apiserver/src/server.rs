@@ -1,13 +1,15 @@
 //! The test-facing handle: start/stop, client configuration, direct object access for
 //! assertions, pod scripts, exec handlers, the request log and fault injection.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::crud::create_object;
-use crate::exec::{ExecCall, ExecResult};
+use crate::exec::{ExecCall, ExecFuture, ExecResult, Handler};
 use crate::gc::{self, DeleteOptions, Propagation};
 use crate::kubelet::{self, PodScript, PodState};
 use crate::selectors::LabelSelector;
@@ -168,11 +170,33 @@ impl KubeApiServer {
         &self,
         handler: impl Fn(ExecCall) -> ExecResult + Send + Sync + 'static,
     ) {
+        self.put_exec_handler(Handler::Blocking(Arc::new(handler)));
+    }
+
+    /// Like [`Self::set_exec_handler`], for commands that take time (`sleep 30`, a command
+    /// waiting for input): the future runs while the session is open, and is dropped, as
+    /// the kubelet kills the command, when the client hangs up first.
+    pub fn set_async_exec_handler<F, Fut>(&self, handler: F)
+    where
+        F: Fn(ExecCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ExecResult> + Send + 'static,
+    {
+        self.put_exec_handler(Handler::Async(Arc::new(move |call| {
+            Box::pin(handler(call)) as ExecFuture
+        })));
+    }
+
+    fn put_exec_handler(&self, handler: Handler) {
         *self
             .state
             .exec_handler
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handler));
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    /// Exec sessions whose WebSocket is still open (a client that gave up must close its own).
+    pub fn open_exec_sessions(&self) -> usize {
+        self.state.exec_sessions.load(Ordering::SeqCst)
     }
 
     /// Appends to what `pods/{name}/log` returns.
@@ -206,7 +230,8 @@ impl KubeApiServer {
 
     /// The next `times` requests for `resource` (plural, e.g. `pods`; `None`: any) and `verb`
     /// (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `exec`…; `None`: any)
-    /// fail with `code` (500 InternalError, 503 ServiceUnavailable, 429, 504).
+    /// fail with `code` (500 InternalError, 503 ServiceUnavailable, 429, 504, 409 Conflict,
+    /// 403 Forbidden).
     pub fn fail_requests(
         &self,
         resource: Option<&str>,
@@ -221,7 +246,42 @@ impl KubeApiServer {
             .push(Fault {
                 resource: resource.map(str::to_string),
                 verb: verb.map(str::to_string),
-                code,
+                effect: code,
+                remaining: times,
+            });
+    }
+
+    /// Forgets every injected failure and delay not yet used up.
+    pub fn clear_faults(&self) {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.state
+            .delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The next `times` requests for `resource` and `verb` (as in [`Self::fail_requests`])
+    /// are held for `delay` before being served: a write in flight for that long.
+    pub fn delay_requests(
+        &self,
+        resource: Option<&str>,
+        verb: Option<&str>,
+        delay: std::time::Duration,
+        times: usize,
+    ) {
+        self.state
+            .delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Fault {
+                resource: resource.map(str::to_string),
+                verb: verb.map(str::to_string),
+                effect: delay,
                 remaining: times,
             });
     }

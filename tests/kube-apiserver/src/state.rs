@@ -1,11 +1,12 @@
 //! Options and the state shared by the HTTP handlers, the controllers and the test handle.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::exec::ExecHandler;
+use crate::exec::{ExecHandler, Handler};
 use crate::kubelet::PodScripts;
 use crate::resources::{Registry, ResourceType};
 use crate::store::Store;
@@ -87,13 +88,27 @@ impl RequestRecord {
     }
 }
 
-/// A pending injected failure.
+/// A pending injected failure (`T` = status code) or slowness (`T` = delay).
 #[derive(Debug, Clone)]
-pub(crate) struct Fault {
+pub(crate) struct Fault<T> {
     pub resource: Option<String>,
     pub verb: Option<String>,
-    pub code: u16,
+    pub effect: T,
     pub remaining: usize,
+}
+
+/// Takes one use of the first fault matching `resource` and `verb`.
+fn take<T: Clone>(faults: &Mutex<Vec<Fault<T>>>, resource: &str, verb: &str) -> Option<T> {
+    let mut faults = faults.lock().unwrap_or_else(|p| p.into_inner());
+    let fault = faults.iter_mut().find(|f| {
+        f.remaining > 0
+            && f.resource.as_deref().is_none_or(|r| r == resource)
+            && f.verb.as_deref().is_none_or(|v| v == verb)
+    })?;
+    fault.remaining -= 1;
+    let effect = fault.effect.clone();
+    faults.retain(|f| f.remaining > 0);
+    Some(effect)
 }
 
 pub(crate) struct ServerState {
@@ -101,8 +116,11 @@ pub(crate) struct ServerState {
     pub registry: Registry,
     pub store: Store,
     pub requests: Mutex<Vec<RequestRecord>>,
-    pub faults: Mutex<Vec<Fault>>,
-    pub exec_handler: Mutex<Option<ExecHandler>>,
+    pub faults: Mutex<Vec<Fault<u16>>>,
+    pub delays: Mutex<Vec<Fault<Duration>>>,
+    pub exec_handler: Mutex<Option<Handler>>,
+    /// Exec sessions whose WebSocket is still open.
+    pub exec_sessions: AtomicUsize,
     pub pod_scripts: PodScripts,
     pub pod_logs: Mutex<std::collections::HashMap<(String, String), String>>,
     /// Bumped to end every open watch stream (fault injection and shutdown).
@@ -116,13 +134,15 @@ impl ServerState {
         let store = Store::new(options.watch_history);
         let (watch_kill, _) = tokio::sync::watch::channel(0);
         Arc::new(Self {
-            exec_handler: Mutex::new(options.exec_handler.clone()),
+            exec_handler: Mutex::new(options.exec_handler.clone().map(Handler::Blocking)),
+            exec_sessions: AtomicUsize::new(0),
             pod_scripts: PodScripts::new(options.pod_startup),
             options,
             registry,
             store,
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            delays: Mutex::new(Vec::new()),
             pod_logs: Mutex::new(Default::default()),
             watch_kill,
             address: Mutex::new(String::new()),
@@ -131,16 +151,12 @@ impl ServerState {
 
     /// Takes one matching injected fault, if any.
     pub(crate) fn take_fault(&self, resource: &str, verb: &str) -> Option<u16> {
-        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        let fault = faults.iter_mut().find(|f| {
-            f.remaining > 0
-                && f.resource.as_deref().is_none_or(|r| r == resource)
-                && f.verb.as_deref().is_none_or(|v| v == verb)
-        })?;
-        fault.remaining -= 1;
-        let code = fault.code;
-        faults.retain(|f| f.remaining > 0);
-        Some(code)
+        take(&self.faults, resource, verb)
+    }
+
+    /// Takes one matching injected delay, if any.
+    pub(crate) fn take_delay(&self, resource: &str, verb: &str) -> Option<Duration> {
+        take(&self.delays, resource, verb)
     }
 
     pub(crate) fn record(&self, record: RequestRecord) {

@@ -161,13 +161,24 @@ impl ApiError {
         )
     }
 
-    /// An injected server fault (500 InternalError or 503 ServiceUnavailable).
+    /// An injected fault (500 InternalError, 503 ServiceUnavailable, 429, 504, 409 Conflict,
+    /// 403 Forbidden).
     pub fn injected(code: u16) -> Self {
         match code {
             503 => Self::new(
                 503,
                 "ServiceUnavailable",
                 "the server is currently unable to handle the request (injected fault)",
+            ),
+            403 => Self::new(
+                403,
+                "Forbidden",
+                "forbidden: the service account may not do this (injected fault)",
+            ),
+            409 => Self::new(
+                409,
+                "Conflict",
+                "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected fault)",
             ),
             429 => Self::new(
                 429,

@@ -114,3 +114,58 @@ async fn exec_runs_the_handler_and_reports_exit_status() {
             .any(|r| r.verb == "exec" && r.status == 101)
     );
 }
+
+#[tokio::test]
+async fn a_slow_command_answers_when_done_and_is_killed_when_the_client_hangs_up() {
+    let (server, client) = start().await;
+    let (killed, mut kills) = tokio::sync::mpsc::unbounded_channel::<()>();
+    server.set_async_exec_handler(move |call| {
+        let killed = killed.clone();
+        async move {
+            // Reports a kill when the session drops the command before it finishes.
+            struct Running(Option<tokio::sync::mpsc::UnboundedSender<()>>);
+            impl Drop for Running {
+                fn drop(&mut self) {
+                    if let Some(killed) = self.0.take() {
+                        let _ = killed.send(());
+                    }
+                }
+            }
+            let mut running = Running(Some(killed));
+            let seconds: f64 = call.command[1].parse().unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+            running.0 = None;
+            ExecResult::ok(format!("slept {seconds}"))
+        }
+    });
+    bounded(async {
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        running_pod(&server, &pods).await;
+
+        let started = std::time::Instant::now();
+        let mut done = pods
+            .exec("gw-0", ["sleep", "0.3"], &AttachParams::default())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        done.stdout()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "slept 0.3");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        drop(done);
+        eventually(|| (server.open_exec_sessions() == 0).then_some(())).await;
+
+        let hung = pods
+            .exec("gw-0", ["sleep", "30"], &AttachParams::default())
+            .await
+            .unwrap();
+        eventually(|| (server.open_exec_sessions() == 1).then_some(())).await;
+        drop(hung);
+        kills.recv().await.unwrap();
+        eventually(|| (server.open_exec_sessions() == 0).then_some(())).await;
+    })
+    .await;
+}
