@@ -150,3 +150,32 @@ async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_reconciling_unchanged_instances_writes_nothing() {
+    let server = server().await;
+    let before = runtime(&server, config()).await;
+    before
+        .apply(&spec("alice", DesiredState::Running))
+        .await
+        .unwrap();
+    before.shutdown().await;
+    drop(before);
+
+    // The new runtime knows alice's objects from its watchers' first list only.
+    let after = runtime(&server, config()).await;
+    server.clear_request_log();
+    for _ in 0..2 {
+        after
+            .apply(&spec("alice", DesiredState::Running))
+            .await
+            .unwrap();
+    }
+    let writes: Vec<_> = server
+        .request_log()
+        .into_iter()
+        .filter(|request| !matches!(request.verb.as_str(), "list" | "watch" | "get"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    after.shutdown().await;
+}

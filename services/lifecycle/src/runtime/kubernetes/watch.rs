@@ -7,7 +7,11 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use kube::{ResourceExt, api::DynamicObject, runtime::watcher::Event};
+use kube::{
+    ResourceExt,
+    api::{DynamicObject, TypeMeta},
+    runtime::watcher::Event,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +96,14 @@ impl Feed {
         false
     }
 
-    fn applied(&mut self, object: DynamicObject) {
+    fn applied(&mut self, mut object: DynamicObject) {
+        // Items of a list carry no apiVersion and kind (watch events do); without them an
+        // object known only from the initial list never matches what we would apply, and
+        // every reconcile after a restart would re-send it.
+        object.types.get_or_insert_with(|| TypeMeta {
+            api_version: self.kind.api_version(),
+            kind: self.kind.kind_name().to_owned(),
+        });
         let name = object.name_any();
         let Some(id) = names::instance_of(object.metadata.labels.as_ref()) else {
             // Relabelled away from the platform: treat it as gone.
