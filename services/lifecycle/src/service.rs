@@ -131,6 +131,10 @@ fn store_error(error: StoreError) -> ServiceError {
     }
 }
 
+/// When to retry after the runtime's backend was unavailable (apiserver outages and
+/// throttling usually pass within seconds).
+const RUNTIME_RETRY_AFTER_SECONDS: u32 = 5;
+
 fn runtime_error(error: RuntimeError) -> ServiceError {
     match error {
         RuntimeError::NotFound(id) => ServiceError::not_found(format!("instance {id} not found")),
@@ -141,6 +145,15 @@ fn runtime_error(error: RuntimeError) -> ServiceError {
         RuntimeError::InvalidExec(message) => ServiceError::invalid_argument(message),
         RuntimeError::ShuttingDown => ServiceError::unavailable("the platform is shutting down"),
         RuntimeError::Io(error) => ServiceError::internal(error),
+        RuntimeError::Unavailable(message) => {
+            ServiceError::unavailable(message).with_retry_after(RUNTIME_RETRY_AFTER_SECONDS)
+        }
+        RuntimeError::Misconfigured(message) => {
+            // Not the caller's fault and not transient: the operator reading this error (or
+            // the log) must learn which permission or setting to fix, so it is named.
+            tracing::error!(error = %message, "the runtime is misconfigured");
+            ServiceError::new(ErrorCode::Internal, message)
+        }
     }
 }
 

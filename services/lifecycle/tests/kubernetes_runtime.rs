@@ -163,7 +163,7 @@ impl ForcedApplier {
     async fn apply(
         &self,
         spec: &clawfleet_lifecycle::model::InstanceSpec,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), clawfleet_lifecycle::runtime::kubernetes::failure::ApiFailure> {
         for object in
             clawfleet_lifecycle::runtime::kubernetes::manifests::desired_objects(&config(), spec)
         {
@@ -332,15 +332,15 @@ async fn delete_leaves_nothing_but_the_kept_volume_and_purge_leaves_nothing() {
     assert_eq!(objects_of(&server, "alice").len(), 1);
     assert_eq!(runtime.observe(&alice).phase, Phase::Unknown);
 
-    // Creating the same id again reattaches the kept volume.
+    // Creating the same id again (a new incarnation, so a new gateway token) reattaches
+    // the kept volume.
     let volume = server
         .get("PersistentVolumeClaim", NAMESPACE, "alice-openclaw-data")
         .unwrap()["metadata"]["uid"]
         .clone();
-    runtime
-        .apply(&spec("alice", DesiredState::Running))
-        .await
-        .unwrap();
+    let mut again = spec("alice", DesiredState::Running);
+    again.gateway_token = "alice-token-2".into();
+    runtime.apply(&again).await.unwrap();
     eventually("running again", || {
         (runtime.observe(&alice).phase == Phase::Running).then_some(())
     })

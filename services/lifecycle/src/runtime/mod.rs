@@ -122,6 +122,16 @@ pub enum RuntimeError {
     InvalidExec(String),
     #[error("runtime i/o failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The backend cannot serve the request now (an outage, overload, a broken connection,
+    /// a write that lost a race); the same request may succeed later. The message is safe
+    /// to show: it names what failed, never object contents.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The backend refuses what the platform needs (a permission its Role lacks, a missing
+    /// namespace, a setting it rejects): the operator must fix the deployment, and
+    /// retrying does not help. The message names what to fix and holds no secret.
+    #[error("{0}")]
+    Misconfigured(String),
     #[error("runtime is shutting down")]
     ShuttingDown,
 }

@@ -3,6 +3,8 @@
 //! production builds one, and the runtime on top.
 #![allow(dead_code)]
 
+pub mod lifecycle;
+
 use std::{future::Future, time::Duration};
 
 use clawfleet_kube_apiserver::{KubeApiServer, Options};

@@ -2,17 +2,23 @@
 //! from the [`rbac`] table (checked in debug builds), so the Role in
 //! `deploy/rbac/lifecycle.yaml` and the code cannot drift apart unnoticed.
 
+use std::{future::Future, time::Duration};
+
 use futures_util::Stream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Client,
-    api::{Api, AttachParams, AttachedProcess, DeleteParams, DynamicObject, Patch, PatchParams},
+    api::{
+        Api, AttachParams, AttachedProcess, DeleteParams, DynamicObject, ListParams, Patch,
+        PatchParams, Preconditions,
+    },
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{WatchStreamExt, watcher},
 };
 
 use super::{
     config::ClusterAccess,
+    failure::ApiFailure,
     kinds::ObjectKind,
     manifests::DesiredObject,
     names::{FIELD_MANAGER, MANAGED_SELECTOR},
@@ -30,6 +36,9 @@ pub enum ConnectError {
     Client(#[from] kube::Error),
 }
 
+/// How long one call may take unless configured otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Builds a client from the in-cluster service account or a kubeconfig.
 pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
     let config = match access {
@@ -41,9 +50,6 @@ pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
     };
     Ok(Client::try_from(config)?)
 }
-
-/// Tries of one apply that loses a race with another write.
-const APPLY_ATTEMPTS: u32 = 4;
 
 fn check(group: &str, resource: &str, verbs: &[Verb]) {
     debug_assert!(
@@ -59,6 +65,7 @@ fn check(group: &str, resource: &str, verbs: &[Verb]) {
 pub struct ClusterApi {
     client: Client,
     namespace: String,
+    call_timeout: Duration,
 }
 
 impl ClusterApi {
@@ -66,7 +73,30 @@ impl ClusterApi {
         Self {
             client,
             namespace: namespace.into(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
+    }
+
+    /// Bounds every call by `call_timeout` (see [`super::config::KubernetesConfig::api_timeout`]).
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> Self {
+        self.call_timeout = call_timeout;
+        self
+    }
+
+    /// kube's client retries 429, 503 and 504 with exponential backoff for minutes; a
+    /// caller waiting on us must hear "unavailable" long before that.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        tokio::time::timeout(self.call_timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.call_timeout),
+                ))))
+            })
     }
 
     fn dynamic(&self, kind: ObjectKind) -> Api<DynamicObject> {
@@ -75,39 +105,73 @@ impl ClusterApi {
 
     /// Server-side apply under the platform's field manager. `force` takes over fields a
     /// stale manager (a person's `kubectl edit`, an old version of us) still owns.
-    pub async fn apply(&self, object: &DesiredObject) -> Result<(), kube::Error> {
+    ///
+    /// Not retried on 409: a forced apply under one field manager has no field conflicts,
+    /// and our bodies carry no resourceVersion, so the apiserver re-applies the patch to
+    /// the newest object itself when another writer (a controller's status update, the
+    /// garbage collector) got in between, and creates it when it vanished meanwhile. A 409
+    /// that still arrives is reported as unavailable, and the caller (the reconciler, drift
+    /// repair, a person) retries on its own schedule instead of us hammering here.
+    pub async fn apply(&self, object: &DesiredObject) -> Result<(), ApiFailure> {
         check(object.kind.group(), object.kind.plural(), rbac::APPLY);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let api = self.dynamic(object.kind);
-        let mut attempt = 1;
-        loop {
-            match api
-                .patch(&object.name, &params, &Patch::Apply(&object.body))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                // A write racing ours (a controller's status update, a concurrent first
-                // apply creating the object): apply again on top of it.
-                Err(kube::Error::Api(status)) if status.code == 409 && attempt < APPLY_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        self.bounded(self.dynamic(object.kind).patch(
+            &object.name,
+            &params,
+            &Patch::Apply(&object.body),
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|source| self.failure("patch", object.kind, &object.name, source))
     }
 
     /// Deletes one object; dependents (a Deployment's ReplicaSets and pods) go in the
     /// foreground, so nothing is orphaned. Returns false when it was already gone.
-    pub async fn delete(&self, kind: ObjectKind, name: &str) -> Result<bool, kube::Error> {
+    pub async fn delete(&self, kind: ObjectKind, name: &str) -> Result<bool, ApiFailure> {
         check(kind.group(), kind.plural(), rbac::DELETE);
         let params = match kind {
             ObjectKind::Deployment => DeleteParams::foreground(),
             _ => DeleteParams::background(),
         };
-        match self.dynamic(kind).delete(name, &params).await {
+        match self.bounded(self.dynamic(kind).delete(name, &params)).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-            Err(error) => Err(error),
+            Err(source) => Err(self.failure("delete", kind, name, source)),
+        }
+    }
+
+    /// Deletes the object only if it is still the one with `uid` (not one someone made
+    /// since under the same name). Returns false when it is gone or was replaced.
+    pub async fn delete_exact(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        uid: &str,
+    ) -> Result<bool, ApiFailure> {
+        check(kind.group(), kind.plural(), rbac::DELETE);
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match self.bounded(self.dynamic(kind).delete(name, &params)).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => Ok(false),
+            Err(source) => Err(self.failure("delete", kind, name, source)),
+        }
+    }
+
+    /// This platform's objects of `kind` in the namespace, listed once; none when the
+    /// cluster does not serve the kind (a ManagedCertificate outside GKE).
+    pub async fn list_managed(&self, kind: ObjectKind) -> Result<Vec<DynamicObject>, ApiFailure> {
+        check(kind.group(), kind.plural(), &[Verb::List]);
+        let list_params = ListParams::default().labels(MANAGED_SELECTOR);
+        match self.bounded(self.dynamic(kind).list(&list_params)).await {
+            Ok(list) => Ok(list.items),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+            Err(source) => Err(self.failure("list", kind, "", source)),
         }
     }
 
@@ -132,10 +196,37 @@ impl ClusterApi {
         pod: &str,
         argv: Vec<String>,
         params: &AttachParams,
-    ) -> Result<AttachedProcess, kube::Error> {
+    ) -> Result<AttachedProcess, ApiFailure> {
         check(ObjectKind::Pod.group(), rbac::EXEC_SUBRESOURCE, rbac::EXEC);
         Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
             .exec(pod, argv, params)
             .await
+            .map_err(|source| ApiFailure {
+                verb: "create",
+                resource: rbac::EXEC_SUBRESOURCE.to_owned(),
+                name: pod.to_owned(),
+                namespace: self.namespace.clone(),
+                source,
+            })
+    }
+
+    fn failure(
+        &self,
+        verb: &'static str,
+        kind: ObjectKind,
+        name: &str,
+        source: kube::Error,
+    ) -> ApiFailure {
+        let resource = match kind.group() {
+            "" => kind.plural().to_owned(),
+            group => format!("{}.{group}", kind.plural()),
+        };
+        ApiFailure {
+            verb,
+            resource,
+            name: name.to_owned(),
+            namespace: self.namespace.clone(),
+            source,
+        }
     }
 }

@@ -5,7 +5,10 @@
 
 use futures_util::future::try_join_all;
 
-use super::{api::ClusterApi, cache::InstanceObjects, kinds::ObjectKind, manifests::DesiredObject};
+use super::{
+    api::ClusterApi, cache::InstanceObjects, failure::ApiFailure, kinds::ObjectKind,
+    manifests::DesiredObject,
+};
 use crate::{instance_id::InstanceId, runtime::DataRetention};
 
 /// Applies what differs; returns how many objects were written.
@@ -13,7 +16,7 @@ pub async fn apply_objects(
     api: &ClusterApi,
     live: &InstanceObjects,
     objects: &[DesiredObject],
-) -> Result<usize, kube::Error> {
+) -> Result<usize, ApiFailure> {
     let stale: Vec<&DesiredObject> = objects
         .iter()
         .filter(|object| !live.matches(object))
@@ -35,7 +38,7 @@ pub async fn delete_objects(
     live: &InstanceObjects,
     ingress_enabled: bool,
     retention: DataRetention,
-) -> Result<(), kube::Error> {
+) -> Result<(), ApiFailure> {
     let kinds = ObjectKind::OWNED.into_iter().filter(|kind| match kind {
         ObjectKind::PersistentVolumeClaim => retention == DataRetention::Purge,
         kind if kind.is_ingress() => ingress_enabled || live.owned.contains_key(kind),

@@ -54,6 +54,9 @@ pub struct KubernetesConfig {
     pub ready_grace: Duration,
     /// How long the runtime waits for its first complete view of the cluster at start.
     pub sync_timeout: Duration,
+    /// How long one apiserver call may take, the client's own retries of 429/503/504
+    /// included, before the caller is told the cluster is unavailable.
+    pub api_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,7 @@ impl KubernetesConfig {
             trusted_proxies: Vec::new(),
             ready_grace: Duration::from_secs(60),
             sync_timeout: Duration::from_secs(60),
+            api_timeout: Duration::from_secs(15),
         }
     }
 

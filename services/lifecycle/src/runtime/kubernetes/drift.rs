@@ -97,11 +97,9 @@ pub async fn run(
                 let core = core.clone();
                 let requeue = requeue.clone();
                 async move {
-                    let Some(desired) = core.state.desired(&id) else {
-                        return;
-                    };
-                    // The whole instance: apply writes only what differs.
-                    match core.apply_desired(&desired).await {
+                    // The whole instance: apply writes only what differs; nothing when
+                    // the instance was deleted since the drift was seen.
+                    match core.repair(&id).await {
                         Ok(written) => {
                             tracing::info!(instance = %id, ?kinds, written, "drift repaired");
                         }

@@ -6,8 +6,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::AttachParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{api::ClusterApi, manifests::GATEWAY_CONTAINER};
-use crate::runtime::{ExecOutput, ExecRequest, RuntimeError};
+use super::{api::ClusterApi, failure::ApiFailure, manifests::GATEWAY_CONTAINER};
+use crate::{
+    instance_id::InstanceId,
+    runtime::{ExecOutput, ExecRequest, RuntimeError},
+};
 
 /// Exit code reported when the command could not be started (as a shell would).
 const NOT_RUNNABLE: i32 = 127;
@@ -29,6 +32,7 @@ pub fn validate(request: &ExecRequest) -> Result<(), RuntimeError> {
 
 pub async fn exec_in_pod(
     api: &ClusterApi,
+    id: &InstanceId,
     pod: &str,
     request: ExecRequest,
 ) -> Result<ExecOutput, RuntimeError> {
@@ -43,7 +47,7 @@ pub async fn exec_in_pod(
         let mut process = api
             .exec(pod, request.argv.clone(), &params)
             .await
-            .map_err(api_error)?;
+            .map_err(|failure| refused(id, pod, failure))?;
         let status = process.take_status();
         let feed = {
             let stdin = process.stdin();
@@ -66,7 +70,14 @@ pub async fn exec_in_pod(
             None => None,
         };
         let _ = process.join().await;
-        let ((stdout, stdout_cut), (mut stderr, stderr_cut)) = (stdout?, stderr?);
+        let broken = |error: std::io::Error| {
+            tracing::warn!(instance = %id, pod, %error, "exec stream broke");
+            RuntimeError::Unavailable(format!(
+                "the exec session in pod {pod} broke off; retry shortly"
+            ))
+        };
+        let (stdout, stdout_cut) = stdout.map_err(broken)?;
+        let (mut stderr, stderr_cut) = stderr.map_err(broken)?;
         let exit_code = match status {
             None => 0,
             Some(status) if status.status.as_deref() == Some("Success") => 0,
@@ -113,15 +124,26 @@ fn exit_code_of(status: &Status) -> Option<i32> {
         .ok()
 }
 
-pub fn api_error(error: kube::Error) -> RuntimeError {
-    RuntimeError::Io(std::io::Error::other(format!("kubernetes api: {error}")))
+/// The pod the cache chose went away or its container stopped between the choice and
+/// the exec (404, or the kubelet's 400): the instance is restarting, not missing.
+fn refused(id: &InstanceId, pod: &str, failure: ApiFailure) -> RuntimeError {
+    match failure.http_status() {
+        Some(400 | 404) => {
+            tracing::info!(instance = %id, pod, error = %failure, "exec target went away");
+            RuntimeError::NotRunning {
+                id: id.clone(),
+                reason: format!("its pod {pod} stopped running"),
+            }
+        }
+        _ => failure.into(),
+    }
 }
 
 /// Reads a whole stream, keeping at most `limit` bytes; true when bytes were dropped.
 async fn read_capped(
     stream: Option<impl AsyncRead + Unpin>,
     limit: usize,
-) -> Result<(Vec<u8>, bool), RuntimeError> {
+) -> std::io::Result<(Vec<u8>, bool)> {
     let Some(mut stream) = stream else {
         return Ok((Vec::new(), false));
     };

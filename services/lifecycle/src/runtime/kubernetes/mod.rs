@@ -8,16 +8,22 @@
 //! - [`apply`] writes only what the cache shows missing or different, so re-applying
 //!   an unchanged instance writes nothing; [`drift`] re-applies an instance whose
 //!   objects were deleted or edited, never on mere status changes;
+//! - [`deletions`] keeps a reconcile racing a delete from bringing the instance back;
+//!   [`leftovers`] removes ingress objects once ingress is disabled;
 //! - [`exec`] runs commands in the gateway container through `pods/exec`;
-//! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table.
+//! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table, and
+//!   [`failure`] says what its errors mean to callers.
 
 pub mod api;
 pub mod apply;
 pub mod cache;
 pub mod config;
+pub mod deletions;
 pub mod drift;
 pub mod exec;
+pub mod failure;
 pub mod kinds;
+pub mod leftovers;
 pub mod manifests;
 pub mod names;
 pub mod phase;
@@ -39,7 +45,6 @@ use tokio_util::sync::CancellationToken;
 use self::{
     api::{ClusterApi, ConnectError},
     config::{KubernetesConfig, NOVNC_PORT},
-    exec::api_error,
     kinds::ObjectKind,
     names::object_name,
     state::{DesiredInstance, RuntimeState},
@@ -68,11 +73,65 @@ pub struct Core {
 }
 
 impl Core {
-    async fn apply_desired(&self, desired: &DesiredInstance) -> Result<usize, RuntimeError> {
-        let live = self.state.cache.get(&desired.spec.id);
-        apply::apply_objects(&self.api, &live, &desired.objects)
-            .await
-            .map_err(api_error)
+    /// Applies `spec` unless it is an incarnation that was deleted (see [`deletions`]).
+    async fn apply(&self, spec: &InstanceSpec) -> Result<usize, RuntimeError> {
+        let _gate = self.state.deletions.gate(&spec.id).await;
+        if self
+            .state
+            .deletions
+            .is_buried(&spec.id, &spec.gateway_token)
+        {
+            tracing::info!(instance = %spec.id, "not re-creating a deleted instance");
+            return Err(RuntimeError::NotFound(spec.id.clone()));
+        }
+        let desired = self.state.set_desired(spec);
+        self.write(&desired).await
+    }
+
+    /// Re-applies what `id` should be, unless it was deleted meanwhile.
+    async fn repair(&self, id: &InstanceId) -> Result<usize, RuntimeError> {
+        let _gate = self.state.deletions.gate(id).await;
+        match self.state.desired(id) {
+            Some(desired) => self.write(&desired).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Writes what differs, then removes ingress leftovers; the caller holds the gate.
+    async fn write(&self, desired: &DesiredInstance) -> Result<usize, RuntimeError> {
+        let id = &desired.spec.id;
+        let live = self.state.cache.get(id);
+        let written = apply::apply_objects(&self.api, &live, &desired.objects).await?;
+        let removed =
+            leftovers::remove(&self.api, &self.state, id, &live, &desired.objects).await?;
+        Ok(written + removed)
+    }
+
+    async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
+        let _gate = self.state.deletions.gate(id).await;
+        let live = self.state.cache.get(id);
+        let incarnation = self
+            .state
+            .desired(id)
+            .map(|desired| desired.spec.gateway_token.clone())
+            .or_else(|| live.gateway_token());
+        if let Some(gateway_token) = incarnation {
+            self.state.deletions.bury(id, &gateway_token);
+        }
+        // Forget it first, so the deletions below do not read as drift.
+        self.state.forget(id);
+        let ingress_enabled = self.state.config.ingress_domain_base.is_some();
+        apply::delete_objects(&self.api, id, &live, ingress_enabled, retention).await?;
+        if !ingress_enabled {
+            // Leftovers were found by a one-off list; no watcher reports them gone.
+            for kind in ObjectKind::OWNED
+                .into_iter()
+                .filter(|kind| kind.is_ingress())
+            {
+                self.state.cache.remove(kind, id, &kind.object_name(id));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -95,7 +154,8 @@ impl KubernetesRuntime {
         client: kube::Client,
         config: KubernetesConfig,
     ) -> Result<Self, KubernetesStartError> {
-        let api = ClusterApi::new(client, config.namespace.clone());
+        let api =
+            ClusterApi::new(client, config.namespace.clone()).with_call_timeout(config.api_timeout);
         let sync_timeout = config.sync_timeout;
         let ingress = config.ingress_domain_base.is_some();
         let (state, repair_queue) = RuntimeState::new(config);
@@ -135,9 +195,13 @@ impl KubernetesRuntime {
             tasks: Mutex::new(tasks),
         };
         let all = kinds.len();
-        let waited =
-            tokio::time::timeout(sync_timeout, synced_count.wait_for(|count| *count >= all)).await;
-        if !matches!(waited, Ok(Ok(_))) {
+        let synced = async {
+            let _ = synced_count.wait_for(|count| *count >= all).await;
+            if !ingress {
+                find_leftovers(&api, &state).await;
+            }
+        };
+        if tokio::time::timeout(sync_timeout, synced).await.is_err() {
             runtime.shutdown().await;
             return Err(KubernetesStartError::SyncTimeout(sync_timeout));
         }
@@ -180,6 +244,22 @@ impl KubernetesRuntime {
     }
 }
 
+/// Lists ingress leftovers until it works: the watchers just listed, so a failure here
+/// is a blip, and the start's own timeout bounds the retries.
+async fn find_leftovers(api: &ClusterApi, state: &RuntimeState) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match leftovers::find(api, state).await {
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list ingress leftovers; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 async fn recheck_starting(state: Arc<RuntimeState>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(STARTING_RECHECK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -201,8 +281,7 @@ impl Runtime for KubernetesRuntime {
         if self.stop.is_cancelled() {
             return Err(RuntimeError::ShuttingDown);
         }
-        let desired = self.core.state.set_desired(spec);
-        let written = self.core.apply_desired(&desired).await?;
+        let written = self.core.apply(spec).await?;
         if written > 0 {
             tracing::debug!(instance = %spec.id, written, "instance applied");
         }
@@ -210,18 +289,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
-        // Forget it first, so the deletions below do not read as drift.
-        self.core.state.forget(id);
-        let live = self.core.state.cache.get(id);
-        apply::delete_objects(
-            &self.core.api,
-            id,
-            &live,
-            self.config().ingress_domain_base.is_some(),
-            retention,
-        )
-        .await
-        .map_err(api_error)
+        self.core.delete(id, retention).await
     }
 
     fn observe(&self, id: &InstanceId) -> Observed {
@@ -277,7 +345,7 @@ impl Runtime for KubernetesRuntime {
     ) -> Result<ExecOutput, RuntimeError> {
         exec::validate(&request)?;
         let pod = self.exec_pod(id)?;
-        exec::exec_in_pod(&self.core.api, &pod, request).await
+        exec::exec_in_pod(&self.core.api, id, &pod, request).await
     }
 
     fn known_instances(&self) -> Vec<InstanceId> {

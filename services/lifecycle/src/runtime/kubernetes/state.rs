@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::{
     cache::ClusterCache,
     config::KubernetesConfig,
+    deletions::Deletions,
     kinds::ObjectKind,
     manifests::{DesiredObject, desired_objects},
     phase,
@@ -33,6 +34,7 @@ pub struct RuntimeState {
     pub config: KubernetesConfig,
     pub cache: ClusterCache,
     pub board: StatusBoard,
+    pub deletions: Deletions,
     desired: Mutex<HashMap<InstanceId, Arc<DesiredInstance>>>,
     /// Instances shown as `starting`: re-derived on a timer, since "up but never ready"
     /// turns into an error by the clock, not by an event.
@@ -49,6 +51,7 @@ impl RuntimeState {
             config,
             cache: ClusterCache::default(),
             board: StatusBoard::default(),
+            deletions: Deletions::default(),
             desired: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
             repairs,

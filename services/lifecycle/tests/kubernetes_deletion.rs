@@ -1,0 +1,104 @@
+//! Deleting an instance while the periodic reconcile applies it: the reconcile read the
+//! record before the delete removed it, yet nothing of the instance may come back — in
+//! particular no empty volume after a purge.
+
+mod kubernetes_support;
+
+use std::{sync::Arc, time::Duration};
+
+use clawfleet_lifecycle::{
+    model::{DesiredState, Phase},
+    reconciler,
+    runtime::{DataRetention, RuntimeError, SharedRuntime},
+};
+use kubernetes_support::{lifecycle::*, *};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_racing_the_reconcile_leaves_nothing_behind() {
+    let server = server().await;
+    let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
+    let alice = record("alice");
+    let (_data, registry) = registry_with(std::slice::from_ref(&alice)).await;
+    runtime.apply(&alice.spec()).await.unwrap();
+    eventually("running", || {
+        (runtime.observe(&alice.id).phase == Phase::Running).then_some(())
+    })
+    .await;
+
+    // The purge is in flight (its deletions are slow to land) when the reconcile runs,
+    // as the service deletes in the runtime before it removes the record.
+    server.delay_requests(None, Some("delete"), Duration::from_millis(300), 100);
+    let purge = tokio::spawn({
+        let runtime = runtime.clone();
+        let id = alice.id.clone();
+        async move { runtime.delete(&id, DataRetention::Purge).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bounded(
+        "the racing reconcile",
+        reconciler::reconcile_all(&registry, &runtime),
+    )
+    .await;
+    bounded("the purge", purge).await.unwrap().unwrap();
+    registry.remove(&alice.id).await.unwrap();
+    server.clear_faults();
+
+    // A reconcile that read the record before it was removed applies it once more.
+    let stale = runtime.apply(&alice.spec()).await;
+    assert!(matches!(stale, Err(RuntimeError::NotFound(_))), "{stale:?}");
+    bounded(
+        "the next reconcile",
+        reconciler::reconcile_all(&registry, &runtime),
+    )
+    .await;
+    eventually("nothing left of alice", || {
+        objects_of(&server, "alice").is_empty().then_some(())
+    })
+    .await;
+    // Drift repair would have brought objects back within this time.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(objects_of(&server, "alice"), Vec::<(String, String)>::new());
+    assert!(runtime.known_instances().is_empty());
+
+    // Creating the id again is a new incarnation (a new gateway token): it comes back.
+    let mut again = alice.spec();
+    again.gateway_token = "alice-token-2".into();
+    runtime.apply(&again).await.unwrap();
+    eventually("running again", || {
+        (runtime.observe(&again.id).phase == Phase::Running).then_some(())
+    })
+    .await;
+    runtime.shutdown().await;
+    registry.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_waits_for_an_apply_in_flight() {
+    let server = server().await;
+    let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
+    let spec = spec("alice", DesiredState::Running);
+    // The first apply's volume is slow to be written, and the purge starts meanwhile.
+    server.delay_requests(
+        Some("persistentvolumeclaims"),
+        Some("patch"),
+        Duration::from_millis(400),
+        1,
+    );
+    let apply = tokio::spawn({
+        let runtime = runtime.clone();
+        let spec = spec.clone();
+        async move { runtime.apply(&spec).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bounded("the purge", runtime.delete(&spec.id, DataRetention::Purge))
+        .await
+        .unwrap();
+    bounded("the apply", apply).await.unwrap().unwrap();
+    eventually("nothing left of alice", || {
+        objects_of(&server, "alice").is_empty().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(objects_of(&server, "alice"), Vec::<(String, String)>::new());
+    runtime.shutdown().await;
+}

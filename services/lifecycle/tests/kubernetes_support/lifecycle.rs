@@ -1,0 +1,62 @@
+//! The lifecycle service on top of a Kubernetes runtime, for tests that check what gRPC
+//! callers see: a store in a temporary directory, its registry, and the handler called
+//! directly with the caller the identity interceptor would have attached.
+
+use std::sync::Arc;
+
+use clawfleet_kit::identity::Caller;
+use clawfleet_lifecycle::{
+    model::{DesiredState, InstanceRecord, Plan, now_ms},
+    registry::Registry,
+    runtime::SharedRuntime,
+    service::{InstanceServiceHandler, Lifecycle},
+    store::InstanceStore,
+    watch_hub::WatchHub,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::spec;
+
+/// A stored instance whose spec is [`spec`]`(id, Running)`.
+pub fn record(id: &str) -> InstanceRecord {
+    let spec = spec(id, DesiredState::Running);
+    InstanceRecord {
+        id: spec.id,
+        owner: "owner-1".into(),
+        plan: Plan::Free,
+        desired_state: DesiredState::Running,
+        model: spec.model,
+        gateway_token: spec.gateway_token,
+        secrets: spec.secrets,
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+    }
+}
+
+/// A registry holding `records`; keep the directory alive as long as the registry.
+pub async fn registry_with(records: &[InstanceRecord]) -> (tempfile::TempDir, Arc<Registry>) {
+    let data = tempfile::tempdir().unwrap();
+    let store = InstanceStore::open(&data.path().join("lifecycle.db"))
+        .await
+        .unwrap();
+    for record in records {
+        store.insert(record).await.unwrap();
+    }
+    (data, Arc::new(Registry::load(store).await.unwrap()))
+}
+
+pub fn handler(registry: Arc<Registry>, runtime: SharedRuntime) -> InstanceServiceHandler {
+    InstanceServiceHandler::new(Arc::new(Lifecycle {
+        registry,
+        runtime,
+        hub: WatchHub::default(),
+        shutdown: CancellationToken::new(),
+    }))
+}
+
+/// `body` as a request from `caller`, past the identity interceptor.
+pub fn request<T>(caller: Caller, body: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    request.extensions_mut().insert(caller);
+    request
+}
