@@ -5,17 +5,6 @@ use std::{path::PathBuf, time::Duration};
 
 use clawfleet_kit::config::{self, ConfigError, EnvSource, keys};
 
-/// Image of the clawfleet binary itself, used for the pairing-approval sidecar
-/// (`clawfleet approve-pairing`). No sidecar without it.
-pub const CLAWFLEET_PLATFORM_IMAGE: &str = "CLAWFLEET_PLATFORM_IMAGE";
-/// Namespace of the platform's bridge pods when it differs from the instances'
-/// namespace; the instances' NetworkPolicy admits the bridge from there.
-pub const CLAWFLEET_PLATFORM_NAMESPACE: &str = "CLAWFLEET_PLATFORM_NAMESPACE";
-/// Comma-separated exact proxy addresses written to `gateway.trustedProxies`.
-pub const OPENCLAW_TRUSTED_PROXIES: &str = "OPENCLAW_TRUSTED_PROXIES";
-/// StorageClass of the instances' PVCs; the cluster default when unset.
-pub const OPENCLAW_STORAGE_CLASS: &str = "OPENCLAW_STORAGE_CLASS";
-
 pub const DEFAULT_NAMESPACE: &str = "openclaw";
 pub const DEFAULT_IMAGE_TAG: &str = "latest";
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
@@ -115,10 +104,10 @@ impl KubernetesConfig {
             config.ingress_domain_base = Some(config::required(env, keys::OPENCLAW_DOMAIN_BASE)?);
         }
         config.runtime_class = config::optional(env, keys::OPENCLAW_RUNTIME_CLASS);
-        config.storage_class = config::optional(env, OPENCLAW_STORAGE_CLASS);
-        config.bridge_namespace = config::optional(env, CLAWFLEET_PLATFORM_NAMESPACE);
+        config.storage_class = config::optional(env, keys::OPENCLAW_STORAGE_CLASS);
+        config.bridge_namespace = config::optional(env, keys::CLAWFLEET_PLATFORM_NAMESPACE);
         config.pairing_approver = match (
-            config::optional(env, CLAWFLEET_PLATFORM_IMAGE),
+            config::optional(env, keys::CLAWFLEET_PLATFORM_IMAGE),
             config::optional(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID),
         ) {
             (Some(image), Some(platform_device_id)) => Some(PairingApprover {
@@ -133,11 +122,11 @@ impl KubernetesConfig {
             }
             (None, Some(_)) => {
                 return Err(ConfigError::Missing {
-                    key: CLAWFLEET_PLATFORM_IMAGE,
+                    key: keys::CLAWFLEET_PLATFORM_IMAGE,
                 });
             }
         };
-        config.trusted_proxies = config::optional(env, OPENCLAW_TRUSTED_PROXIES)
+        config.trusted_proxies = config::optional(env, keys::OPENCLAW_TRUSTED_PROXIES)
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
@@ -195,8 +184,13 @@ mod tests {
             (keys::OPENCLAW_DOMAIN_BASE, "claw.example.com"),
             (keys::OPENCLAW_RUNTIME_CLASS, "gvisor"),
             (keys::CLAWFLEET_PLATFORM_DEVICE_ID, "device-1"),
-            (CLAWFLEET_PLATFORM_IMAGE, "registry.example/clawfleet:1"),
-            (OPENCLAW_TRUSTED_PROXIES, "10.0.0.1, 10.0.0.2"),
+            (
+                keys::CLAWFLEET_PLATFORM_IMAGE,
+                "registry.example/clawfleet:1",
+            ),
+            (keys::OPENCLAW_TRUSTED_PROXIES, "10.0.0.1, 10.0.0.2"),
+            (keys::OPENCLAW_STORAGE_CLASS, "premium-rwo"),
+            (keys::CLAWFLEET_PLATFORM_NAMESPACE, "clawfleet"),
         ]);
         let config = KubernetesConfig::from_env(&env).unwrap();
         assert_eq!(
@@ -211,9 +205,14 @@ mod tests {
         );
         assert_eq!(config.runtime_class.as_deref(), Some("gvisor"));
         assert_eq!(config.trusted_proxies, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(config.storage_class.as_deref(), Some("premium-rwo"));
+        assert_eq!(config.bridge_namespace.as_deref(), Some("clawfleet"));
         assert_eq!(
-            config.pairing_approver.unwrap().platform_device_id,
-            "device-1"
+            config.pairing_approver,
+            Some(PairingApprover {
+                image: "registry.example/clawfleet:1".into(),
+                platform_device_id: "device-1".into(),
+            })
         );
     }
 
