@@ -48,6 +48,54 @@ pub fn secrets_schema() -> Schema {
         .into()
 }
 
+/// `pageSize`: a u32, or empty for the default page (as if left out).
+pub fn page_size_schema() -> Schema {
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .description(Some(
+            "Instances per page; 0, empty or left out is the default (100), and larger pages than the service serves (1000) are cut to that.",
+        ))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u32::MAX)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .build()
+        .into()
+}
+
+/// `timeoutMs` of the WhatsApp login steps: a `u32` (read with
+/// [`optional_integer`](crate::extract::optional_integer)), `null` or left out.
+pub fn login_timeout_schema() -> Schema {
+    optional_unsigned(
+        u64::from(u32::MAX),
+        "How long to wait, in milliseconds, held to 1 s to 5 min; 0 or left out: the default (30 s for the QR code, 2 min for the link).",
+    )
+}
+
+/// `timeoutMs` of an RPC: a `u64`, `null` or left out.
+pub fn rpc_timeout_schema() -> Schema {
+    optional_unsigned(
+        u64::MAX,
+        "How long to wait for the gateway, in milliseconds, held to 1 s to 5 min; 0 or left out: the method's own `timeoutMs` in `params` plus 5 s, else 30 s.",
+    )
+}
+
+fn optional_unsigned(maximum: u64, description: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(usize::try_from(maximum).unwrap_or(usize::MAX)))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
 /// A nullable string with `pattern`.
 pub fn nullable_string(pattern: &str) -> ObjectBuilder {
     ObjectBuilder::new()

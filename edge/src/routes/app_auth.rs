@@ -53,7 +53,7 @@ pub struct SignUpBody {
     #[serde(default)]
     #[schema(
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
     )]
     name: Option<String>,
 }
@@ -92,7 +92,7 @@ pub struct AppleBody {
     #[serde(default)]
     #[schema(
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
     )]
     name: Option<String>,
 }
@@ -100,7 +100,8 @@ pub struct AppleBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefreshBody {
-    #[schema(min_length = 1)]
+    /// The refresh token of the last sign-in or refresh (base64url).
+    #[schema(pattern = r"^[A-Za-z0-9_-]+$")]
     refresh_token: String,
 }
 
@@ -109,7 +110,7 @@ pub struct RefreshBody {
 pub struct LogOutBody {
     /// The refresh token whose family ends; without it, nothing is revoked server-side.
     #[serde(default)]
-    #[schema(min_length = 1)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]+$")]
     refresh_token: Option<String>,
 }
 
@@ -192,6 +193,7 @@ async fn refresh(
     State(state): State<EdgeState>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<Value>, ApiError> {
+    check_refresh_token(&body.refresh_token)?;
     let tokens = state
         .auth()
         .refresh(RefreshRequest {
@@ -212,6 +214,7 @@ async fn log_out(
 ) -> Result<Json<Value>, ApiError> {
     let revoked = match body.refresh_token {
         Some(refresh_token) => {
+            check_refresh_token(&refresh_token)?;
             state
                 .auth()
                 .log_out(&caller, LogOutRequest { refresh_token })
@@ -246,6 +249,22 @@ fn check_new_password_length(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refresh tokens are what the auth service issues: base64url, so anything else is
+/// refused as malformed (400) rather than looked up.
+fn check_refresh_token(token: &str) -> Result<(), ApiError> {
+    let well_formed = !token.is_empty()
+        && token
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(
+            "refreshToken must be the refresh token a sign-in or refresh returned",
+        ))
+    }
+}
+
 fn tokens_json(tokens: TokenPair) -> Value {
     json!({
         "accessToken": tokens.access_token,
@@ -277,6 +296,7 @@ mod tests {
     use serde_json::json;
     use tower::ServiceExt;
 
+    use super::check_refresh_token;
     use crate::test_support::{json_of, test_router};
 
     async fn sign_up(password: &str) -> (StatusCode, serde_json::Value) {
@@ -293,6 +313,35 @@ mod tests {
             .unwrap();
         let status = response.status();
         (status, json_of(response).await)
+    }
+
+    #[tokio::test]
+    async fn malformed_refresh_tokens_are_refused_before_the_auth_service() {
+        for (token, status) in [
+            ("", StatusCode::BAD_REQUEST),
+            (" ", StatusCode::BAD_REQUEST),
+            ("a b", StatusCode::BAD_REQUEST),
+            ("tok\u{e9}n", StatusCode::BAD_REQUEST),
+            (
+                "U_a4j-Sa2aG1T1TGg1k_czsrEiQYqxZ-3ni4_oGWjKg",
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ] {
+            let body = json!({ "refreshToken": token }).to_string();
+            let response = test_router()
+                .await
+                .oneshot(
+                    Request::post("/auth/refresh")
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{token:?}");
+        }
+        assert!(check_refresh_token("a b").is_err());
+        assert!(check_refresh_token("abc-_09").is_ok());
     }
 
     #[tokio::test]

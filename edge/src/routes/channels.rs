@@ -25,7 +25,7 @@ use crate::{
     openapi::schemas::{
         ErrorResponses, PairingApprovedJson, PairingListJson, TelegramLogoutJson,
         TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson,
-        WhatsAppWaitJson, pairing_approve_schema,
+        WhatsAppWaitJson, login_timeout_schema, pairing_approve_schema,
     },
     principal::Principal,
     state::EdgeState,
@@ -172,6 +172,7 @@ pub(super) struct QrBody {
     force: bool,
     /// How long to wait for the QR code, in milliseconds (held to 1 s to 5 min).
     #[serde(default, deserialize_with = "optional_integer")]
+    #[schema(schema_with = login_timeout_schema)]
     timeout_ms: Option<u32>,
 }
 
@@ -209,6 +210,7 @@ pub(super) async fn whatsapp_qr(
 pub(super) struct WaitBody {
     /// How long to wait for the link, in milliseconds (held to 1 s to 5 min).
     #[serde(default, deserialize_with = "optional_integer")]
+    #[schema(schema_with = login_timeout_schema)]
     timeout_ms: Option<u32>,
     #[serde(default)]
     current_qr_data_url: Option<String>,

@@ -24,7 +24,7 @@ use crate::{
     instance_json::InstanceView,
     openapi::schemas::{
         DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, MAX_SECRET_VALUE_CHARS,
-        secrets_schema,
+        page_size_schema, secrets_schema,
     },
     principal::Principal,
     state::EdgeState,
@@ -137,9 +137,7 @@ pub(super) async fn created(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Instances per page; 0 or left out is the default (100), and larger pages than
-    /// the service serves (1000) are cut to that.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_f64)]
+    #[param(schema_with = page_size_schema)]
     page_size: Option<String>,
     /// The `nextPageToken` of the previous page (the last instance id it listed); empty
     /// or left out for the first page.

@@ -22,7 +22,7 @@ use crate::{
     bridge::RpcOutcome,
     error::ApiError,
     extract::{ApiJson, InstanceId, optional_integer},
-    openapi::schemas::ErrorResponses,
+    openapi::schemas::{ErrorResponses, rpc_timeout_schema},
     principal::Principal,
     state::EdgeState,
 };
@@ -53,6 +53,7 @@ pub(super) struct RpcBody {
     /// How long to wait for the gateway, in milliseconds, held to 1 s to 5 min; 0 or left
     /// out: the method's own `timeoutMs` in `params` plus 5 s, else 30 s.
     #[serde(default, rename = "timeoutMs", deserialize_with = "optional_integer")]
+    #[schema(schema_with = rpc_timeout_schema)]
     timeout_ms: Option<u64>,
 }
 
