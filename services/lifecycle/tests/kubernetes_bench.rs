@@ -2,12 +2,14 @@
 //! default; run in release):
 //!
 //! ```text
-//! cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture
-//! BENCH_INSTANCES=10000 cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture
+//! cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture --test-threads=1
+//! BENCH_INSTANCES=10000 cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture --test-threads=1
 //! ```
 //!
-//! Reports: create (all objects applied) p50/p99 and objects applied per second for the
-//! first 1,000 instances; Get (one instance) and List (every instance) from the cache.
+//! Reports, once on the runtime alone and once through the lifecycle service's gRPC API
+//! (store, handler and runtime, as a `POST /api/instances` reaches them): create (all
+//! objects applied) p50/p99 and objects applied per second for the first 1,000
+//! instances; Get (one instance) and List (every instance) answered from the cache.
 
 mod kubernetes_support;
 
@@ -100,4 +102,171 @@ async fn create_get_and_list() {
         server.request_log().len()
     );
     runtime.shutdown().await;
+}
+
+/// The same measures as a caller sees them: the lifecycle service on the Kubernetes
+/// runtime served over gRPC on loopback, with its SQLite store. CreateInstance returns
+/// once the runtime applied every object, so its latency is the platform's share of a
+/// `POST /api/instances` (the edge adds its REST hop on top).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with --ignored --nocapture in release"]
+async fn create_get_and_list_through_the_instance_service() {
+    use std::sync::Arc;
+
+    use clawfleet_contracts::{
+        common::v1::{PageRequest, Plan},
+        lifecycle::v1::{
+            CreateInstanceRequest, GetInstanceRequest, ListInstancesRequest,
+            instance_service_client::InstanceServiceClient,
+        },
+    };
+    use clawfleet_kit::{identity::Credentials, shutdown::ShutdownToken};
+    use clawfleet_lifecycle::{LifecycleConfig, LifecycleServer, RuntimeChoice};
+    use kubernetes_support::*;
+
+    const API_KEY: &str = "bench-operator-key";
+    let instances: usize = std::env::var("BENCH_INSTANCES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1000);
+    let server = server().await;
+    server.set_default_pod_script(clawfleet_kube_apiserver::PodScript::stays(
+        clawfleet_kube_apiserver::PodState::Pending,
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let mut kubernetes = config();
+    kubernetes.access =
+        clawfleet_lifecycle::runtime::kubernetes::config::ClusterAccess::Kubeconfig(kubeconfig);
+    let lifecycle = LifecycleServer::start(LifecycleConfig {
+        data_dir: data.path().to_path_buf(),
+        runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
+        reconcile_period: Duration::from_secs(3600),
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = ShutdownToken::new();
+    let serving = tokio::spawn(lifecycle.serve(
+        listener,
+        Credentials {
+            platform_api_key: Arc::from(API_KEY),
+            internal_token: Arc::from("bench-internal-token"),
+        },
+        shutdown.clone(),
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let authorization: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {API_KEY}").parse().unwrap();
+    let mut client =
+        InstanceServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+            Ok(request)
+        });
+    let objects_per_instance =
+        desired_objects(&config(), &spec("bench-0", DesiredState::Running)).len();
+
+    let mut creates = Vec::with_capacity(instances);
+    let started = Instant::now();
+    let mut first_thousand = None;
+    for index in 0..instances {
+        let begin = Instant::now();
+        client
+            .create_instance(CreateInstanceRequest {
+                id: format!("bench-{index}"),
+                owner: format!("usr_{}", index % 100),
+                plan: Plan::Free as i32,
+                secrets: [("ANTHROPIC_API_KEY".to_owned(), "sk-ant-bench".to_owned())].into(),
+                model: String::new(),
+            })
+            .await
+            .unwrap();
+        creates.push(begin.elapsed());
+        if index + 1 == instances.min(1000) {
+            first_thousand = Some(started.elapsed());
+        }
+    }
+    let created = instances.min(1000);
+    println!(
+        "grpc create (all objects applied): p50 {:?}, p99 {:?}; {:.0} objects applied per second over the first {created} instances",
+        percentile(&mut creates, 0.50),
+        percentile(&mut creates, 0.99),
+        (created * objects_per_instance) as f64 / first_thousand.unwrap().as_secs_f64()
+    );
+    eventually("every instance's Deployment", || {
+        server
+            .get(
+                "Deployment",
+                NAMESPACE,
+                &format!("bench-{}-openclaw", instances - 1),
+            )
+            .map(|_| ())
+    })
+    .await;
+
+    let mut gets = Vec::new();
+    for index in (0..instances).cycle().take(5_000) {
+        let begin = Instant::now();
+        client
+            .get_instance(GetInstanceRequest {
+                id: format!("bench-{index}"),
+            })
+            .await
+            .unwrap();
+        gets.push(begin.elapsed());
+    }
+    let list_page = |page_size: u32, page_token: String| ListInstancesRequest {
+        owner: String::new(),
+        page: Some(PageRequest {
+            page_size,
+            page_token,
+        }),
+    };
+    let mut first_pages = Vec::new();
+    let mut full_lists = Vec::new();
+    for _ in 0..20 {
+        let begin = Instant::now();
+        client
+            .list_instances(list_page(0, String::new()))
+            .await
+            .unwrap();
+        first_pages.push(begin.elapsed());
+        let begin = Instant::now();
+        let (mut token, mut seen) = (String::new(), 0);
+        loop {
+            let page = client
+                .list_instances(list_page(1000, token))
+                .await
+                .unwrap()
+                .into_inner();
+            seen += page.instances.len();
+            token = page
+                .page
+                .map(|page| page.next_page_token)
+                .unwrap_or_default();
+            if token.is_empty() {
+                break;
+            }
+        }
+        full_lists.push(begin.elapsed());
+        assert_eq!(seen, instances);
+    }
+    println!(
+        "grpc get: p50 {:?}, p99 {:?}; list first page (100): p50 {:?}; list all {instances} (pages of 1000): p50 {:?}, p99 {:?}",
+        percentile(&mut gets, 0.50),
+        percentile(&mut gets, 0.99),
+        percentile(&mut first_pages, 0.50),
+        percentile(&mut full_lists, 0.50),
+        percentile(&mut full_lists, 0.99),
+    );
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
 }
