@@ -16,6 +16,7 @@ pub mod reconciler;
 pub mod registry;
 pub mod runtime;
 pub mod service;
+pub mod settling;
 pub mod store;
 pub mod validation;
 pub mod view;

@@ -24,9 +24,10 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     instance_id::InstanceId,
-    model::{DesiredState, InstanceRecord, Plan, now_ms},
+    model::{DesiredState, InstanceRecord, Phase, Plan, now_ms},
     registry::Registry,
     runtime::{DataRetention, ExecRequest, RuntimeError, SharedRuntime},
+    settling,
     store::StoreError,
     validation::{validate_model, validate_owner, validate_secrets},
     view::instance_view,
@@ -134,6 +135,9 @@ fn store_error(error: StoreError) -> ServiceError {
 /// When to retry after the runtime's backend was unavailable (apiserver outages and
 /// throttling usually pass within seconds).
 const RUNTIME_RETRY_AFTER_SECONDS: u32 = 5;
+/// How long ResolveGateway waits for a pending or starting instance to become ready: a
+/// little under the bridge's 5 s deadline for the call, so the caller gets the answer.
+const READY_WAIT: Duration = Duration::from_secs(4);
 
 fn runtime_error(error: RuntimeError) -> ServiceError {
     match error {
@@ -412,19 +416,44 @@ impl InstanceService for InstanceServiceHandler {
         let record = self
             .lifecycle
             .visible_record(&caller, &request.get_ref().instance_id)?;
-        let endpoint = match self.lifecycle.runtime.gateway_endpoint(&record.id).await {
-            Ok(endpoint) => endpoint,
-            // Stopped by request or failing: retrying will not help until someone starts
-            // or fixes the instance, so say so instead of "unavailable".
-            Err(RuntimeError::NotRunning { id, reason })
-                if record.desired_state == DesiredState::Stopped
-                    || self.lifecycle.runtime.observe(&id).phase == crate::model::Phase::Error =>
-            {
-                return Err(ServiceError::new(
-                    ErrorCode::FailedPrecondition,
-                    format!("instance {id} is not running ({reason}); start it or fix it first"),
-                )
+        let runtime = &self.lifecycle.runtime;
+        let observed = if record.desired_state == DesiredState::Running {
+            settling::settled(runtime.as_ref(), &record.id, READY_WAIT).await
+        } else {
+            runtime.observe(&record.id)
+        };
+        let not_running = |id: &InstanceId, reason: &str| {
+            Status::from(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                format!("instance {id} is not running ({reason}); start it or fix it first"),
+            ))
+        };
+        match observed.phase {
+            phase if settling::is_on_its_way_up(phase) => {
+                return Err(ServiceError::unavailable(format!(
+                    "instance {} is still starting ({}); try again in a few seconds",
+                    record.id, observed.reason
+                ))
+                .with_retry_after(RUNTIME_RETRY_AFTER_SECONDS)
                 .into());
+            }
+            // Stopped by request or failing: retrying will not help until someone starts
+            // or fixes the instance, so say so instead of handing out an endpoint that
+            // nobody answers on (a cluster Service name resolves even then).
+            Phase::Error | Phase::Stopped => {
+                return Err(not_running(&record.id, &observed.reason));
+            }
+            _ if record.desired_state == DesiredState::Stopped => {
+                return Err(not_running(&record.id, "stopped"));
+            }
+            _ => {}
+        }
+        let endpoint = match runtime.gateway_endpoint(&record.id).await {
+            Ok(endpoint) => endpoint,
+            Err(RuntimeError::NotRunning { id, reason })
+                if runtime.observe(&id).phase == Phase::Error =>
+            {
+                return Err(not_running(&id, &reason));
             }
             Err(error) => return Err(runtime_error(error).into()),
         };
