@@ -139,6 +139,15 @@ const RUNTIME_RETRY_AFTER_SECONDS: u32 = 5;
 /// little under the bridge's 5 s deadline for the call, so the caller gets the answer.
 const READY_WAIT: Duration = Duration::from_secs(4);
 
+/// Whether any of the instance's pods has a container running right now.
+fn has_a_running_container(pods: &[clawfleet_contracts::lifecycle::v1::Pod]) -> bool {
+    pods.iter().any(|pod| {
+        pod.state
+            .as_ref()
+            .is_some_and(|state| state.status == "running")
+    })
+}
+
 fn runtime_error(error: RuntimeError) -> ServiceError {
     match error {
         RuntimeError::NotFound(id) => ServiceError::not_found(format!("instance {id} not found")),
@@ -437,10 +446,14 @@ impl InstanceService for InstanceServiceHandler {
                 .with_retry_after(RUNTIME_RETRY_AFTER_SECONDS)
                 .into());
             }
-            // Stopped by request or failing: retrying will not help until someone starts
-            // or fixes the instance, so say so instead of handing out an endpoint that
-            // nobody answers on (a cluster Service name resolves even then).
-            Phase::Error | Phase::Stopped => {
+            // Stopped by request, or failing with no gateway container left running
+            // (crash loop, image pull, config error): retrying will not help until
+            // someone starts or fixes the instance, so say so instead of handing out an
+            // endpoint nobody answers on (a cluster Service name resolves even then). A
+            // running gateway that failed readiness (say, restarting after a config
+            // change) still gets its endpoint: it may answer by the time it is called.
+            Phase::Stopped => return Err(not_running(&record.id, &observed.reason)),
+            Phase::Error if !has_a_running_container(&observed.pods) => {
                 return Err(not_running(&record.id, &observed.reason));
             }
             _ if record.desired_state == DesiredState::Stopped => {
