@@ -1,6 +1,8 @@
 //! The access-token check in front of the App API. The edge verifies the JWT itself
 //! (HMAC and claims, no round trip to the auth service) and records the app user as
-//! the request's [`Caller`], so services see who calls and enforce ownership.
+//! the request's [`Caller`](clawfleet_kit::identity::Caller), so services see who calls
+//! and enforce ownership. Tokens seen before are answered from
+//! [`VerifiedTokens`](crate::verified_tokens::VerifiedTokens).
 
 use axum::{
     extract::{Request, State},
@@ -8,8 +10,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use clawfleet_contracts::common::v1::Plan;
-use clawfleet_kit::{access_token::AccessTokenError, error::ErrorCode, identity::Caller};
+use clawfleet_kit::{access_token::AccessTokenError, error::ErrorCode};
 
 use crate::{auth::bearer_token, error::ApiError, principal::AppUserPlan, state::EdgeState};
 
@@ -23,15 +24,10 @@ pub async fn require_access_token(
         return unauthenticated("missing access token: send Authorization: Bearer <accessToken>");
     };
     match state.access_tokens().verify(token) {
-        Ok(claims) => {
-            let plan = match claims.plan.as_str() {
-                "pro" => Plan::Pro,
-                "enterprise" => Plan::Enterprise,
-                _ => Plan::Free,
-            };
+        Ok(verified) => {
             let extensions = request.extensions_mut();
-            extensions.insert(Caller::app_user(&claims.sub));
-            extensions.insert(AppUserPlan(plan));
+            extensions.insert(verified.caller);
+            extensions.insert(AppUserPlan(verified.plan));
             next.run(request).await
         }
         Err(AccessTokenError::Expired) => {

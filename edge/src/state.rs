@@ -7,6 +7,8 @@ use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
 
 use clawfleet_kit::access_token::AccessTokenKeys;
 
+use crate::verified_tokens::VerifiedTokens;
+
 use crate::{
     auth_service::AuthClient, bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
     instance_cache::InstanceCache, lifecycle::LifecycleClient, rate_limit::RateLimiter,
@@ -22,7 +24,7 @@ struct Shared {
     bridge: BridgeClient,
     channels: ChannelsClient,
     auth: AuthClient,
-    access_tokens: AccessTokenKeys,
+    access_tokens: VerifiedTokens,
     auth_rate_limiter: RateLimiter,
     docs_enabled: bool,
     instances: Arc<InstanceCache>,
@@ -63,7 +65,7 @@ impl EdgeState {
             bridge,
             channels,
             auth,
-            access_tokens,
+            access_tokens: VerifiedTokens::new(access_tokens),
             auth_rate_limiter: RateLimiter::new(config.auth_rate_per_minute),
             docs_enabled: config.docs_enabled,
             instances,
@@ -95,7 +97,7 @@ impl EdgeState {
     }
 
     /// Verifies app users' access tokens locally.
-    pub(crate) fn access_tokens(&self) -> &AccessTokenKeys {
+    pub(crate) fn access_tokens(&self) -> &VerifiedTokens {
         &self.0.access_tokens
     }
 
