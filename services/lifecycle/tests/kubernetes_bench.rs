@@ -27,18 +27,24 @@ fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
     samples[index]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark; run with --ignored --nocapture in release"]
-async fn create_get_and_list() {
-    let instances: usize = std::env::var("BENCH_INSTANCES")
+/// How many instances to create (`BENCH_INSTANCES`, default 1000), and the API server,
+/// whose pods stay pending: this measures the platform and the API, not a scheduler.
+async fn instances_and_server() -> (usize, clawfleet_kube_apiserver::KubeApiServer) {
+    let instances = std::env::var("BENCH_INSTANCES")
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1000);
     let server = server().await;
-    // No pods: this measures the platform and the API, not a scheduler.
     server.set_default_pod_script(clawfleet_kube_apiserver::PodScript::stays(
         clawfleet_kube_apiserver::PodState::Pending,
     ));
+    (instances, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with --ignored --nocapture in release"]
+async fn create_get_and_list() {
+    let (instances, server) = instances_and_server().await;
     let runtime = runtime(&server, config()).await;
     let specs: Vec<_> = (0..instances)
         .map(|index| spec(&format!("bench-{index}"), DesiredState::Running))
@@ -121,31 +127,12 @@ async fn create_get_and_list_through_the_instance_service() {
         },
     };
     use clawfleet_kit::{identity::Credentials, shutdown::ShutdownToken};
-    use clawfleet_lifecycle::{LifecycleConfig, LifecycleServer, RuntimeChoice};
-    use kubernetes_support::*;
 
     const API_KEY: &str = "bench-operator-key";
-    let instances: usize = std::env::var("BENCH_INSTANCES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(1000);
-    let server = server().await;
-    server.set_default_pod_script(clawfleet_kube_apiserver::PodScript::stays(
-        clawfleet_kube_apiserver::PodState::Pending,
-    ));
+    let (instances, server) = instances_and_server().await;
     let data = tempfile::tempdir().unwrap();
-    let kubeconfig = data.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let mut kubernetes = config();
-    kubernetes.access =
-        clawfleet_lifecycle::runtime::kubernetes::config::ClusterAccess::Kubeconfig(kubeconfig);
-    let lifecycle = LifecycleServer::start(LifecycleConfig {
-        data_dir: data.path().to_path_buf(),
-        runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
-        reconcile_period: Duration::from_secs(3600),
-    })
-    .await
-    .unwrap();
+    // No periodic reconcile during the measurement.
+    let lifecycle = lifecycle_server(&server, data.path(), Duration::from_secs(3600)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = ShutdownToken::new();

@@ -79,11 +79,7 @@ async fn disabling_ingress_removes_the_instances_ingress_objects_and_nothing_els
         .apply(&spec("alice", DesiredState::Running))
         .await
         .unwrap();
-    let writes: Vec<_> = server
-        .request_log()
-        .into_iter()
-        .filter(|request| !matches!(request.verb.as_str(), "list" | "watch" | "get"))
-        .collect();
+    let writes = writes(&server);
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(ingress_kinds(&server, "alice-openclaw"), Vec::<&str>::new());
     after.shutdown().await;

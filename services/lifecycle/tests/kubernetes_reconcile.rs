@@ -7,29 +7,13 @@ mod kubernetes_support;
 use std::{sync::Arc, time::Duration};
 
 use clawfleet_lifecycle::{
-    LifecycleConfig, LifecycleServer, RuntimeChoice,
-    model::{DesiredState, InstanceRecord, Plan, now_ms},
+    model::DesiredState,
     reconciler,
     registry::Registry,
-    runtime::{Runtime, SharedRuntime, kubernetes::config::ClusterAccess},
+    runtime::{Runtime, SharedRuntime},
     store::InstanceStore,
 };
-use kubernetes_support::*;
-
-fn record(id: &str) -> InstanceRecord {
-    let spec = spec(id, DesiredState::Running);
-    InstanceRecord {
-        id: spec.id,
-        owner: "owner-1".into(),
-        plan: Plan::Free,
-        desired_state: DesiredState::Running,
-        model: spec.model,
-        gateway_token: spec.gateway_token,
-        secrets: spec.secrets,
-        created_at_ms: now_ms(),
-        updated_at_ms: now_ms(),
-    }
-}
+use kubernetes_support::{lifecycle::record, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
@@ -111,8 +95,6 @@ async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
 async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
     let server = server().await;
     let data = tempfile::tempdir().unwrap();
-    let kubeconfig = data.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
     {
         let store = InstanceStore::open(&data.path().join("lifecycle.db"))
             .await
@@ -120,15 +102,7 @@ async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
         store.insert(&record("carol")).await.unwrap();
         store.close().await;
     }
-    let mut kubernetes = config();
-    kubernetes.access = ClusterAccess::Kubeconfig(kubeconfig);
-    let lifecycle = LifecycleServer::start(LifecycleConfig {
-        data_dir: data.path().to_path_buf(),
-        runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
-        reconcile_period: Duration::from_secs(30),
-    })
-    .await
-    .unwrap();
+    let lifecycle = lifecycle_server(&server, data.path(), Duration::from_secs(30)).await;
     // Started means reconciled: carol's objects are in the cluster.
     for kind in [
         "Deployment",
@@ -171,11 +145,7 @@ async fn after_a_restart_reconciling_unchanged_instances_writes_nothing() {
             .await
             .unwrap();
     }
-    let writes: Vec<_> = server
-        .request_log()
-        .into_iter()
-        .filter(|request| !matches!(request.verb.as_str(), "list" | "watch" | "get"))
-        .collect();
+    let writes = writes(&server);
     assert!(writes.is_empty(), "{writes:?}");
     after.shutdown().await;
 }

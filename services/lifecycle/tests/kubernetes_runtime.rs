@@ -207,11 +207,7 @@ async fn status_changes_never_cause_writes() {
         .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let writes: Vec<_> = server
-        .request_log()
-        .into_iter()
-        .filter(|request| !matches!(request.verb.as_str(), "list" | "watch" | "get"))
-        .collect();
+    let writes = writes(&server);
     assert!(writes.is_empty(), "no reconcile storm: {writes:?}");
     runtime.shutdown().await;
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::controller::{controlled_by, deleting, is_ready, replicas, write_status};
+use crate::controller::{ByOwner, deleting, is_ready, replicas, write_status};
 use crate::resources::ResourceType;
 use crate::state::ServerState;
 use crate::util::now;
@@ -31,14 +31,14 @@ pub(crate) fn write(
     deploy_rt: &ResourceType,
     d: &Value,
     owned: &[&Value],
-    all_pods: &[Value],
+    all_pods: &ByOwner,
     current_pods: &[&Value],
     rs_name: &str,
     recreate: bool,
 ) {
     let pods: Vec<&Value> = owned
         .iter()
-        .flat_map(|rs| controlled_by(all_pods, rs))
+        .flat_map(|rs| all_pods.of(rs))
         .filter(|p| !deleting(p))
         .collect();
     let desired = replicas(d);

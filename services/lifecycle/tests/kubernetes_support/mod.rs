@@ -65,6 +65,36 @@ pub fn spec(id: &str, desired_state: DesiredState) -> InstanceSpec {
     }
 }
 
+/// The requests since the log was last cleared that change something (not reads or
+/// watches): none means no reconcile storm.
+pub fn writes(server: &KubeApiServer) -> Vec<clawfleet_kube_apiserver::RequestRecord> {
+    server
+        .request_log()
+        .into_iter()
+        .filter(|request| !matches!(request.verb.as_str(), "list" | "watch" | "get"))
+        .collect()
+}
+
+/// The lifecycle service on the Kubernetes runtime of `server`, as production starts
+/// it: from a kubeconfig (written into `data_dir`) and its store in `data_dir`.
+pub async fn lifecycle_server(
+    server: &KubeApiServer,
+    data_dir: &std::path::Path,
+    reconcile_period: Duration,
+) -> clawfleet_lifecycle::LifecycleServer {
+    let kubeconfig = data_dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let mut kubernetes = config();
+    kubernetes.access = ClusterAccess::Kubeconfig(kubeconfig);
+    clawfleet_lifecycle::LifecycleServer::start(clawfleet_lifecycle::LifecycleConfig {
+        data_dir: data_dir.to_path_buf(),
+        runtime: clawfleet_lifecycle::RuntimeChoice::Kubernetes(Box::new(kubernetes)),
+        reconcile_period,
+    })
+    .await
+    .expect("the lifecycle service starts")
+}
+
 /// Fails the test instead of hanging.
 pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), future)
