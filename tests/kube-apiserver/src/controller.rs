@@ -290,6 +290,8 @@ fn reconcile_replica_set(
     let want = replicas(rs);
     let have = pods.len() as i64;
     let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    // Pods created or deleted now count at once in the status written below.
+    let mut created = Vec::new();
     for _ in have..want {
         let mut metadata = template.get("metadata").cloned().unwrap_or(json!({}));
         metadata["name"] = json!(format!("{name}-{}", random_suffix(5)));
@@ -300,8 +302,11 @@ fn reconcile_replica_set(
             "spec": template.get("spec").cloned().unwrap_or(json!({})),
             "status": { "phase": "Pending", "qosClass": "BestEffort" },
         });
-        let _ = create_object(state, pod_rt, &ns, pod, MANAGER, false);
+        if let Ok(pod) = create_object(state, pod_rt, &ns, pod, MANAGER, false) {
+            created.push(pod);
+        }
     }
+    let mut removed = 0;
     if have > want {
         // Remove unready pods first, then the newest.
         pods.sort_by_key(|p| {
@@ -319,27 +324,13 @@ fn reconcile_replica_set(
             uid: None,
             resource_version: None,
         };
-        for pod in pods.iter().take((have - want) as usize) {
+        removed = (have - want) as usize;
+        for pod in pods.iter().take(removed) {
             let pod_name = meta_str(pod, "name").unwrap_or_default();
             let _ = gc::delete(&mut state.store.lock(), pod_rt, &ns, pod_name, &background);
         }
     }
-    // Pods created or deleted just now count at once; otherwise the pass's view holds.
-    let live = (have != want).then(|| {
-        ByOwner::new(
-            objects(state, pod_rt)
-                .into_iter()
-                .filter(|pod| controller_uid(pod) == meta_str(rs, "uid"))
-                .collect(),
-        )
-    });
-    let pods: Vec<&Value> = live
-        .as_ref()
-        .unwrap_or(all_pods)
-        .of(rs)
-        .into_iter()
-        .filter(|p| !deleting(p))
-        .collect();
+    let pods: Vec<&Value> = pods.into_iter().skip(removed).chain(&created).collect();
     let ready = pods.iter().filter(|p| is_ready(p)).count() as i64;
     let mut status =
         json!({ "replicas": pods.len(), "observedGeneration": rs["metadata"]["generation"] });
