@@ -17,13 +17,7 @@ use kubernetes_support::{lifecycle::*, *};
 async fn a_purge_racing_the_reconcile_leaves_nothing_behind() {
     let server = server().await;
     let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
-    let alice = record("alice");
-    let (_data, registry) = registry_with(std::slice::from_ref(&alice)).await;
-    runtime.apply(&alice.spec()).await.unwrap();
-    eventually("running", || {
-        (runtime.observe(&alice.id).phase == Phase::Running).then_some(())
-    })
-    .await;
+    let (_data, registry, alice) = applied_alice(&runtime, |phase| phase == Phase::Running).await;
 
     // The purge is in flight (its deletions are slow to land) when the reconcile runs,
     // as the service deletes in the runtime before it removes the record.

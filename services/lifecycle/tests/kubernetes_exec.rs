@@ -36,13 +36,7 @@ async fn an_exec_outliving_its_timeout_is_timed_out_promptly_and_its_session_clo
         ExecResult::ok(format!("slept {seconds}"))
     });
     let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
-    let alice = record("alice");
-    let (_data, registry) = registry_with(std::slice::from_ref(&alice)).await;
-    runtime.apply(&alice.spec()).await.unwrap();
-    eventually("running", || {
-        (runtime.observe(&alice.id).phase == Phase::Running).then_some(())
-    })
-    .await;
+    let (_data, registry, _alice) = applied_alice(&runtime, |phase| phase == Phase::Running).await;
     let service = handler(registry, runtime.clone());
     let bridge = || Caller::service("bridge");
 

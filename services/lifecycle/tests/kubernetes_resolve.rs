@@ -14,31 +14,28 @@ use clawfleet_contracts::lifecycle::v1::{
     ResolveGatewayRequest, instance_service_server::InstanceService,
 };
 use clawfleet_kit::{error::ServiceError, identity::Caller};
-use clawfleet_kube_apiserver::{PodScript, PodState};
+use clawfleet_kube_apiserver::{KubeApiServer, PodScript, PodState};
 use clawfleet_lifecycle::{model::Phase, runtime::SharedRuntime, service::InstanceServiceHandler};
 use kubernetes_support::{lifecycle::*, *};
 use tonic::Code;
 
 async fn starting_alice(
     script: PodScript,
-) -> (tempfile::TempDir, InstanceServiceHandler, SharedRuntime) {
+) -> (
+    KubeApiServer,
+    tempfile::TempDir,
+    InstanceServiceHandler,
+    SharedRuntime,
+) {
     let server = server().await;
     server.set_default_pod_script(script);
     let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
-    let alice = record("alice");
-    let (data, registry) = registry_with(std::slice::from_ref(&alice)).await;
-    runtime.apply(&alice.spec()).await.unwrap();
-    eventually("alice on her way up", || {
-        matches!(
-            runtime.observe(&alice.id).phase,
-            Phase::Pending | Phase::Starting
-        )
-        .then_some(())
+    let (data, registry, _alice) = applied_alice(&runtime, |phase| {
+        matches!(phase, Phase::Pending | Phase::Starting)
     })
     .await;
-    // The harness keeps serving as long as the runtime's client holds a connection.
-    std::mem::forget(server);
-    (data, handler(registry, runtime.clone()), runtime)
+    let service = handler(registry, runtime.clone());
+    (server, data, service, runtime)
 }
 
 fn resolve_alice() -> tonic::Request<ResolveGatewayRequest> {
@@ -52,7 +49,7 @@ fn resolve_alice() -> tonic::Request<ResolveGatewayRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_becomes_ready_during_the_wait_is_resolved() {
-    let (_data, service, runtime) =
+    let (_server, _data, service, runtime) =
         starting_alice(PodScript::stays(PodState::Running { ready: false }).then(
             Duration::from_millis(1500),
             PodState::Running { ready: true },
@@ -72,11 +69,12 @@ async fn a_gateway_that_becomes_ready_during_the_wait_is_resolved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_fails_during_the_wait_says_why() {
-    let (_data, service, _runtime) = starting_alice(PodScript::stays(PodState::Pending).then(
-        Duration::from_millis(800),
-        PodState::waiting("ImagePullBackOff", "Back-off pulling image"),
-    ))
-    .await;
+    let (_server, _data, service, _runtime) =
+        starting_alice(PodScript::stays(PodState::Pending).then(
+            Duration::from_millis(800),
+            PodState::waiting("ImagePullBackOff", "Back-off pulling image"),
+        ))
+        .await;
     let started = Instant::now();
     let status = bounded("resolve", service.resolve_gateway(resolve_alice()))
         .await
@@ -95,7 +93,8 @@ async fn a_gateway_that_fails_during_the_wait_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_still_starting_after_the_wait_is_unavailable_with_a_retry_hint() {
-    let (_data, service, _runtime) = starting_alice(PodScript::stays(PodState::Pending)).await;
+    let (_server, _data, service, _runtime) =
+        starting_alice(PodScript::stays(PodState::Pending)).await;
     let started = Instant::now();
     let status = bounded("resolve", service.resolve_gateway(resolve_alice()))
         .await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clawfleet_kit::identity::Caller;
 use clawfleet_lifecycle::{
-    model::{DesiredState, InstanceRecord, Plan, now_ms},
+    model::{DesiredState, InstanceRecord, Phase, Plan, now_ms},
     registry::Registry,
     runtime::SharedRuntime,
     service::{InstanceServiceHandler, Lifecycle},
@@ -43,6 +43,22 @@ pub async fn registry_with(records: &[InstanceRecord]) -> (tempfile::TempDir, Ar
         store.insert(record).await.unwrap();
     }
     (data, Arc::new(Registry::load(store).await.unwrap()))
+}
+
+/// Alice stored in a fresh registry and applied on `runtime`, once her observed phase
+/// passes `reached`. Keep the directory alive as long as the registry.
+pub async fn applied_alice(
+    runtime: &SharedRuntime,
+    reached: impl Fn(Phase) -> bool,
+) -> (tempfile::TempDir, Arc<Registry>, InstanceRecord) {
+    let alice = record("alice");
+    let (data, registry) = registry_with(std::slice::from_ref(&alice)).await;
+    runtime.apply(&alice.spec()).await.unwrap();
+    super::eventually("alice's phase", || {
+        reached(runtime.observe(&alice.id).phase).then_some(())
+    })
+    .await;
+    (data, registry, alice)
 }
 
 pub fn handler(registry: Arc<Registry>, runtime: SharedRuntime) -> InstanceServiceHandler {
