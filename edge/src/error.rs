@@ -149,9 +149,17 @@ impl IntoResponse for ApiError {
 }
 
 /// Gives error responses made without a body (timeouts, 405s from layers) the JSON error
-/// shape, keeping their status and headers (`Allow`, `Retry-After`).
-pub async fn ensure_json_errors(response: Response) -> Response {
+/// shape, keeping their status and headers (`Allow`, `Retry-After`). A refused oversized
+/// body was not read to its end, so the server closes that connection after answering;
+/// `Connection: close` says so, or a keep-alive client sends its next request on a
+/// connection about to close and gets no answer.
+pub async fn ensure_json_errors(mut response: Response) -> Response {
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let is_error = status.is_client_error() || status.is_server_error();
     if !is_error || response.headers().contains_key(header::CONTENT_TYPE) {
         return response;
@@ -248,6 +256,18 @@ mod tests {
             json_of(response).await,
             serde_json::json!({"error": "request timed out", "code": "deadline_exceeded"})
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_oversized_body_closes_the_connection() {
+        let refused = ensure_json_errors(
+            ApiError::new(ErrorCode::PayloadTooLarge, "too big").into_response(),
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
+        let other = ensure_json_errors(ApiError::not_found("gone").into_response()).await;
+        assert!(!other.headers().contains_key(header::CONNECTION));
     }
 
     #[tokio::test]
