@@ -1,8 +1,6 @@
 //! kube-runtime's watcher and reflector against the loopback apiserver's watch streams.
 
-mod common;
-
-use common::{bounded, eventually, start};
+use crate::common::{bounded, eventually, start};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};

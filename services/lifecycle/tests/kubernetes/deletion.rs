@@ -2,16 +2,14 @@
 //! record before the delete removed it, yet nothing of the instance may come back — in
 //! particular no empty volume after a purge.
 
-mod kubernetes_support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::{lifecycle::*, *};
 use clawfleet_lifecycle::{
     model::{DesiredState, Phase},
     reconciler,
     runtime::{DataRetention, RuntimeError, SharedRuntime},
 };
-use kubernetes_support::{lifecycle::*, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_racing_the_reconcile_leaves_nothing_behind() {

@@ -1,8 +1,6 @@
 //! Typed kube-rs CRUD, server-side apply and deletion against the loopback apiserver.
 
-mod common;
-
-use common::{bounded, eventually, start};
+use crate::common::{bounded, eventually, start};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;

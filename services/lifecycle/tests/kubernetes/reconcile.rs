@@ -2,10 +2,9 @@
 //! the next start, and the workloads of an instance the store does not know are
 //! removed (keeping its data); the lifecycle service picks the runtime from its config.
 
-mod kubernetes_support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::{lifecycle::record, *};
 use clawfleet_lifecycle::{
     model::DesiredState,
     reconciler,
@@ -13,7 +12,6 @@ use clawfleet_lifecycle::{
     runtime::{Runtime, SharedRuntime},
     store::InstanceStore,
 };
-use kubernetes_support::{lifecycle::record, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {

@@ -1,11 +1,9 @@
 //! The account store on SQLite and PostgreSQL: migrations, uniqueness, refresh-token
 //! rotation (including racing rotations) and revocation.
 
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{Backend, database::TestDatabase};
 use clawfleet_auth::{
     digest::sha256_hex,
     store::{
@@ -18,7 +16,6 @@ use sqlx::{
     PgPool, SqlSafeStr, SqlitePool,
     migrate::{Migration, MigrationType, Migrator},
 };
-use support::{Backend, database::TestDatabase};
 
 const HOUR_MS: i64 = 3_600_000;
 

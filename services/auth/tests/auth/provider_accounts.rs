@@ -3,18 +3,15 @@
 //! from an unverified password sign-up), unverified ones never do, on SQLite and
 //! PostgreSQL.
 
-#[macro_use]
-mod support;
-
-use clawfleet_contracts::auth::v1::{LogInRequest, RefreshRequest, SignUpRequest, TokenPair};
-use serde_json::json;
-use support::{
+use crate::support::{
     Backend,
     jwks_server::JwksServer,
     keys::TestKey,
     providers::{KID, PASSWORD, apple, apple_claims, google, google_claims, server_with, sign_up},
     server::{TestServer, anonymous},
 };
+use clawfleet_contracts::auth::v1::{LogInRequest, RefreshRequest, SignUpRequest, TokenPair};
+use serde_json::json;
 use tonic::{Code, Status};
 
 async fn first_google_sign_in_creates_the_user_and_the_next_finds_it(backend: Backend) {

@@ -2,13 +2,12 @@
 //! are `unavailable` (retry later), a permission the Role lacks is an internal error
 //! naming it, and nothing quotes the apiserver's own words.
 
-mod kubernetes_support;
-
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use crate::support::{lifecycle::*, *};
 use clawfleet_contracts::lifecycle::v1::{
     ExecInInstanceRequest, StartInstanceRequest, instance_service_server::InstanceService,
 };
@@ -17,7 +16,6 @@ use clawfleet_lifecycle::{
     model::{DesiredState, Phase},
     runtime::{Runtime, RuntimeError, SharedRuntime},
 };
-use kubernetes_support::{lifecycle::*, *};
 use tonic::Code;
 
 fn patches_of(server: &clawfleet_kube_apiserver::KubeApiServer, resource: &str) -> usize {

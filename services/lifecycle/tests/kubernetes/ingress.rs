@@ -2,15 +2,13 @@
 //! apply or reconcile removes each instance's Ingress and ManagedCertificate, and only
 //! those our field manager applied.
 
-mod kubernetes_support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use clawfleet_lifecycle::{
     model::DesiredState,
     runtime::{DataRetention, Runtime},
 };
-use kubernetes_support::*;
 use serde_json::json;
 
 fn ingress_kinds(

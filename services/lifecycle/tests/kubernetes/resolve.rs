@@ -3,20 +3,18 @@
 //! gateway is ready, with the real reason when the instance fails instead, and with
 //! "still starting" plus a retry hint when the wait runs out.
 
-mod kubernetes_support;
-
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use crate::support::{lifecycle::*, *};
 use clawfleet_contracts::lifecycle::v1::{
     ResolveGatewayRequest, instance_service_server::InstanceService,
 };
 use clawfleet_kit::{error::ServiceError, identity::Caller};
 use clawfleet_kube_apiserver::{KubeApiServer, PodScript, PodState};
 use clawfleet_lifecycle::{model::Phase, runtime::SharedRuntime, service::InstanceServiceHandler};
-use kubernetes_support::{lifecycle::*, *};
 use tonic::Code;
 
 async fn starting_alice(

@@ -2,8 +2,8 @@
 //! default; run in release):
 //!
 //! ```text
-//! cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture --test-threads=1
-//! BENCH_INSTANCES=10000 cargo test --release -p clawfleet-lifecycle --test kubernetes_bench -- --ignored --nocapture --test-threads=1
+//! cargo test --release -p clawfleet-lifecycle --test kubernetes -- --ignored --nocapture --test-threads=1 bench::
+//! BENCH_INSTANCES=10000 cargo test --release -p clawfleet-lifecycle --test kubernetes -- --ignored --nocapture --test-threads=1 bench::
 //! ```
 //!
 //! Reports, once on the runtime alone and once through the lifecycle service's gRPC API
@@ -11,15 +11,13 @@
 //! objects applied) p50/p99 and objects applied per second for the first 1,000
 //! instances; Get (one instance) and List (every instance) answered from the cache.
 
-mod kubernetes_support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use clawfleet_lifecycle::{
     model::DesiredState,
     runtime::{Runtime, kubernetes::manifests::desired_objects},
 };
-use kubernetes_support::*;
 
 fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
     samples.sort();

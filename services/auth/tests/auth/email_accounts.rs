@@ -1,11 +1,12 @@
 //! Email and password accounts over the real gRPC server on 127.0.0.1, on SQLite and
 //! PostgreSQL: sign-up, log-in, refresh rotation, log-out and profile reads.
 
-#[macro_use]
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    Backend,
+    server::{JWT_SECRET, TestServer, anonymous, as_app_user, as_operator},
+};
 use clawfleet_contracts::{
     auth::v1::{
         GetUserRequest, LogInRequest, LogOutRequest, RefreshRequest, SignUpRequest, TokenPair,
@@ -13,10 +14,6 @@ use clawfleet_contracts::{
     common::v1::Plan,
 };
 use clawfleet_kit::{access_token::AccessTokenKeys, error::ServiceError};
-use support::{
-    Backend,
-    server::{JWT_SECRET, TestServer, anonymous, as_app_user, as_operator},
-};
 use tonic::{Code, Request, Status};
 
 const PASSWORD: &str = "correct horse battery";

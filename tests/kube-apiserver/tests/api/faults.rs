@@ -1,10 +1,8 @@
 //! Injected failures and slowness, as the runtime's tests use them.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{bounded, start};
+use crate::common::{bounded, start};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;

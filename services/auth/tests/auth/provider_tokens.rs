@@ -2,20 +2,17 @@
 //! nonces, key rotation and provider configuration, with tokens signed by test RSA keys
 //! and served by a loopback JWKS stand-in, on SQLite and PostgreSQL.
 
-#[macro_use]
-mod support;
-
 use std::time::Duration;
 
-use clawfleet_auth::digest::sha256_hex;
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     Backend,
     jwks_server::JwksServer,
     keys::TestKey,
     providers::{KID, apple, apple_claims, google, google_claims, now, server_with},
     server::TestServer,
 };
+use clawfleet_auth::digest::sha256_hex;
+use serde_json::{Value, json};
 use tonic::Code;
 
 async fn google_tokens_with_a_wrong_claim_or_signature_are_refused(backend: Backend) {

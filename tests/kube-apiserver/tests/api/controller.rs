@@ -1,11 +1,9 @@
 //! The built-in Deployment controller and scripted pod statuses.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{bounded, eventually, start, start_with};
 use clawfleet_kube_apiserver::{Options, PodScript, PodState};
-use common::{bounded, eventually, start, start_with};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};

@@ -2,16 +2,14 @@
 //! real wire format (server-side apply with managed fields, label-selector lists,
 //! watches, delete propagation and garbage collection, pods/exec).
 
-mod kubernetes_support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use clawfleet_kube_apiserver::{ExecResult, PodScript, PodState};
 use clawfleet_lifecycle::{
     model::{DesiredState, Phase},
     runtime::{DataRetention, ExecRequest, Runtime, RuntimeError},
 };
-use kubernetes_support::*;
 
 fn managed_kinds(ingress: bool) -> Vec<(&'static str, String)> {
     let mut kinds = vec![

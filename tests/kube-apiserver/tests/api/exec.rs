@@ -1,9 +1,7 @@
 //! `Api::<Pod>::exec` over the WebSocket channel protocol.
 
-mod common;
-
+use crate::common::{bounded, eventually, start};
 use clawfleet_kube_apiserver::{ExecResult, PodScript};
-use common::{bounded, eventually, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, PostParams};
 use serde_json::json;

@@ -2,20 +2,18 @@
 //! timeout is reported as timed out when the timeout passes, and its session is closed
 //! (the kubelet then kills the command) instead of lingering.
 
-mod kubernetes_support;
-
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use crate::support::{lifecycle::*, *};
 use clawfleet_contracts::lifecycle::v1::{
     ExecInInstanceRequest, instance_service_server::InstanceService,
 };
 use clawfleet_kit::identity::Caller;
 use clawfleet_kube_apiserver::ExecResult;
 use clawfleet_lifecycle::{model::Phase, runtime::SharedRuntime};
-use kubernetes_support::{lifecycle::*, *};
 
 fn exec(argv: &[&str], timeout_ms: u32) -> ExecInInstanceRequest {
     ExecInInstanceRequest {
