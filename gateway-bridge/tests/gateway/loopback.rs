@@ -2,20 +2,18 @@
 //! platform uses, config writes with a base hash, 1,000 concurrent calls on one connection, a
 //! wrong token, and throughput compared with a bare WebSocket client.
 
-mod support;
-
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use crate::support::{Gateway, GatewaySettings, identity};
 use clawfleet_gateway_bridge::{
     CallError, ConnectError, ConnectOptions, Connection, REQUIRED_SCOPES,
     protocol::{ConnectAuth, ConnectParams, Frame, RequestFrame},
 };
 use futures_util::{SinkExt, StreamExt, future::join_all};
 use serde_json::{Value, json};
-use support::{Gateway, GatewaySettings, identity};
 use tokio_tungstenite::{connect_async_with_config, tungstenite::Message};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

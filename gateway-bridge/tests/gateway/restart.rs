@@ -2,14 +2,12 @@
 //! while it is down fail fast, and after the restart the same client works with no manual step
 //! and its event subscribers keep receiving events.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Gateway, GatewaySettings, identity};
 use clawfleet_gateway_bridge::{ClientError, ClientOptions, GatewayClient};
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::{Gateway, GatewaySettings, identity};
 use tokio::time::{Instant, sleep, timeout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

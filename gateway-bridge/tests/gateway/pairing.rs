@@ -2,17 +2,15 @@
 //! proxy and the client sends `X-Forwarded-For: 10.1.2.3`, so it is treated as a pod or LAN
 //! client. Its device is held for pairing until a loopback operator approves it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Gateway, GatewaySettings, identity};
 use clawfleet_gateway_bridge::{
     ClientError, ClientOptions, ConnectError, ConnectOptions, Connection, GatewayClient,
     REQUIRED_SCOPES,
     pairing_approver::{self, ApproverConfig},
 };
 use serde_json::{Value, json};
-use support::{Gateway, GatewaySettings, identity};
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
