@@ -1,6 +1,8 @@
 //! The JSON error every `/api` route answers with: `{"error": "...", "code": "..."}`,
 //! its HTTP status taken from the one table in [`clawfleet_kit::error`].
 
+use std::ops::{Deref, DerefMut};
+
 use axum::{
     body::Body,
     http::{HeaderValue, StatusCode, header},
@@ -9,37 +11,42 @@ use axum::{
 use clawfleet_kit::error::{ERROR_CODE_METADATA_KEY, ErrorCode, ServiceError};
 use serde::Serialize;
 
-/// An error rendered as the edge's JSON error shape.
+/// An error rendered as the edge's JSON error shape: the kit's [`ServiceError`] (code,
+/// safe message, retry hint) with the edge's HTTP rendering on top.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub code: ErrorCode,
-    /// Lowercase and safe to show to the caller.
-    pub message: String,
-    /// Sent as `Retry-After` when set.
-    pub retry_after_seconds: Option<u32>,
+#[error(transparent)]
+pub struct ApiError(pub ServiceError);
+
+impl Deref for ApiError {
+    type Target = ServiceError;
+
+    fn deref(&self) -> &ServiceError {
+        &self.0
+    }
+}
+
+impl DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ServiceError {
+        &mut self.0
+    }
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after_seconds: None,
-        }
+        Self(ServiceError::new(code, message))
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidArgument, message)
+        Self(ServiceError::invalid_argument(message))
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::NotFound, message)
+        Self(ServiceError::not_found(message))
     }
 
     /// An internal failure: the detail is logged, the caller sees a generic message.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        ServiceError::internal(detail).into()
+        Self(ServiceError::internal(detail))
     }
 
     /// Classifies a status returned by `service` (e.g. "lifecycle service"). Statuses that
@@ -98,11 +105,7 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        Self {
-            code: error.code,
-            message: error.message,
-            retry_after_seconds: error.retry_after_seconds,
-        }
+        Self(error)
     }
 }
 

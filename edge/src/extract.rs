@@ -6,7 +6,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Path, Query, Request},
     http::{HeaderMap, header, request::Parts},
 };
-use clawfleet_kit::error::ErrorCode;
+use clawfleet_kit::error::{ErrorCode, ServiceError};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -195,7 +195,9 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
         && (subtype.eq_ignore_ascii_case("json") || structured_json)
 }
 
-/// The `{userId}` path segment: the instance id. The lifecycle service validates it.
+/// The `{userId}` (or `{id}`) path segment: an instance id, held to the platform's one
+/// rule here so a bad id is refused before any service is called, with the message
+/// every service gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceId(pub String);
 
@@ -206,12 +208,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<String>::from_request_parts(parts, state)
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|Path(id)| InstanceId(id))
             .map_err(|_| {
                 ApiError::invalid_argument("the instance id in the path is not valid utf-8")
-            })
+            })?;
+        let id = clawfleet_kit::instance_id::InstanceId::parse(&id)
+            .map_err(|error| ApiError::from(ServiceError::from(error)))?;
+        Ok(InstanceId(id.into_string()))
     }
 }
 

@@ -2,9 +2,10 @@
 //! knows), serialized straight from the protobuf message without copying it.
 
 use clawfleet_contracts::{
-    common::v1::{DesiredState, Phase, Plan},
+    common::v1::{DesiredState, Phase},
     lifecycle::v1::{Instance, Pod, PodConditions, PodState},
 };
+use clawfleet_kit::plan::Plan as KitPlan;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
@@ -64,13 +65,13 @@ pub fn phase_name(phase: i32) -> &'static str {
     }
 }
 
-/// The plan name; an unset plan is the free plan, which is what the platform applies.
+/// The plan name, read with the kit's one mapping (unset is the default plan). A number
+/// only a newer lifecycle could send is shown as the default plan rather than failing
+/// the whole response.
 pub fn plan_name(plan: i32) -> &'static str {
-    match Plan::try_from(plan) {
-        Ok(Plan::Pro) => "pro",
-        Ok(Plan::Enterprise) => "enterprise",
-        Ok(Plan::Free | Plan::Unspecified) | Err(_) => "free",
-    }
+    KitPlan::from_proto(plan)
+        .unwrap_or(KitPlan::DEFAULT)
+        .as_str()
 }
 
 /// The desired state; unset means running, the state every new instance starts in.
@@ -211,6 +212,7 @@ impl Serialize for Rfc3339 {
 
 #[cfg(test)]
 mod tests {
+    use clawfleet_contracts::common::v1::Plan;
     use prost_types::Timestamp;
     use serde_json::json;
 

@@ -4,8 +4,8 @@
 //! which enforce ownership for app users.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use clawfleet_contracts::common::v1::Plan;
 use clawfleet_kit::identity::Caller;
+use clawfleet_kit::plan::Plan;
 
 use crate::error::ApiError;
 

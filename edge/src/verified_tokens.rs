@@ -10,7 +10,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use clawfleet_contracts::common::v1::Plan;
+use clawfleet_kit::plan::Plan;
 use clawfleet_kit::{
     access_token::{AccessTokenError, AccessTokenKeys, EXPIRY_LEEWAY_SECONDS},
     identity::Caller,
@@ -70,7 +70,8 @@ impl VerifiedTokens {
         let claims = self.keys.verify(token)?;
         let verified = VerifiedToken {
             caller: Caller::app_user(&claims.sub),
-            plan: plan_named(&claims.plan),
+            // A plan this edge does not know is a token it cannot honour.
+            plan: Plan::from_name(&claims.plan).map_err(|_| AccessTokenError::Invalid)?,
             expires_at: claims.exp,
         };
         let mut remembered = self
@@ -101,14 +102,6 @@ fn is_expired(expires_at: u64, now: u64) -> bool {
     expires_at.saturating_add(EXPIRY_LEEWAY_SECONDS) < now
 }
 
-fn plan_named(name: &str) -> Plan {
-    match name {
-        "pro" => Plan::Pro,
-        "enterprise" => Plan::Enterprise,
-        _ => Plan::Free,
-    }
-}
-
 fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,7 +124,7 @@ mod tests {
     fn a_verified_token_is_remembered_with_its_user_and_plan() {
         let tokens = VerifiedTokens::new(keys());
         let token = keys()
-            .issue("usr_1", "pro", SystemTime::now())
+            .issue("usr_1", Plan::Pro, SystemTime::now())
             .unwrap()
             .token;
         let first = tokens.verify(&token).unwrap();
@@ -145,12 +138,12 @@ mod tests {
     fn refused_tokens_are_not_remembered() {
         let tokens = VerifiedTokens::new(keys());
         let token = keys()
-            .issue("usr_1", "free", SystemTime::now())
+            .issue("usr_1", Plan::Free, SystemTime::now())
             .unwrap()
             .token;
         let foreign = AccessTokenKeys::from_secret(b"another-secret-another-secret-0123")
             .unwrap()
-            .issue("usr_1", "free", SystemTime::now())
+            .issue("usr_1", Plan::Free, SystemTime::now())
             .unwrap()
             .token;
         let mut tampered = token.clone();
@@ -165,7 +158,7 @@ mod tests {
     fn a_remembered_token_still_expires() {
         let tokens = VerifiedTokens::new(keys());
         let issued = SystemTime::now();
-        let token = keys().issue("usr_1", "free", issued).unwrap().token;
+        let token = keys().issue("usr_1", Plan::Free, issued).unwrap().token;
         let now = issued.duration_since(UNIX_EPOCH).unwrap().as_secs();
         let verified = tokens.verify_at(&token, now).unwrap();
         let fifteen_minutes = Duration::from_secs(15 * 60).as_secs();
@@ -181,7 +174,7 @@ mod tests {
     fn a_full_cache_makes_room_and_keeps_working() {
         let tokens = VerifiedTokens::new(keys());
         let now = SystemTime::now();
-        let first = keys().issue("usr_0", "free", now).unwrap().token;
+        let first = keys().issue("usr_0", Plan::Free, now).unwrap().token;
         tokens.verify(&first).unwrap();
         {
             let mut remembered = tokens.verified.write().unwrap();
@@ -190,7 +183,7 @@ mod tests {
                 remembered.insert(format!("filler-{index}").into(), template.clone());
             }
         }
-        let next = keys().issue("usr_1", "free", now).unwrap().token;
+        let next = keys().issue("usr_1", Plan::Free, now).unwrap().token;
         assert_eq!(
             tokens.verify(&next).unwrap().caller,
             Caller::app_user("usr_1")

@@ -298,7 +298,7 @@ async fn bad_sign_up_input_is_refused_and_nothing_is_stored() {
 fn mint_token(user: &str, issued: SystemTime) -> String {
     AccessTokenKeys::from_secret(TEST_JWT_SECRET.as_bytes())
         .unwrap()
-        .issue(user, "free", issued)
+        .issue(user, clawfleet_kit::plan::Plan::Free, issued)
         .unwrap()
         .token
 }

@@ -4,12 +4,17 @@
 
 use std::collections::BTreeMap;
 
+use clawfleet_kit::{
+    instance_id::{INSTANCE_ID_PATTERN, MAX_INSTANCE_ID_LENGTH},
+    plan::Plan,
+};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{
-    IntoResponses, ToSchema,
+    IntoParams, IntoResponses, ToSchema,
     openapi::{
         RefOr, Schema,
+        path::{Parameter, ParameterBuilder, ParameterIn},
         schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type},
     },
 };
@@ -26,6 +31,86 @@ pub const MAX_SECRET_VALUE_CHARS: usize = 2048;
 /// Secret names: environment names the platform does not reserve for itself (the
 /// lifecycle service's rule).
 pub const SECRET_NAME_PATTERN: &str = r"^(?!(OPENCLAW_|CLAWFLEET_|NODE_|LD_)|(PATH|HOME|USER|SHELL|TMPDIR|PWD)$)[A-Z][A-Z0-9_]{0,127}$";
+
+/// An instance id, as the kit's rule defines it (the one pattern every service checks).
+pub fn instance_id_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("instance id"))
+        .pattern(Some(INSTANCE_ID_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(MAX_INSTANCE_ID_LENGTH))
+        .build()
+        .into()
+}
+
+/// A page token: an instance id (the last of the previous page), or empty.
+pub fn page_token_schema() -> Schema {
+    let inner = INSTANCE_ID_PATTERN
+        .strip_prefix('^')
+        .and_then(|rest| rest.strip_suffix('$'))
+        .unwrap_or(INSTANCE_ID_PATTERN);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "The `nextPageToken` of the previous page (the last instance id it listed); empty or left out for the first page.",
+        ))
+        .pattern(Some(format!("^({inner})?$")))
+        .max_length(Some(MAX_INSTANCE_ID_LENGTH))
+        .build()
+        .into()
+}
+
+/// A plan name, from the kit's plan table.
+pub fn plan_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Plan::ALL.map(Plan::as_str)))
+        .build()
+        .into()
+}
+
+/// A plan name or `null` (the default plan).
+pub fn optional_plan_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            Plan::ALL
+                .map(|plan| Value::from(plan.as_str()))
+                .into_iter()
+                .chain([Value::Null]),
+        ))
+        .build()
+        .into()
+}
+
+fn instance_path_parameter(name: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(utoipa::openapi::Required::True)
+        .description(Some("instance id"))
+        .schema(Some(instance_id_schema()))
+        .build()
+}
+
+/// The `{userId}` path segment of the manager's `/api/instances/{userId}/...` routes.
+pub struct ManagerInstancePath;
+
+impl IntoParams for ManagerInstancePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![instance_path_parameter("userId")]
+    }
+}
+
+/// The `{id}` path segment of the app's `/instances/{id}/...` routes.
+pub struct AppInstancePath;
+
+impl IntoParams for AppInstancePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![instance_path_parameter("id")]
+    }
+}
 
 /// The `secrets` map of a create body (or `null`): provider keys for the gateway.
 pub fn secrets_schema() -> Schema {

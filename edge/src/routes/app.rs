@@ -29,9 +29,9 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, OptionalApiJson},
     openapi::schemas::{
-        DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, PairingApprovedJson,
-        PairingListJson, TelegramLogoutJson, TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson,
-        WhatsAppStatusJson, WhatsAppWaitJson, secrets_schema,
+        AppInstancePath, DeletedJson, ErrorResponses, InstanceJson, InstanceListJson,
+        PairingApprovedJson, PairingListJson, TelegramLogoutJson, TelegramSetupJson,
+        TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson, WhatsAppWaitJson, secrets_schema,
     },
     principal::{AppUserPlan, Principal},
     state::EdgeState,
@@ -113,7 +113,7 @@ async fn create_instance(
         // The lifecycle service generates the id and makes the caller the owner.
         id: String::new(),
         owner: String::new(),
-        plan: plan as i32,
+        plan: plan.to_proto() as i32,
         secrets: body.secrets.unwrap_or_default(),
         model: body.model.unwrap_or_default(),
     };
@@ -144,8 +144,7 @@ macro_rules! app_alias {
         $(#[doc = $doc])*
         #[utoipa::path($method, path = $path, operation_id = concat!("app_", stringify!($name)),
             tag = "app", security(("accessToken" = [])),
-            params(("id" = String, Path, description = "instance id",
-                pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40) $(, $query)*),
+            params(AppInstancePath $(, $query)*),
             $($spec)*
             responses((status = 200, body = $body), ErrorResponses))]
         async fn $name(
@@ -250,7 +249,7 @@ impl ToSchema for AppRpcBody {}
 
 /// A gateway RPC limited to read and channel methods (see the allow-list).
 #[utoipa::path(operation_id = "app_call_gateway", post, path = "/instances/{id}/rpc", tag = "app", security(("accessToken" = [])),
-    params(("id" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)), request_body = AppRpcBody,
+    params(AppInstancePath), request_body = AppRpcBody,
     responses((status = 200, description = "the gateway's result", body = Object), ErrorResponses))]
 async fn call_gateway(
     State(state): State<EdgeState>,

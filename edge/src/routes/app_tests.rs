@@ -16,7 +16,7 @@ use crate::test_support::{JWT_SECRET, json_of, test_router, test_state};
 fn token_for(user: &str, issued: SystemTime) -> String {
     AccessTokenKeys::from_secret(JWT_SECRET.as_bytes())
         .unwrap()
-        .issue(user, "free", issued)
+        .issue(user, clawfleet_kit::plan::Plan::Free, issued)
         .unwrap()
         .token
 }
@@ -43,7 +43,7 @@ async fn app_routes_refuse_missing_expired_tampered_and_foreign_tokens() {
     tampered.push(if fresh.ends_with('A') { 'B' } else { 'A' });
     let foreign = AccessTokenKeys::from_secret(b"some-other-secret-that-is-32-bytes-long")
         .unwrap()
-        .issue("alice", "free", SystemTime::now())
+        .issue("alice", clawfleet_kit::plan::Plan::Free, SystemTime::now())
         .unwrap()
         .token;
     // alg "none": header {"alg":"none","typ":"JWT"}, the same claims, no signature.

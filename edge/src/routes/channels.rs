@@ -23,9 +23,9 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, OptionalApiJson, optional_integer, parse_flag},
     openapi::schemas::{
-        ErrorResponses, PairingApprovedJson, PairingListJson, TelegramLogoutJson,
-        TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson,
-        WhatsAppWaitJson, login_timeout_schema, pairing_approve_schema,
+        ErrorResponses, ManagerInstancePath, PairingApprovedJson, PairingListJson,
+        TelegramLogoutJson, TelegramSetupJson, TelegramStatusJson, WhatsAppQrJson,
+        WhatsAppStatusJson, WhatsAppWaitJson, login_timeout_schema, pairing_approve_schema,
     },
     principal::Principal,
     state::EdgeState,
@@ -77,7 +77,7 @@ pub(super) struct SetupBody {
 
 /// Sets the Telegram bot token (never echoed); retried once on a stale config.
 #[utoipa::path(post, path = "/api/instances/{userId}/telegram/setup", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body = SetupBody,
     responses((status = 200, body = TelegramSetupJson), ErrorResponses))]
 pub(super) async fn telegram_setup(
@@ -110,7 +110,7 @@ pub(super) struct ProbeQuery {
 
 /// Telegram channel status; `probe=true` asks Telegram live.
 #[utoipa::path(get, path = "/api/instances/{userId}/telegram/status", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
+    security(("apiKey" = [])), params(ManagerInstancePath, ProbeQuery),
     responses((status = 200, body = TelegramStatusJson), ErrorResponses))]
 pub(super) async fn telegram_status(
     State(state): State<EdgeState>,
@@ -143,7 +143,7 @@ pub(super) struct LogoutBody {
 
 /// Disconnects Telegram and clears its stored credentials.
 #[utoipa::path(post, path = "/api/instances/{userId}/telegram/logout", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body(content = Option<LogoutBody>),
     responses((status = 200, body = TelegramLogoutJson), ErrorResponses))]
 pub(super) async fn telegram_logout(
@@ -178,7 +178,7 @@ pub(super) struct QrBody {
 
 /// Starts linking WhatsApp; returns the QR code as a data URL.
 #[utoipa::path(post, path = "/api/instances/{userId}/whatsapp/qr", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body(content = Option<QrBody>),
     responses((status = 200, body = WhatsAppQrJson), ErrorResponses))]
 pub(super) async fn whatsapp_qr(
@@ -218,7 +218,7 @@ pub(super) struct WaitBody {
 
 /// Waits until WhatsApp is linked or the timeout passes.
 #[utoipa::path(post, path = "/api/instances/{userId}/whatsapp/wait", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body(content = Option<WaitBody>),
     responses((status = 200, body = WhatsAppWaitJson), ErrorResponses))]
 pub(super) async fn whatsapp_wait(
@@ -247,7 +247,7 @@ pub(super) async fn whatsapp_wait(
 
 /// WhatsApp channel status.
 #[utoipa::path(get, path = "/api/instances/{userId}/whatsapp/status", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), ProbeQuery),
+    security(("apiKey" = [])), params(ManagerInstancePath, ProbeQuery),
     responses((status = 200, body = WhatsAppStatusJson), ErrorResponses))]
 pub(super) async fn whatsapp_status(
     State(state): State<EdgeState>,
@@ -296,7 +296,7 @@ fn pairing_request_json(request: PairingRequest) -> Value {
 
 /// Pending DM pairing requests with the codes the bot sent.
 #[utoipa::path(get, path = "/api/instances/{userId}/pairing/list", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), PairingQuery),
+    security(("apiKey" = [])), params(ManagerInstancePath, PairingQuery),
     responses((status = 200, body = PairingListJson), ErrorResponses))]
 pub(super) async fn pairing_list(
     State(state): State<EdgeState>,
@@ -351,7 +351,7 @@ impl ToSchema for ApproveBody {}
 
 /// Approves a DM pairing request by code or request id.
 #[utoipa::path(post, path = "/api/instances/{userId}/pairing/approve", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body = ApproveBody,
     responses((status = 200, body = PairingApprovedJson), ErrorResponses))]
 pub(super) async fn pairing_approve(

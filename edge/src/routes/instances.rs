@@ -12,7 +12,9 @@ use clawfleet_contracts::{
     common::v1::Plan,
     lifecycle::v1::{CreateInstanceRequest, Instance},
 };
-use clawfleet_kit::identity::Caller;
+use clawfleet_kit::{
+    identity::Caller, instance_id::InstanceId as KitInstanceId, plan::Plan as KitPlan,
+};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -24,7 +26,8 @@ use crate::{
     instance_json::InstanceView,
     openapi::schemas::{
         DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, MAX_SECRET_VALUE_CHARS,
-        page_size_schema, secrets_schema,
+        ManagerInstancePath, instance_id_schema, optional_plan_schema, page_size_schema,
+        page_token_schema, secrets_schema,
     },
     principal::Principal,
     state::EdgeState,
@@ -43,35 +46,30 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateInstanceBody {
     /// The instance id: a DNS label of at most 40 characters.
-    #[schema(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
+    #[schema(schema_with = instance_id_schema)]
     user_id: String,
     #[serde(default)]
     #[schema(schema_with = secrets_schema)]
     secrets: Option<HashMap<String, String>>,
-    #[serde(default)]
-    plan: Option<PlanName>,
+    #[serde(default, deserialize_with = "plan_name")]
+    #[schema(schema_with = optional_plan_schema)]
+    plan: Option<KitPlan>,
     /// The default model, e.g. `anthropic/claude-sonnet-4-5`.
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9._/:@-]*$", max_length = 200)]
     model: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum PlanName {
-    Free,
-    Pro,
-    Enterprise,
-}
-
-impl From<PlanName> for Plan {
-    fn from(plan: PlanName) -> Self {
-        match plan {
-            PlanName::Free => Plan::Free,
-            PlanName::Pro => Plan::Pro,
-            PlanName::Enterprise => Plan::Enterprise,
-        }
-    }
+/// A plan name from the kit's table; anything else is refused with the table's message.
+pub(super) fn plan_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<KitPlan>, D::Error> {
+    let name: Option<String> = Option::deserialize(deserializer)?;
+    name.map(|name| {
+        KitPlan::from_name(&name)
+            .map_err(|_| serde::de::Error::unknown_variant(&name, &KitPlan::NAMES))
+    })
+    .transpose()
 }
 
 impl CreateInstanceBody {
@@ -86,7 +84,7 @@ impl CreateInstanceBody {
             id: self.user_id,
             // Operator-created instances have no owning app user.
             owner: String::new(),
-            plan: self.plan.map_or(Plan::Unspecified, Plan::from) as i32,
+            plan: self.plan.map_or(Plan::Unspecified, KitPlan::to_proto) as i32,
             secrets: self.secrets.unwrap_or_default(),
             model: self.model.unwrap_or_default(),
         })
@@ -139,9 +137,7 @@ pub(super) async fn created(
 pub(super) struct ListQuery {
     #[param(schema_with = page_size_schema)]
     page_size: Option<String>,
-    /// The `nextPageToken` of the previous page (the last instance id it listed); empty
-    /// or left out for the first page.
-    #[param(pattern = r"^([a-z]([-a-z0-9]*[a-z0-9])?)?$", max_length = 40)]
+    #[param(schema_with = page_token_schema)]
     page_token: Option<String>,
 }
 
@@ -174,16 +170,9 @@ fn parse_page_size(value: Option<&str>) -> Result<u32, ApiError> {
 }
 
 /// A page token is the last instance id of the previous page (what the lifecycle
-/// service pages after): a DNS label of at most 40 characters; empty is the first page.
+/// service pages after); empty is the first page.
 fn is_page_token(token: &str) -> bool {
-    let bytes = token.as_bytes();
-    token.is_empty()
-        || (bytes.len() <= 40
-            && bytes[0].is_ascii_lowercase()
-            && bytes[bytes.len() - 1] != b'-'
-            && bytes
-                .iter()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-'))
+    token.is_empty() || KitInstanceId::parse(token).is_ok()
 }
 
 /// Every instance, page by page.
@@ -219,7 +208,7 @@ pub(super) async fn list_instances(
 
 /// One instance with its phase and pods.
 #[utoipa::path(get, path = "/api/instances/{userId}", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     responses((status = 200, body = InstanceJson), ErrorResponses))]
 pub(super) async fn get_instance(
     State(state): State<EdgeState>,
@@ -257,7 +246,7 @@ struct DeletedReply<'a> {
 /// Deletes the instance; its data is kept unless `preservePvc=false`.
 #[utoipa::path(delete, path = "/api/instances/{userId}", tag = "manager",
     security(("apiKey" = [])),
-    params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40), DeleteQuery),
+    params(ManagerInstancePath, DeleteQuery),
     responses((status = 200, body = DeletedJson), ErrorResponses))]
 pub(super) async fn delete_instance(
     State(state): State<EdgeState>,
@@ -286,7 +275,7 @@ pub(super) async fn delete_instance(
 
 /// Stops the gateway; the instance and its data stay.
 #[utoipa::path(post, path = "/api/instances/{userId}/stop", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     responses((status = 200, body = InstanceJson), ErrorResponses))]
 async fn stop_instance(
     State(state): State<EdgeState>,
@@ -300,7 +289,7 @@ async fn stop_instance(
 
 /// Starts a stopped gateway on the same data.
 #[utoipa::path(post, path = "/api/instances/{userId}/start", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     responses((status = 200, body = InstanceJson), ErrorResponses))]
 async fn start_instance(
     State(state): State<EdgeState>,

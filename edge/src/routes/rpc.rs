@@ -22,7 +22,7 @@ use crate::{
     bridge::RpcOutcome,
     error::ApiError,
     extract::{ApiJson, InstanceId, optional_integer},
-    openapi::schemas::{ErrorResponses, rpc_timeout_schema},
+    openapi::schemas::{ErrorResponses, ManagerInstancePath, rpc_timeout_schema},
     principal::Principal,
     state::EdgeState,
 };
@@ -59,7 +59,7 @@ pub(super) struct RpcBody {
 
 /// Any gateway method (operators are trusted); the gateway's answer as it is.
 #[utoipa::path(post, path = "/api/instances/{userId}/rpc", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     request_body = RpcBody,
     responses((status = 200, description = "the gateway's result", body = Object), ErrorResponses))]
 async fn call_gateway(

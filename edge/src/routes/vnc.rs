@@ -22,7 +22,10 @@ use super::with_json_405;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::ApiError, extract::InstanceId, openapi::schemas::ErrorResponses, principal::Principal,
+    error::ApiError,
+    extract::InstanceId,
+    openapi::schemas::{ErrorResponses, ManagerInstancePath},
+    principal::Principal,
     state::EdgeState,
 };
 
@@ -37,7 +40,7 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 /// headers on a WebSocket, so the API key may come as `?token=`.
 #[utoipa::path(get, path = "/api/instances/{userId}/vnc", tag = "manager",
     security(("apiKey" = [])),
-    params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40),
+    params(ManagerInstancePath,
         ("token" = Option<String>, Query, description = "the platform API key")),
     responses((status = 101, description = "switching to the WebSocket"), ErrorResponses))]
 async fn open_vnc(

@@ -23,7 +23,7 @@ use crate::{
     extract::InstanceId,
     instance_json::InstanceView,
     lifecycle::{CALL_DEADLINE, deadline_passed, upstream},
-    openapi::schemas::ErrorResponses,
+    openapi::schemas::{ErrorResponses, ManagerInstancePath},
     principal::Principal,
     state::EdgeState,
 };
@@ -39,7 +39,7 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 
 /// Server-Sent Events for one instance: a snapshot, then every change.
 #[utoipa::path(get, path = "/api/instances/{userId}/watch", tag = "manager",
-    security(("apiKey" = [])), params(("userId" = String, Path, description = "instance id", pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)),
+    security(("apiKey" = [])), params(ManagerInstancePath),
     responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON", content_type = "text/event-stream", body = String), ErrorResponses))]
 async fn watch_instance(
     State(state): State<EdgeState>,

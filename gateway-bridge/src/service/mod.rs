@@ -11,7 +11,7 @@ use clawfleet_contracts::bridge::v1::{
     CallRequest, CallResponse, SubscribeRequest, SubscribeResponse, VncTunnelRequest,
     VncTunnelResponse, call_response::Outcome, gateway_bridge_service_server::GatewayBridgeService,
 };
-use clawfleet_kit::{error::ServiceError, identity::Caller};
+use clawfleet_kit::{error::ServiceError, identity::Caller, instance_id::InstanceId};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
@@ -48,19 +48,11 @@ impl GatewayBridgeHandler {
     }
 }
 
+/// Ids follow the platform's one rule, so the bridge refuses exactly what the
+/// lifecycle refuses, with the same message.
 fn validate_instance_id(instance_id: &str) -> Result<(), ServiceError> {
-    let valid = !instance_id.is_empty()
-        && instance_id.len() <= 63
-        && instance_id
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid_argument(
-            "instance_id must be an instance id (a dns-1123 label)",
-        ))
-    }
+    InstanceId::parse(instance_id)?;
+    Ok(())
 }
 
 fn validate_method(method: &str) -> Result<(), ServiceError> {
@@ -196,6 +188,10 @@ mod tests {
         assert!(validate_method("").is_err());
         assert!(validate_method("a b").is_err());
         assert!(validate_instance_id("alice").is_ok());
-        assert!(validate_instance_id("Alice").is_err());
+        let refused = validate_instance_id("Alice").unwrap_err();
+        assert_eq!(
+            refused.message,
+            ServiceError::from(InstanceId::parse("Alice").unwrap_err()).message
+        );
     }
 }

@@ -2,14 +2,11 @@
 
 use std::sync::Arc;
 
-use clawfleet_contracts::{
-    auth::v1::{
-        GetUserRequest, GetUserResponse, LogInRequest, LogInResponse, LogOutRequest,
-        LogOutResponse, RefreshRequest, RefreshResponse, SignInWithAppleRequest,
-        SignInWithAppleResponse, SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest,
-        SignUpResponse, TokenPair, User, auth_service_server::AuthService,
-    },
-    common::v1::Plan,
+use clawfleet_contracts::auth::v1::{
+    GetUserRequest, GetUserResponse, LogInRequest, LogInResponse, LogOutRequest, LogOutResponse,
+    RefreshRequest, RefreshResponse, SignInWithAppleRequest, SignInWithAppleResponse,
+    SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest, SignUpResponse, TokenPair,
+    User, auth_service_server::AuthService,
 };
 use clawfleet_kit::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -31,15 +28,6 @@ impl AuthServiceHandler {
     }
 }
 
-fn plan_of(name: &str) -> Plan {
-    match name {
-        "free" => Plan::Free,
-        "pro" => Plan::Pro,
-        "enterprise" => Plan::Enterprise,
-        _ => Plan::Unspecified,
-    }
-}
-
 fn user_message(profile: UserProfile) -> User {
     let user = profile.user;
     let millis = user.created_at_ms;
@@ -47,7 +35,7 @@ fn user_message(profile: UserProfile) -> User {
         id: user.id,
         email: user.email.unwrap_or_default(),
         name: user.name,
-        plan: plan_of(&user.plan) as i32,
+        plan: user.plan.to_proto() as i32,
         email_verified: user.email_verified,
         created_at: Some(prost_types::Timestamp {
             seconds: millis.div_euclid(1000),

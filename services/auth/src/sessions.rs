@@ -83,7 +83,7 @@ impl Sessions {
                 expires_at_ms: self.refresh_expiry(now),
             })
             .await?;
-        let access = self.keys.issue(&user.id, &user.plan, SystemTime::now())?;
+        let access = self.keys.issue(&user.id, user.plan, SystemTime::now())?;
         Ok(SessionTokens {
             access,
             refresh_token,
@@ -124,7 +124,7 @@ impl Sessions {
             .user_by_id(&user_id)
             .await?
             .ok_or(AuthError::InvalidRefreshToken)?;
-        let access = self.keys.issue(&user.id, &user.plan, SystemTime::now())?;
+        let access = self.keys.issue(&user.id, user.plan, SystemTime::now())?;
         Ok((
             SessionTokens {
                 access,

@@ -14,7 +14,7 @@ use clawfleet_contracts::{
     },
     json::{json_to_struct, json_to_value},
 };
-use clawfleet_kit::{error::ServiceError, identity::Caller};
+use clawfleet_kit::{error::ServiceError, identity::Caller, instance_id::InstanceId};
 use prost_types::{ListValue, value::Kind};
 use tonic::{Request, Response, Status};
 
@@ -38,19 +38,11 @@ impl ChannelServiceHandler {
     }
 }
 
+/// Ids follow the platform's one rule, so channels refuses exactly what the lifecycle
+/// refuses, with the same message.
 fn instance_id(id: &str) -> Result<&str, ServiceError> {
-    let valid = !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
-    if valid {
-        Ok(id)
-    } else {
-        Err(ServiceError::invalid_argument(
-            "instance_id must be an instance id (a dns-1123 label)",
-        ))
-    }
+    InstanceId::parse(id)?;
+    Ok(id)
 }
 
 fn list_value(json: serde_json::Value) -> Option<ListValue> {

@@ -2,7 +2,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -10,6 +9,7 @@ use std::{
 use clawfleet_kit::{
     config::{self, ConfigError, EnvSource, keys},
     identity::Credentials,
+    private_file::{create_private_dir, read_or_create_secret},
     secret::random_token,
 };
 use clawfleet_lifecycle::{
@@ -67,20 +67,8 @@ pub fn jwt_secret_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Resul
     if let Some(secret) = config::optional(env, keys::JWT_SECRET) {
         return Ok(secret);
     }
-    let path = data_dir.join("jwt-secret");
-    if let Ok(stored) = std::fs::read_to_string(&path)
-        && !stored.trim().is_empty()
-    {
-        return Ok(stored.trim().to_owned());
-    }
-    let secret = random_token(48);
-    std::fs::create_dir_all(data_dir)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    create_private_dir(data_dir)?;
+    let (secret, _) = read_or_create_secret(&data_dir.join("jwt-secret"), || random_token(48))?;
     Ok(secret)
 }
 
@@ -151,28 +139,20 @@ pub fn api_key_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<S
         return Ok(key);
     }
     let path = api_key_file(data_dir);
-    if let Ok(stored) = std::fs::read_to_string(&path)
-        && !stored.trim().is_empty()
-    {
+    create_private_dir(data_dir)?;
+    let (key, created) = read_or_create_secret(&path, || random_token(32))?;
+    if created {
+        println!("OPENCLAW_MANAGER_API_KEY={key}");
+        eprintln!(
+            "clawfleet: generated an API key (printed above, once; stored in {})",
+            path.display()
+        );
+    } else {
         eprintln!(
             "clawfleet: using the API key stored in {} (set OPENCLAW_MANAGER_API_KEY to choose one)",
             path.display()
         );
-        return Ok(stored.trim().to_owned());
     }
-    let key = random_token(32);
-    std::fs::create_dir_all(data_dir)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::io::Write::write_all(&mut file, key.as_bytes())?;
-    println!("OPENCLAW_MANAGER_API_KEY={key}");
-    eprintln!(
-        "clawfleet: generated an API key (printed above, once; stored in {})",
-        path.display()
-    );
     Ok(key)
 }
 

@@ -13,7 +13,7 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::secret::random_token;
+use crate::{plan::Plan, secret::random_token};
 
 /// Lifetime of an access token (SPEC §1: 15 minutes).
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -115,7 +115,7 @@ impl AccessTokenKeys {
     pub fn issue(
         &self,
         user_id: &str,
-        plan: &str,
+        plan: Plan,
         now: SystemTime,
     ) -> Result<IssuedToken, AccessTokenError> {
         let issued_at = now
@@ -124,7 +124,7 @@ impl AccessTokenKeys {
             .as_secs();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
-            plan: plan.to_owned(),
+            plan: plan.as_str().to_owned(),
             iat: issued_at,
             exp: issued_at + ACCESS_TOKEN_TTL.as_secs(),
             jti: random_token(16),
@@ -191,14 +191,18 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_with_its_claims() {
         let keys = keys();
-        let issued = keys.issue("user-1", "pro", SystemTime::now()).unwrap();
+        let issued = keys
+            .issue("user-1", crate::plan::Plan::Pro, SystemTime::now())
+            .unwrap();
         assert_eq!(issued.expires_in, 900);
         let claims = keys.verify(&issued.token).unwrap();
         assert_eq!(claims.sub, "user-1");
         assert_eq!(claims.plan, "pro");
         assert_eq!(claims.jti, issued.jti);
         assert_eq!(claims.exp - claims.iat, 900);
-        let again = keys.issue("user-1", "pro", SystemTime::now()).unwrap();
+        let again = keys
+            .issue("user-1", crate::plan::Plan::Pro, SystemTime::now())
+            .unwrap();
         assert_ne!(again.jti, issued.jti);
     }
 
@@ -218,7 +222,9 @@ mod tests {
         let keys = keys();
         let printed = format!("{keys:?}");
         assert!(!printed.contains("0123456789"));
-        let issued = keys.issue("u", "free", SystemTime::now()).unwrap();
+        let issued = keys
+            .issue("u", crate::plan::Plan::Free, SystemTime::now())
+            .unwrap();
         assert!(!format!("{issued:?}").contains(&issued.token));
     }
 
@@ -255,7 +261,10 @@ mod tests {
 
     #[test]
     fn a_tampered_signature_or_payload_is_refused() {
-        let token = keys().issue("u1", "free", SystemTime::now()).unwrap().token;
+        let token = keys()
+            .issue("u1", crate::plan::Plan::Free, SystemTime::now())
+            .unwrap()
+            .token;
         let mut bytes = token.clone().into_bytes();
         let last = bytes.len() - 2;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
@@ -276,14 +285,20 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = AccessTokenKeys::from_secret(&[9u8; 40]).unwrap();
-        let token = other.issue("u1", "free", SystemTime::now()).unwrap().token;
+        let token = other
+            .issue("u1", crate::plan::Plan::Free, SystemTime::now())
+            .unwrap()
+            .token;
         assert_eq!(keys().verify(&token), Err(AccessTokenError::Invalid));
     }
 
     #[test]
     fn expired_tokens_are_refused_with_little_leeway() {
         let long_ago = SystemTime::now() - Duration::from_secs(3600);
-        let token = keys().issue("u1", "free", long_ago).unwrap().token;
+        let token = keys()
+            .issue("u1", crate::plan::Plan::Free, long_ago)
+            .unwrap()
+            .token;
         assert_eq!(keys().verify(&token), Err(AccessTokenError::Expired));
 
         let now = now_seconds();

@@ -1,18 +1,14 @@
 //! Shared plumbing for every clawfleet service, and nothing else:
-//!
-//! - [`config`]: env keys as named constants, read through an env map;
-//! - [`telemetry`]: JSON logs and OTLP trace export;
-//! - [`server`]: gRPC bootstrap with health, reflection (v1 and v1alpha) and graceful shutdown;
-//! - [`identity`]: who is calling (platform API key, internal credential, caller metadata);
-//! - [`error`]: the one table from error codes to gRPC and HTTP statuses;
-//! - [`secret`]: random tokens and constant-time comparison;
-//! - [`access_token`]: the app's HS256 access JWT, issued by auth and verified by the edge.
 
-pub mod access_token;
-pub mod config;
-pub mod error;
-pub mod identity;
-pub mod secret;
-pub mod server;
-pub mod shutdown;
-pub mod telemetry;
+pub mod access_token; // the app's HS256 access JWT, issued by auth and verified by the edge
+pub mod backoff; // the one retry delay policy (exponential, jittered, resettable)
+pub mod config; // env keys as named constants, read through an env map
+pub mod error; // the one table from error codes to gRPC and HTTP statuses
+pub mod identity; // who is calling (platform API key, internal credential, caller metadata)
+pub mod instance_id; // the instance id rule: one type and its pattern
+pub mod plan; // plan names, the proto enum and what each plan allows
+pub mod private_file; // owner-only files and folders, written atomically
+pub mod secret; // random tokens, constant-time comparison, redacted secrets
+pub mod server; // gRPC bootstrap: health, reflection (v1 and v1alpha), graceful shutdown
+pub mod shutdown; // one cancellation token watched by every server and task
+pub mod telemetry; // logs (text or JSON) and OTLP trace export

@@ -1,7 +1,15 @@
-//! Random tokens and constant-time comparison for credentials.
+//! Secrets: random tokens, constant-time comparison, and [`Redacted`], the one wrapper
+//! that keeps a non-string secret out of `Debug` output. String secrets are
+//! [`secrecy::SecretString`] (re-exported here), whose `Debug` is redacted too, so
+//! structs holding secrets derive `Debug` instead of hand-writing it.
+
+use std::{fmt, ops::Deref};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand_core::{OsRng, RngCore};
+pub use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// A random URL-safe token carrying `bytes` bytes of entropy.
 pub fn random_token(bytes: usize) -> String {
@@ -10,15 +18,32 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
-/// Compares two secrets without leaking where they differ through timing.
+/// Compares two secrets without leaking, through timing, where they differ or how long
+/// the expected one is: both sides are hashed to fixed-length digests first, which
+/// are then compared in constant time.
 pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
+    let left = Sha256::digest(left);
+    let right = Sha256::digest(right);
+    left.ct_eq(&right).into()
+}
+
+/// A value whose `Debug` output is `[redacted]`: keys and other secrets that are not
+/// strings (signing keys, decoded credentials). Dereferences to the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Redacted<T>(pub T);
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("[redacted]")
     }
-    left.iter()
-        .zip(right)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
+}
+
+impl<T> Deref for Redacted<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -43,5 +68,25 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn redacted_values_never_show_in_debug_output() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            key: Redacted<Vec<u8>>,
+            token: SecretString,
+        }
+        let holder = Holder {
+            key: Redacted(b"signing-key".to_vec()),
+            token: SecretString::from("token-value"),
+        };
+        let shown = format!("{holder:?}");
+        assert!(!shown.contains("signing-key") && !shown.contains("token-value"));
+        assert_eq!(holder.key.len(), 11);
+        assert_eq!(holder.token.expose_secret(), "token-value");
     }
 }

@@ -10,7 +10,8 @@
 //! - [`service`]: the gRPC handlers;
 //! - [`LifecycleServer`]: assembly and serving.
 
-pub mod instance_id;
+/// The id rule lives in the kit, shared by every service.
+pub use clawfleet_kit::instance_id;
 pub mod model;
 pub mod reconciler;
 pub mod registry;

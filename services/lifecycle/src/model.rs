@@ -7,58 +7,7 @@ use clawfleet_contracts::common::v1 as common;
 
 use crate::instance_id::InstanceId;
 
-/// Instance sizes; each maps to requests and limits on Kubernetes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    Free,
-    Pro,
-    Enterprise,
-}
-
-impl Plan {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Free => "free",
-            Plan::Pro => "pro",
-            Plan::Enterprise => "enterprise",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Plan> {
-        match name {
-            "free" => Some(Plan::Free),
-            "pro" => Some(Plan::Pro),
-            "enterprise" => Some(Plan::Enterprise),
-            _ => None,
-        }
-    }
-
-    /// Unspecified means free.
-    pub fn from_proto(value: i32) -> Option<Plan> {
-        match common::Plan::try_from(value).ok()? {
-            common::Plan::Unspecified | common::Plan::Free => Some(Plan::Free),
-            common::Plan::Pro => Some(Plan::Pro),
-            common::Plan::Enterprise => Some(Plan::Enterprise),
-        }
-    }
-
-    /// How many instances one app user on this plan may have.
-    pub fn instance_quota(self) -> usize {
-        match self {
-            Plan::Free => 1,
-            Plan::Pro => 3,
-            Plan::Enterprise => 10,
-        }
-    }
-
-    pub fn to_proto(self) -> common::Plan {
-        match self {
-            Plan::Free => common::Plan::Free,
-            Plan::Pro => common::Plan::Pro,
-            Plan::Enterprise => common::Plan::Enterprise,
-        }
-    }
-}
+pub use clawfleet_kit::plan::Plan;
 
 /// What the platform converges an instance towards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -112,7 +112,7 @@ fn may_see(caller: &Caller, record: &InstanceRecord) -> bool {
 }
 
 fn parse_id(text: &str) -> Result<InstanceId, ServiceError> {
-    InstanceId::parse(text).map_err(|error| ServiceError::invalid_argument(error.to_string()))
+    Ok(InstanceId::parse(text)?)
 }
 
 fn store_error(error: StoreError) -> ServiceError {
@@ -197,8 +197,7 @@ impl InstanceService for InstanceServiceHandler {
             }
         };
         validate_owner(&owner)?;
-        let plan = Plan::from_proto(body.plan)
-            .ok_or_else(|| ServiceError::invalid_argument(format!("unknown plan {}", body.plan)))?;
+        let plan = Plan::from_proto(body.plan).map_err(ServiceError::from)?;
         let secrets = body.secrets.into_iter().collect();
         validate_secrets(&secrets)?;
         validate_model(&body.model)?;

@@ -161,9 +161,8 @@ fn record_from_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
     let id_text: String = row.try_get("id")?;
     let id = InstanceId::parse(&id_text).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     let plan_text: String = row.try_get("plan")?;
-    let plan = Plan::from_name(&plan_text).ok_or_else(|| {
-        StoreError::Corrupt(format!("instance {id} has unknown plan {plan_text:?}"))
-    })?;
+    let plan = Plan::from_name(&plan_text)
+        .map_err(|error| StoreError::Corrupt(format!("instance {id}: {error}")))?;
     let desired_text: String = row.try_get("desired_state")?;
     let desired_state = DesiredState::from_name(&desired_text).ok_or_else(|| {
         StoreError::Corrupt(format!(

@@ -45,7 +45,7 @@ impl AuthStore {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(UserRecord::from))
+        row.map(UserRecord::try_from).transpose()
     }
 
     /// Creates a user and links the provider account to it, atomically.
@@ -64,7 +64,7 @@ impl AuthStore {
                 .bind(&record.email)
                 .bind(&record.name)
                 .bind(&record.password_hash)
-                .bind(&record.plan)
+                .bind(record.plan.as_str())
                 .bind(record.email_verified)
                 .bind(record.created_at_ms)
                 .execute(&mut *transaction)

@@ -20,7 +20,7 @@ use sqlx::{
 
 pub use identities::EmailClaim;
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, Rotation};
-pub use users::{DEFAULT_PLAN, NewUser, UserRecord};
+pub use users::{NewUser, UserRecord};
 
 /// The table that records which auth migrations ran (not sqlx's shared default).
 pub const MIGRATIONS_TABLE: &str = "_clawfleet_auth_migrations";
@@ -43,6 +43,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored account {id} is corrupt: {reason}")]
+    Corrupt { id: String, reason: String },
 }
 
 enum Backend {

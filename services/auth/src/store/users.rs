@@ -1,12 +1,10 @@
 //! Users: one row per account, found by id or by normalised email.
 
+use clawfleet_kit::plan::Plan;
 use rand_core::{OsRng, RngCore};
 
 use super::{AuthStore, StoreError, is_unique_violation, on_backend};
 use crate::{digest::hex, validation::Email};
-
-/// The plan of a new account.
-pub const DEFAULT_PLAN: &str = "free";
 
 /// Columns of `users`, in the order every query selects them.
 pub(super) const USER_COLUMNS: &str = "users.id, users.email, users.name, users.password_hash, users.plan, users.email_verified, users.created_at";
@@ -29,7 +27,7 @@ pub struct UserRecord {
     pub name: String,
     /// Argon2id PHC string; `None` for provider-only accounts.
     pub password_hash: Option<String>,
-    pub plan: String,
+    pub plan: Plan,
     pub email_verified: bool,
     pub created_at_ms: i64,
 }
@@ -48,11 +46,20 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
-impl From<UserRow> for UserRecord {
-    fn from(
+impl TryFrom<UserRow> for UserRecord {
+    type Error = StoreError;
+
+    fn try_from(
         (id, email, name, password_hash, plan, email_verified, created_at_ms): UserRow,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, StoreError> {
+        let plan = match Plan::from_name(&plan) {
+            Ok(plan) => plan,
+            Err(error) => {
+                let reason = error.to_string();
+                return Err(StoreError::Corrupt { id, reason });
+            }
+        };
+        Ok(Self {
             id,
             email,
             name,
@@ -60,7 +67,7 @@ impl From<UserRow> for UserRecord {
             plan,
             email_verified,
             created_at_ms,
-        }
+        })
     }
 }
 
@@ -84,7 +91,7 @@ impl NewUser {
             email: self.email.map(|email| email.as_str().to_owned()),
             name: self.name,
             password_hash: self.password_hash,
-            plan: DEFAULT_PLAN.to_owned(),
+            plan: Plan::DEFAULT,
             email_verified: self.email_verified,
             created_at_ms: self.created_at_ms,
         }
@@ -113,7 +120,7 @@ impl AuthStore {
                 .bind(&record.email)
                 .bind(&record.name)
                 .bind(&record.password_hash)
-                .bind(&record.plan)
+                .bind(record.plan.as_str())
                 .bind(record.email_verified)
                 .bind(record.created_at_ms)
                 .execute(pool)
@@ -131,7 +138,7 @@ impl AuthStore {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(UserRecord::from))
+        row.map(UserRecord::try_from).transpose()
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
@@ -142,7 +149,7 @@ impl AuthStore {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(UserRecord::from))
+        row.map(UserRecord::try_from).transpose()
     }
 
     /// How the user can sign in: `email` when they have a password, then each linked

@@ -146,7 +146,7 @@ async fn emails_are_unique(backend: Backend) {
     let store = AuthStore::open(&database.url).await.unwrap();
     let first = store.insert_user(new_user("a@x.com")).await.unwrap();
     assert!(first.id.starts_with("usr_"));
-    assert_eq!(first.plan, "free");
+    assert_eq!(first.plan.as_str(), "free");
     let second = store.insert_user(new_user("A@X.com ")).await;
     assert!(matches!(second, Err(StoreError::EmailTaken)), "{second:?}");
     assert_eq!(store.count_users().await.unwrap(), 1);

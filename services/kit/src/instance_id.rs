@@ -1,11 +1,19 @@
 //! Instance ids: DNS-1123 labels short enough that `<id>-openclaw-data` fits 63 characters.
+//!
+//! This is the one definition of the rule: every service parses ids through
+//! [`InstanceId::parse`] and every OpenAPI schema uses [`INSTANCE_ID_PATTERN`], so a bad
+//! id is refused everywhere with the same message (docs/product/instances.md).
 
-use std::fmt;
+use std::{fmt, str::FromStr};
 
-use clawfleet_kit::secret::random_token;
+use crate::{error::ServiceError, secret::random_token};
 
 /// The longest id, so that `<id>-openclaw-data` stays a valid 63-character label.
 pub const MAX_INSTANCE_ID_LENGTH: usize = 40;
+
+/// The rule as a regular expression (with [`MAX_INSTANCE_ID_LENGTH`] as the length bound),
+/// for schemas and clients.
+pub const INSTANCE_ID_PATTERN: &str = r"^[a-z]([-a-z0-9]*[a-z0-9])?$";
 
 /// The rule, as shown to callers who break it.
 pub const INSTANCE_ID_RULE: &str = "instance id must be a dns-1123 label: 1 to 40 characters of lowercase a-z, 0-9 and '-', starting with a letter and not ending with '-'";
@@ -62,6 +70,30 @@ impl InstanceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = InvalidInstanceId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl AsRef<str> for InstanceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<InvalidInstanceId> for ServiceError {
+    fn from(error: InvalidInstanceId) -> Self {
+        ServiceError::invalid_argument(error.to_string())
+    }
 }
 
 impl fmt::Display for InstanceId {
@@ -108,6 +140,40 @@ mod tests {
         let second = InstanceId::generate();
         assert_ne!(first, second);
         assert!(InstanceId::parse(first.as_str()).is_ok());
+    }
+
+    #[test]
+    fn the_pattern_and_the_parser_agree() {
+        // The pattern has no length bound of its own; schemas add MAX_INSTANCE_ID_LENGTH.
+        let pattern = regex::Regex::new(INSTANCE_ID_PATTERN).unwrap();
+        let alphabet = ['a', 'z', '0', '9', '-', 'A', '_', '.'];
+        let mut samples = vec![String::new()];
+        for length in 1..=4 {
+            let mut next = Vec::new();
+            for prefix in samples.iter().filter(|sample| sample.len() == length - 1) {
+                for letter in alphabet {
+                    next.push(format!("{prefix}{letter}"));
+                }
+            }
+            samples.extend(next);
+        }
+        for sample in samples {
+            assert_eq!(
+                pattern.is_match(&sample),
+                InstanceId::parse(&sample).is_ok(),
+                "{sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_id_becomes_an_invalid_argument_naming_the_rule() {
+        let error = ServiceError::from(InstanceId::parse("Bad_Id").unwrap_err());
+        assert_eq!(error.code, crate::error::ErrorCode::InvalidArgument);
+        assert_eq!(
+            error.message,
+            format!("invalid instance id \"Bad_Id\": {INSTANCE_ID_RULE}")
+        );
     }
 
     #[test]
