@@ -1,4 +1,4 @@
-//! Instances as the manager-compatible JSON (SPEC §3 plus the extra fields the platform
+//! Instances as the manager-compatible JSON (docs/product/manager-api.md#instance-json plus the extra fields the platform
 //! knows), serialized straight from the protobuf message without copying it.
 
 use clawfleet_contracts::{

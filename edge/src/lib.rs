@@ -1,8 +1,8 @@
 //! The clawfleet edge: the REST APIs clients use, over the platform's gRPC services.
 //!
-//! It serves the App API for the mobile app (SPEC §2: `/auth/*` sign-up and sign-in,
+//! It serves the App API for the mobile app (docs/product/app-api.md: `/auth/*` sign-up and sign-in,
 //! `/users/me`, and `/instances/...` with an access JWT, each user seeing only their own
-//! instances), the manager-compatible operator API under `/api` (SPEC §3, API key), and
+//! instances), the manager-compatible operator API under `/api` (docs/product/manager-api.md, API key), and
 //! `/health`; with `EDGE_DOCS=true` the OpenAPI document generated from the handlers.
 //!
 //! - [`config`]: [`EdgeConfig`], read from the environment;

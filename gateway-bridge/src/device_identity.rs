@@ -1,8 +1,8 @@
 //! The bridge's Ed25519 device identity, and the signed `device` object of `connect`.
 //!
 //! A gateway keeps the scopes of a non-loopback client only when it presents a device the
-//! gateway has paired (research §1.4), so the bridge signs every `connect` with one stable key.
-//! The wire rules (research §1.5): `device.id` is the lowercase hex SHA-256 of the raw 32-byte
+//! gateway has paired (docs/reference/openclaw-gateway.md#pairing-required), so the bridge signs every `connect` with one stable key.
+//! The wire rules (docs/reference/openclaw-gateway.md#device-signature): `device.id` is the lowercase hex SHA-256 of the raw 32-byte
 //! public key, `publicKey` is that raw key in base64url without padding, and the signature is
 //! Ed25519 over the UTF-8 v3 payload, also base64url without padding.
 

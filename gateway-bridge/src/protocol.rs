@@ -1,5 +1,5 @@
 //! The gateway's wire protocol: JSON text frames (`req`, `res`, `event`), the `connect`
-//! handshake params and the parts of `hello-ok` the bridge relies on (research §1.2, §1.3).
+//! handshake params and the parts of `hello-ok` the bridge relies on (docs/reference/openclaw-gateway.md#frames, #handshake).
 
 use std::{borrow::Cow, fmt, time::Duration};
 

@@ -106,7 +106,7 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
     );
     assert!(position(Phase::Pending).is_some(), "{phases:?}");
 
-    // GET has the SPEC §3 shape, filled from the real process. The edge answers from
+    // GET has the docs/product/manager-api.md#instance-json shape, filled from the real process. The edge answers from
     // its own watch-fed replica, which may trail this test's watch by a moment.
     let instance = operator
         .wait_for(

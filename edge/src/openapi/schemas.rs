@@ -307,7 +307,7 @@ pub enum PhaseJson {
     Unknown,
 }
 
-/// An instance (SPEC §3 shape plus what the platform knows).
+/// An instance (docs/product/manager-api.md#instance-json shape plus what the platform knows).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceJson {

@@ -1,4 +1,4 @@
-//! The App API's instance routes (SPEC §2): the same operations as the manager API,
+//! The App API's instance routes (docs/product/app-api.md#instances): the same operations as the manager API,
 //! for the app user the access token names. Services enforce ownership, so another
 //! user's instance is 404 on every route; creating is held to the plan in the token.
 

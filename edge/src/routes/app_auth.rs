@@ -1,4 +1,4 @@
-//! `/auth/*` and `/users/me` (SPEC §2): sign-up and sign-in (email, Google, Apple),
+//! `/auth/*` and `/users/me` (docs/product/app-api.md#sign-in-and-tokens): sign-up and sign-in (email, Google, Apple),
 //! token refresh and logout through the auth service; the token pair as the app expects
 //! it. Passwords and tokens pass through and are never logged.
 

@@ -147,7 +147,7 @@ async fn sign_in_routes_are_rate_limited_with_retry_after() {
     assert_eq!(json_of(response).await["code"], "resource_exhausted");
 }
 
-/// Every route of SPEC §2 and §3 (with `/api/instances/:userId` spelled as OpenAPI does).
+/// Every route of docs/product/app-api.md and docs/product/manager-api.md (with `/api/instances/:userId` spelled as OpenAPI does).
 const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/signup"),
     ("post", "/auth/login"),

@@ -1,5 +1,5 @@
 //! `/api/instances/{userId}/{telegram,whatsapp,pairing}/...`: the manager's channel
-//! routes (SPEC §3), each one ChannelService call.
+//! routes (docs/product/manager-api.md#channels), each one ChannelService call.
 
 use std::time::Duration;
 

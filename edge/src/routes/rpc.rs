@@ -1,6 +1,6 @@
-//! `POST /api/instances/{userId}/rpc`: any gateway method, for operators (SPEC §5).
+//! `POST /api/instances/{userId}/rpc`: any gateway method, for operators (docs/product/gateways.md#generic-rpc).
 //! The gateway's answer comes back as it is; its error frames keep their code, message
-//! and details, with the HTTP status SPEC §5 gives them.
+//! and details, with the HTTP status docs/product/gateways.md#gateway-errors gives them.
 
 use std::time::Duration;
 
@@ -118,7 +118,7 @@ fn rpc_deadline(timeout_ms: Option<u64>, params: &Map<String, Value>) -> Duratio
         .clamp(MIN_RPC_DEADLINE, MAX_RPC_DEADLINE)
 }
 
-/// The HTTP status of a gateway error code (SPEC §5).
+/// The HTTP status of a gateway error code (docs/product/gateways.md#gateway-errors).
 fn gateway_error_status(code: &str) -> StatusCode {
     match code {
         "INVALID_REQUEST" => StatusCode::BAD_REQUEST,

@@ -1,4 +1,4 @@
-//! A remote client against a real gateway (research §1.4): the gateway trusts 127.0.0.1 as a
+//! A remote client against a real gateway (docs/reference/openclaw-gateway.md#pairing-required): the gateway trusts 127.0.0.1 as a
 //! proxy and the client sends `X-Forwarded-For: 10.1.2.3`, so it is treated as a pod or LAN
 //! client. Its device is held for pairing until a loopback operator approves it.
 

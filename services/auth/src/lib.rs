@@ -1,5 +1,5 @@
 //! The auth service (`clawfleet.auth.v1.AuthService`): app users, their passwords and
-//! Google/Apple identities, access JWTs and rotating refresh-token families (SPEC §2).
+//! Google/Apple identities, access JWTs and rotating refresh-token families (docs/product/app-api.md#sign-in-and-tokens).
 //!
 //! - [`validation`]: emails, passwords and names, checked before any query;
 //! - [`password`]: argon2id hashing on the blocking pool;

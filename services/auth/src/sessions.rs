@@ -17,7 +17,7 @@ use crate::{
     store::{AuthStore, NewRefreshToken, Rotation, UserRecord},
 };
 
-/// Lifetime of a refresh token (SPEC §1: 7 days); each rotation starts a new one.
+/// Lifetime of a refresh token (docs/product/app-api.md#tokens: 7 days); each rotation starts a new one.
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Entropy of a refresh token, in bytes.
 const REFRESH_TOKEN_BYTES: usize = 32;

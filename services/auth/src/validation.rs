@@ -12,7 +12,7 @@ use std::fmt;
 pub const MAX_EMAIL_LENGTH: usize = 254;
 /// Longest local part (RFC 5321).
 pub const MAX_EMAIL_LOCAL_LENGTH: usize = 64;
-/// Shortest accepted password, in characters (SPEC §2).
+/// Shortest accepted password, in characters (docs/product/app-api.md#email-and-password).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest accepted password, in bytes: bounds the hashing work one request can ask for.
 pub const MAX_PASSWORD_BYTES: usize = 256;

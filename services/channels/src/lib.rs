@@ -1,5 +1,5 @@
 //! The channels service (`clawfleet.channels.v1.ChannelService`): connects Telegram and
-//! WhatsApp to an instance's gateway and handles DM pairing (SPEC §5). Gateway methods
+//! WhatsApp to an instance's gateway and handles DM pairing (docs/product/gateways.md). Gateway methods
 //! go through the bridge; the code-based pairing list and approve run the gateway's own
 //! CLI inside the instance through lifecycle's exec.
 //!

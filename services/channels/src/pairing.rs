@@ -1,4 +1,4 @@
-//! DM pairing (SPEC §5). The gateway's RPC lists requests by an opaque `requestId` and
+//! DM pairing (docs/product/gateways.md#dm-pairing). The gateway's RPC lists requests by an opaque `requestId` and
 //! never shows the 8-letter code people type; its CLI shows the code. List joins the
 //! two by sender; approve takes a code (the CLI inside the instance) or a request id
 //! (`channels.pairing.approve`).

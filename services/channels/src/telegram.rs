@@ -1,4 +1,4 @@
-//! Telegram: set the bot token, read the channel status, log out (SPEC §5).
+//! Telegram: set the bot token, read the channel status, log out (docs/product/gateways.md#telegram).
 
 use std::time::Duration;
 

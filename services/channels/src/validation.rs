@@ -2,7 +2,7 @@
 
 use clawfleet_kit::error::ServiceError;
 
-/// SPEC §5: `<digits>:<30+ of A-Za-z0-9_->`.
+/// docs/product/gateways.md#telegram: `<digits>:<30+ of A-Za-z0-9_->`.
 pub fn validate_bot_token(token: &str) -> Result<(), ServiceError> {
     let well_formed = token.split_once(':').is_some_and(|(bot_id, secret)| {
         !bot_id.is_empty()

@@ -1,4 +1,4 @@
-//! WhatsApp: start a link (QR as a data URL), wait for it, read the status (SPEC §5).
+//! WhatsApp: start a link (QR as a data URL), wait for it, read the status (docs/product/gateways.md#whatsapp).
 //! The waits are bounded by `timeoutMs`, so a gateway with no route to WhatsApp answers
 //! with a clear error in time instead of hanging.
 

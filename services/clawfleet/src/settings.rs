@@ -26,7 +26,7 @@ pub const DEFAULT_BRIDGE_PORT: u16 = 4102;
 pub const DEFAULT_CHANNELS_PORT: u16 = 4103;
 pub const DEFAULT_AUTH_PORT: u16 = 4104;
 pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
-/// Readiness budget of a starting gateway (SPEC §4: 10–60 s; cold CI machines are slower).
+/// Readiness budget of a starting gateway (docs/product/instances.md#probes: 10–60 s; cold CI machines are slower).
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
 pub const GATEWAY_STOP_GRACE: Duration = Duration::from_secs(15);
 pub const RECONCILE_PERIOD: Duration = Duration::from_secs(30);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{plan::Plan, secret::random_token};
 
-/// Lifetime of an access token (SPEC §1: 15 minutes).
+/// Lifetime of an access token (docs/product/app-api.md#tokens: 15 minutes).
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// Shortest accepted HMAC secret: HS256 keys shorter than the hash size are guessable.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -40,7 +40,7 @@ impl DesiredState {
     }
 }
 
-/// Summary state shown to people; see SPEC §4.
+/// Summary state shown to people; see docs/product/instances.md#phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Pending,

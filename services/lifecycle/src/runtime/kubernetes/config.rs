@@ -1,5 +1,5 @@
 //! How the Kubernetes runtime reaches the cluster and what it puts there, read from the
-//! environment (SPEC §6) with the platform's defaults.
+//! environment (docs/product/configuration.md#kubernetes-runtime) with the platform's defaults.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -78,7 +78,7 @@ impl KubernetesConfig {
         }
     }
 
-    /// Reads the `OPENCLAW_*` settings (SPEC §6) and the kubernetes-only extras above.
+    /// Reads the `OPENCLAW_*` settings (docs/product/configuration.md#kubernetes-runtime) and the kubernetes-only extras above.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let access = match config::optional(env, keys::KUBECONFIG) {
             Some(path) => ClusterAccess::Kubeconfig(PathBuf::from(path)),

@@ -1,4 +1,4 @@
-//! The Kubernetes runtime (SPEC §4, §7): each instance is a Deployment, Service,
+//! The Kubernetes runtime (docs/product/instances.md, docs/product/runtimes.md#kubernetes): each instance is a Deployment, Service,
 //! Secret, ConfigMap, NetworkPolicy and PVC (plus Ingress and ManagedCertificate when
 //! enabled) in one namespace, written with server-side apply under one field manager.
 //!

@@ -1,4 +1,4 @@
-//! Object names and labels (SPEC §4): everything is `<id>-openclaw` except the PVC,
+//! Object names and labels (docs/product/instances.md#kubernetes-objects): everything is `<id>-openclaw` except the PVC,
 //! `<id>-openclaw-data`, and everything carries the four platform labels.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Phase derivation (SPEC §4) from what the cluster reports: the instance's Deployment
+//! Phase derivation (docs/product/instances.md#phases) from what the cluster reports: the instance's Deployment
 //! and its pods, as the kubelet and the scheduler fill their status.
 //!
 //! - `stopped`: the Deployment wants 0 replicas;

@@ -1,4 +1,4 @@
-//! What each plan gets on Kubernetes (SPEC §4). Quantities are written in the
+//! What each plan gets on Kubernetes (docs/product/instances.md#plans-and-resources). Quantities are written in the
 //! canonical form the apiserver stores, so a re-apply never reads as a change.
 
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ pub fn plan_resources(plan: Plan) -> PlanResources {
     }
 }
 
-/// One volume for config, state and workspace (SPEC §4 allows one 5Gi volume).
+/// One volume for config, state and workspace (docs/product/instances.md#plans-and-resources).
 pub const DATA_VOLUME_SIZE: &str = "5Gi";
 /// Scratch space of the read-only root filesystem.
 pub const TMP_SIZE_LIMIT: &str = "1Gi";

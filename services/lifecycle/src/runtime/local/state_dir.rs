@@ -1,4 +1,4 @@
-//! Prepares a gateway's state dir before it starts (SPEC §4): `credentials/` and
+//! Prepares a gateway's state dir before it starts (docs/product/instances.md#state-directory): `credentials/` and
 //! `state/` exist with mode 700, `openclaw.json` exists with mode 600 and says
 //! `gateway.mode=local`, `auth.mode=token` with the instance's token, and the
 //! instance's default model. Rewriting the token of a running gateway rotates it: the

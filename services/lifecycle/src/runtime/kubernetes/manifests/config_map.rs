@@ -1,4 +1,4 @@
-//! The base gateway config (SPEC §4): the keys the platform owns in `openclaw.json`.
+//! The base gateway config (docs/product/instances.md#state-directory): the keys the platform owns in `openclaw.json`.
 //! An init container merges them into the config on the PVC before the gateway
 //! starts (see [`super::state_dir`]), so what the user changed through the gateway
 //! survives. The token is not here: the gateway reads it from its environment.

@@ -1,4 +1,4 @@
-//! The gateway Deployment (SPEC §4): one replica (zero when stopped), Recreate (two
+//! The gateway Deployment (docs/product/instances.md#kubernetes-objects): one replica (zero when stopped), Recreate (two
 //! gateways must never share a state dir), the hardened pod, probes on the gateway
 //! port, the state dir on the PVC, and the pairing-approval sidecar.
 
@@ -39,7 +39,7 @@ pub const GATEWAY_CONTAINER: &str = "gateway";
 pub const PAIRING_CONTAINER: &str = "pairing-approver";
 const INIT_CONTAINER: &str = "prepare-state";
 
-/// The gateway drains for up to 315 s after SIGTERM (research: `drain=315000ms`).
+/// The gateway drains for up to 315 s after SIGTERM (docs/reference/openclaw-gateway.md#startup-and-shutdown: `drain=315000ms`).
 pub const TERMINATION_GRACE_SECONDS: i64 = 330;
 
 /// The gateway and its helpers run as this non-root user and group.
@@ -139,7 +139,7 @@ fn runtime_default_seccomp() -> SeccompProfile {
     }
 }
 
-/// No privilege, no capabilities, read-only root filesystem (SPEC §4).
+/// No privilege, no capabilities, read-only root filesystem (docs/product/instances.md#pod-hardening).
 fn hardened() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
@@ -234,7 +234,7 @@ fn gateway_container(config: &KubernetesConfig, spec: &InstanceSpec) -> Containe
             ..EnvFromSource::default()
         }]),
         resources: Some(plan_resources(spec.plan).requirements()),
-        // Startup within 60 s (SPEC §4), then liveness and readiness.
+        // Startup within 60 s (docs/product/instances.md#probes), then liveness and readiness.
         startup_probe: Some(probe("/startupz", port, 2, 30)),
         liveness_probe: Some(probe("/healthz", port, 10, 3)),
         readiness_probe: Some(probe("/readyz", port, 5, 2)),

@@ -1,4 +1,4 @@
-//! The objects of one instance (SPEC §4), built from k8s-openapi types and turned into
+//! The objects of one instance (docs/product/instances.md#kubernetes-objects), built from k8s-openapi types and turned into
 //! the JSON bodies of server-side apply. Pure functions of the config and the spec: the
 //! same spec always yields byte-identical objects, so re-applying changes nothing.
 

@@ -1,4 +1,4 @@
-//! Default-deny networking for a gateway (SPEC §4): only the platform's bridge pods
+//! Default-deny networking for a gateway (docs/product/instances.md#network-policy): only the platform's bridge pods
 //! reach the gateway and NoVNC ports; the gateway reaches DNS and TCP 443 outside the
 //! cluster's private ranges (provider APIs, Telegram, WhatsApp) and nothing else.
 

@@ -1,5 +1,5 @@
 //! The init container that prepares the gateway's state dir on the PVC before the
-//! gateway starts (SPEC §4), the Kubernetes counterpart of the local runtime's
+//! gateway starts (docs/product/instances.md#state-directory), the Kubernetes counterpart of the local runtime's
 //! `state_dir::prepare_state_dir`: `credentials/` and `state/` exist with mode 700,
 //! `openclaw.json` has mode 600 and carries the platform's keys from the ConfigMap
 //! merged over whatever the user changed; a hand-written JSON5 config is left alone.
