@@ -1,11 +1,21 @@
-//! A running `clawfleet up` with its own data dir, ports and API key.
+//! A running platform with its own data dir, ports and API key: by default the mesh of
+//! `clawfleet up` started inside the test process (real gRPC on loopback, real gateways),
+//! or the real `clawfleet up` binary for the tests that kill or restart the process.
 
 use std::{
     io::{BufRead, BufReader},
+    os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
+    thread::JoinHandle,
     time::{Duration, Instant},
+};
+
+use clawfleet::mesh::{Mesh, MeshAddresses};
+use clawfleet_kit::{
+    config::{EnvMap, LayeredEnv, ProcessEnv},
+    shutdown::ShutdownToken,
 };
 
 use nix::{
@@ -13,7 +23,7 @@ use nix::{
     unistd::Pid,
 };
 
-use crate::tools;
+use crate::{log_sink, tools};
 
 /// How long `clawfleet up` may take to print its ready line (a first run installs openclaw).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
@@ -47,9 +57,20 @@ impl PlatformOptions {
     }
 }
 
+/// How the platform runs.
+enum Runner {
+    /// The mesh on a thread of this process with its own async runtime.
+    InProcess {
+        thread: JoinHandle<anyhow::Result<()>>,
+        shutdown: ShutdownToken,
+    },
+    /// The real `clawfleet up` binary.
+    Binary(Child),
+}
+
 /// A running platform; stopped (with its gateways) when dropped.
 pub struct Platform {
-    child: Option<Child>,
+    runner: Option<Runner>,
     pub options: PlatformOptions,
     /// `http://127.0.0.1:<port>` of the edge.
     pub edge_url: String,
@@ -61,9 +82,94 @@ pub struct Platform {
     pub channels_address: String,
 }
 
+impl PlatformOptions {
+    /// The environment `clawfleet up` gets from a test, as `(key, value)` pairs; an empty
+    /// value unsets the key (`DATABASE_URL`: tests use SQLite; no trace export).
+    fn environment(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = [
+            ("CLAWFLEET_DATA_DIR", self.data_dir.display().to_string()),
+            ("PORT", "0".into()),
+            ("CLAWFLEET_LIFECYCLE_PORT", "0".into()),
+            ("CLAWFLEET_BRIDGE_PORT", "0".into()),
+            ("CLAWFLEET_CHANNELS_PORT", "0".into()),
+            ("CLAWFLEET_AUTH_PORT", "0".into()),
+            ("JWT_SECRET", TEST_JWT_SECRET.into()),
+            // Tests sign in many times from one address; the limit has its own test.
+            ("EDGE_AUTH_RATE_PER_MINUTE", "100000".into()),
+            ("EDGE_DOCS", "true".into()),
+            ("DATABASE_URL", String::new()),
+            ("OPENCLAW_MANAGER_API_KEY", self.api_key.clone()),
+            ("CLAWFLEET_INTERNAL_TOKEN", self.internal_token.clone()),
+            (
+                "CLAWFLEET_TOOLCHAIN_DIR",
+                tools::toolchain_dir().display().to_string(),
+            ),
+            (
+                "CLAWFLEET_GATEWAY_PORT_BASE",
+                self.gateway_port_base.to_string(),
+            ),
+            ("RUST_LOG", "info".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        pairs.extend(self.extra_env.iter().cloned());
+        pairs
+    }
+}
+
 impl Platform {
-    /// Starts `clawfleet up` and waits until it says it is up.
+    /// Starts the platform's mesh inside this process and waits until it serves.
     pub fn start(options: PlatformOptions) -> anyhow::Result<Platform> {
+        std::fs::create_dir_all(&options.data_dir)?;
+        log_sink::log_to(&options.data_dir.join("platform.log"))?;
+        let overrides = EnvMap::from_pairs(options.environment());
+        let shutdown = ShutdownToken::new();
+        let (ready_sender, ready) = mpsc::channel::<Result<MeshAddresses, String>>();
+        let stop = shutdown.clone();
+        let thread = std::thread::Builder::new().name("platform".into()).spawn(
+            move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("platform-worker")
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let env = LayeredEnv {
+                        overrides: &overrides,
+                        fallback: &ProcessEnv,
+                    };
+                    match Mesh::start(&env, stop).await {
+                        Ok(mesh) => {
+                            let _ = ready_sender.send(Ok(mesh.addresses.clone()));
+                            mesh.wait().await
+                        }
+                        Err(error) => {
+                            let _ = ready_sender.send(Err(format!("{error:#}")));
+                            Err(error)
+                        }
+                    }
+                })
+            },
+        )?;
+        let addresses = match ready.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(addresses)) => addresses,
+            Ok(Err(error)) => anyhow::bail!("the platform did not start: {error}"),
+            Err(_) => anyhow::bail!("the platform did not start within {START_TIMEOUT:?}"),
+        };
+        Ok(Platform {
+            runner: Some(Runner::InProcess { thread, shutdown }),
+            options,
+            edge_url: format!("http://{}", addresses.edge),
+            lifecycle_address: addresses.lifecycle.to_string(),
+            bridge_address: addresses.bridge.to_string(),
+            channels_address: addresses.channels.to_string(),
+        })
+    }
+
+    /// Starts the real `clawfleet up` binary and waits until it says it is up.
+    pub fn start_binary(options: PlatformOptions) -> anyhow::Result<Platform> {
         std::fs::create_dir_all(&options.data_dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -72,31 +178,15 @@ impl Platform {
         let mut command = Command::new(tools::clawfleet_bin());
         command
             .arg("up")
-            .env("CLAWFLEET_DATA_DIR", &options.data_dir)
-            .env("PORT", "0")
-            .env("CLAWFLEET_LIFECYCLE_PORT", "0")
-            .env("CLAWFLEET_BRIDGE_PORT", "0")
-            .env("CLAWFLEET_CHANNELS_PORT", "0")
-            .env("CLAWFLEET_AUTH_PORT", "0")
-            .env("JWT_SECRET", TEST_JWT_SECRET)
-            // Tests sign in many times from one address; the limit has its own test.
-            .env("EDGE_AUTH_RATE_PER_MINUTE", "100000")
-            .env("EDGE_DOCS", "true")
-            .env_remove("DATABASE_URL")
-            .env("OPENCLAW_MANAGER_API_KEY", &options.api_key)
-            .env("CLAWFLEET_INTERNAL_TOKEN", &options.internal_token)
-            .env("CLAWFLEET_TOOLCHAIN_DIR", tools::toolchain_dir())
-            .env(
-                "CLAWFLEET_GATEWAY_PORT_BASE",
-                options.gateway_port_base.to_string(),
-            )
-            .env("RUST_LOG", "info")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        for (key, value) in &options.extra_env {
-            command.env(key, value);
+        for (key, value) in options.environment() {
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
@@ -110,7 +200,7 @@ impl Platform {
         });
         let deadline = Instant::now() + START_TIMEOUT;
         let mut platform = Platform {
-            child: Some(child),
+            runner: Some(Runner::Binary(child)),
             options,
             edge_url: String::new(),
             lifecycle_address: String::new(),
@@ -152,12 +242,12 @@ impl Platform {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// The platform's process id.
+    /// The platform's process id (this process when it runs in-process).
     pub fn pid(&self) -> u32 {
-        self.child
-            .as_ref()
-            .map(|child| child.id())
-            .unwrap_or_default()
+        match &self.runner {
+            Some(Runner::Binary(child)) => child.id(),
+            _ => std::process::id(),
+        }
     }
 
     /// Where an instance's files live.
@@ -174,27 +264,35 @@ impl Platform {
             .ok()
     }
 
-    /// Stops the platform with SIGTERM (as an operator would) and waits for it.
-    pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let status = self.stop_child()?;
-        Ok(status)
+    /// Stops the platform (SIGTERM for the binary, as an operator would) and waits for it.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.stop_runner()
     }
 
-    fn stop_child(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let Some(mut child) = self.child.take() else {
-            anyhow::bail!("platform already stopped");
-        };
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
+    fn stop_runner(&mut self) -> anyhow::Result<ExitStatus> {
+        match self.runner.take() {
+            None => anyhow::bail!("platform already stopped"),
+            Some(Runner::Binary(child)) => stop_child(child),
+            Some(Runner::InProcess { thread, shutdown }) => {
+                shutdown.cancel();
+                let deadline = Instant::now() + STOP_TIMEOUT;
+                while !thread.is_finished() {
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "the in-process platform did not stop within {STOP_TIMEOUT:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let code = match thread.join() {
+                    Ok(Ok(())) => 0,
+                    Ok(Err(error)) => {
+                        eprintln!("the in-process platform failed: {error:#}");
+                        1
+                    }
+                    Err(_) => 101,
+                };
+                Ok(ExitStatus::from_raw(code << 8))
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Ok(child.wait()?);
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -216,9 +314,24 @@ impl Platform {
 
 impl Drop for Platform {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop_child();
+        if self.runner.is_some() {
+            let _ = self.stop_runner();
         }
         self.kill_leftover_gateways();
+    }
+}
+
+fn stop_child(mut child: Child) -> anyhow::Result<ExitStatus> {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Ok(child.wait()?);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -203,10 +203,12 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The one test that runs the real `clawfleet up` binary end to end: it stops the
+/// process with SIGTERM and kills it with SIGKILL.
 async fn running_instances_come_back_after_a_platform_restart() {
     let data = tempfile::tempdir().unwrap();
     let options = PlatformOptions::new(data.path(), 22000);
-    let platform = Platform::start(options.clone()).unwrap();
+    let platform = Platform::start_binary(options.clone()).unwrap();
     let operator = Operator::new(&platform);
     assert_eq!(
         operator
@@ -255,7 +257,7 @@ async fn running_instances_come_back_after_a_platform_restart() {
     assert!(status.success(), "platform exit: {status}");
     wait_until_dead(bob_pid).await;
 
-    let platform = Platform::start(options).unwrap();
+    let platform = Platform::start_binary(options).unwrap();
     let operator = Operator::new(&platform);
     let bob = operator.wait_running("bob").await;
     assert_eq!(bob["desiredState"], "running");
@@ -282,7 +284,7 @@ async fn running_instances_come_back_after_a_platform_restart() {
     // The crashed platform's Drop would kill the orphan; keep it alive to test adoption.
     std::mem::forget(platform);
     assert!(process_alive(orphan));
-    let platform = Platform::start(options).unwrap();
+    let platform = Platform::start_binary(options).unwrap();
     let operator = Operator::new(&platform);
     operator.wait_running("bob").await;
     wait_until_dead(orphan).await;

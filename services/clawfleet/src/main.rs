@@ -3,11 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-mod settings;
-mod toolchain;
 mod up;
 
 use clap::{Parser, Subcommand};
+use clawfleet::{settings, toolchain};
 use clawfleet_kit::{
     config::{EnvSource, ProcessEnv},
     server,

@@ -26,7 +26,7 @@ const LOGINS: usize = 40;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
-    let platform = Platform::start(PlatformOptions::new(data.path(), 25500))?;
+    let platform = Platform::start_binary(PlatformOptions::new(data.path(), 25500))?;
     let user = AppUser::sign_up(&platform, "bench@example.com").await;
     let http = client();
     let list = |url: String, credential: String| {

@@ -29,7 +29,7 @@ const CALL_DEADLINE: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
-    let platform = Platform::start(PlatformOptions::new(data.path(), 27000))?;
+    let platform = Platform::start_binary(PlatformOptions::new(data.path(), 27000))?;
     let operator = Operator::new(&platform);
     let created = operator
         .post("/api/instances", json!({"userId": "bench"}))

@@ -33,7 +33,7 @@ const SPAWN_RUNS: usize = 3;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
-    let platform = Platform::start(PlatformOptions::new(data.path(), 25000))?;
+    let platform = Platform::start_binary(PlatformOptions::new(data.path(), 25000))?;
     println!(
         "clawfleet up: pid {}, edge {}, lifecycle {}",
         platform.pid(),

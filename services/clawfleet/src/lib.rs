@@ -1,0 +1,9 @@
+//! The one clawfleet binary's library side: the wiring that runs the whole platform in
+//! one process, shared by `clawfleet up` and by the cross-service tests, which start the
+//! mesh inside the test process.
+
+#![forbid(unsafe_code)]
+
+pub mod mesh; // every service on its own loopback port, started and stopped together
+pub mod settings; // data dir, listen host, ports, credentials and per-service config
+pub mod toolchain; // finds or installs Node and the pinned openclaw for the local runtime
