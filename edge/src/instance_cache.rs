@@ -1,14 +1,16 @@
 //! A replica of every instance's state, fed by the lifecycle service's watch stream,
 //! so `GET /api/instances/:id` is answered from memory: one network hop instead of
-//! two. Only the watch stream fills it. A mutation through the edge drops the entry
-//! it touched (the next read asks the lifecycle service until the change's event
-//! arrives), so a caller always reads its own writes. While the stream is down the
-//! replica is empty and every read goes to the lifecycle service.
+//! two. Every state carries the lifecycle's revision and the replica only moves
+//! forward: an update older than what it holds is dropped, and a deletion leaves a
+//! short-lived tombstone so a late update cannot bring the instance back. A mutation
+//! through the edge records the state the lifecycle answered with, so a caller always
+//! reads its own writes. While the stream is down the replica is empty and every read
+//! goes to the lifecycle service.
 
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use clawfleet_contracts::lifecycle::v1::{Instance, watch_instances_response::Kind};
@@ -19,27 +21,73 @@ use crate::lifecycle::LifecycleClient;
 /// Pause before reopening a broken watch.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
+/// How long a deletion is remembered against late updates.
+const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(60);
+/// Tombstones kept before expired ones are swept.
+const TOMBSTONE_SWEEP_THRESHOLD: usize = 1024;
+
+#[derive(Debug)]
+enum Entry {
+    Present(Arc<Instance>),
+    Deleted { revision: u64, at: Instant },
+}
+
+impl Entry {
+    fn revision(&self) -> u64 {
+        match self {
+            Entry::Present(instance) => instance.revision,
+            Entry::Deleted { revision, .. } => *revision,
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 pub struct InstanceCache {
-    entries: RwLock<HashMap<String, Arc<Instance>>>,
+    entries: RwLock<HashMap<String, Entry>>,
 }
 
 impl InstanceCache {
     pub fn get(&self, id: &str) -> Option<Arc<Instance>> {
-        self.read().get(id).cloned()
+        match self.read().get(id) {
+            Some(Entry::Present(instance)) => Some(Arc::clone(instance)),
+            _ => None,
+        }
     }
 
-    /// Forgets one instance, so the next read asks the lifecycle service.
-    pub fn forget(&self, id: &str) {
-        self.write().remove(id);
+    /// Records the state a write through the edge produced, so the caller's next read
+    /// sees it (or something newer), whatever the watch stream delivers late.
+    pub fn remember(&self, instance: &Instance) {
+        self.apply(Kind::Updated as i32, instance.clone());
+    }
+
+    /// Records a deletion through the edge at `revision`.
+    pub fn remember_deleted(&self, id: &str, revision: u64) {
+        let instance = Instance {
+            id: id.to_owned(),
+            revision,
+            ..Instance::default()
+        };
+        self.apply(Kind::Deleted as i32, instance);
     }
 
     fn apply(&self, kind: i32, instance: Instance) {
         let mut entries = self.write();
+        // Ties go to the later arrival: a deletion shares its revision with nothing.
+        if entries
+            .get(&instance.id)
+            .is_some_and(|held| held.revision() > instance.revision)
+        {
+            return;
+        }
         if kind == Kind::Deleted as i32 {
-            entries.remove(&instance.id);
+            let tombstone = Entry::Deleted {
+                revision: instance.revision,
+                at: Instant::now(),
+            };
+            entries.insert(instance.id, tombstone);
+            sweep_tombstones(&mut entries);
         } else {
-            entries.insert(instance.id.clone(), Arc::new(instance));
+            entries.insert(instance.id.clone(), Entry::Present(Arc::new(instance)));
         }
     }
 
@@ -79,16 +127,30 @@ impl InstanceCache {
         });
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Instance>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
         self.entries
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Instance>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
         self.entries
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Drops tombstones past their lifetime once there are many of them.
+fn sweep_tombstones(entries: &mut HashMap<String, Entry>) {
+    let tombstones = entries
+        .values()
+        .filter(|entry| matches!(entry, Entry::Deleted { .. }))
+        .count();
+    if tombstones > TOMBSTONE_SWEEP_THRESHOLD {
+        entries.retain(|_, entry| match entry {
+            Entry::Deleted { at, .. } => at.elapsed() < TOMBSTONE_LIFETIME,
+            Entry::Present(_) => true,
+        });
     }
 }
 
@@ -113,7 +175,31 @@ mod tests {
         cache.apply(Kind::Deleted as i32, instance("a", 2));
         assert!(cache.get("a").is_none());
         cache.apply(Kind::Updated as i32, instance("b", 3));
-        cache.forget("b");
+        cache.remember_deleted("b", 4);
         assert!(cache.get("b").is_none());
+    }
+
+    #[test]
+    fn a_late_update_never_brings_back_older_state() {
+        let cache = InstanceCache::default();
+        cache.apply(Kind::Snapshot as i32, instance("a", 5));
+        // The caller's own write (a stop answered at revision 9) ...
+        cache.remember(&instance("a", 9));
+        // ... is not undone by the stream's older event arriving after it.
+        cache.apply(Kind::Updated as i32, instance("a", 7));
+        assert_eq!(cache.get("a").unwrap().revision, 9);
+        cache.apply(Kind::Updated as i32, instance("a", 11));
+        assert_eq!(cache.get("a").unwrap().revision, 11);
+    }
+
+    #[test]
+    fn a_deleted_instance_stays_deleted_until_a_newer_create() {
+        let cache = InstanceCache::default();
+        cache.apply(Kind::Snapshot as i32, instance("a", 5));
+        cache.remember_deleted("a", 8);
+        cache.apply(Kind::Updated as i32, instance("a", 6));
+        assert!(cache.get("a").is_none());
+        cache.apply(Kind::Updated as i32, instance("a", 12));
+        assert_eq!(cache.get("a").unwrap().revision, 12);
     }
 }

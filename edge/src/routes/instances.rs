@@ -128,6 +128,7 @@ pub(super) async fn created(
     request: CreateInstanceRequest,
 ) -> Result<Response, ApiError> {
     let instance = state.lifecycle().create(caller, request).await?;
+    state.instances().remember(&instance);
     Ok((StatusCode::CREATED, Json(InstanceView(&instance))).into_response())
 }
 
@@ -259,7 +260,7 @@ pub(super) async fn delete_instance(
         .lifecycle()
         .delete(&caller, id.clone(), preserve_data)
         .await?;
-    state.instances().forget(&id);
+    state.instances().remember_deleted(&id, deleted.revision);
     let user_id = if deleted.id.is_empty() {
         &id
     } else {
@@ -282,8 +283,8 @@ async fn stop_instance(
     Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().stop(&caller, id.clone()).await?;
-    state.instances().forget(&id);
+    let instance = state.lifecycle().stop(&caller, id).await?;
+    state.instances().remember(&instance);
     Ok(Json(InstanceView(&instance)).into_response())
 }
 
@@ -296,8 +297,8 @@ async fn start_instance(
     Principal(caller): Principal,
     InstanceId(id): InstanceId,
 ) -> Result<Response, ApiError> {
-    let instance = state.lifecycle().start(&caller, id.clone()).await?;
-    state.instances().forget(&id);
+    let instance = state.lifecycle().start(&caller, id).await?;
+    state.instances().remember(&instance);
     Ok(Json(InstanceView(&instance)).into_response())
 }
 

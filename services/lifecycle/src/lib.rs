@@ -15,6 +15,7 @@ pub use clawfleet_kit::instance_id;
 pub mod model;
 pub mod reconciler;
 pub mod registry;
+pub mod revision;
 pub mod runtime;
 pub mod service;
 pub mod settling;

@@ -79,6 +79,8 @@ pub struct InstanceRecord {
     pub secrets: Secrets,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The [`crate::revision`] of the record's last change in this process (not stored).
+    pub revision: u64,
 }
 
 impl std::fmt::Debug for InstanceRecord {

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, sync::RwLock};
 use crate::{
     instance_id::InstanceId,
     model::{DesiredState, InstanceRecord, now_ms},
+    revision,
     store::{InstanceStore, StoreError},
 };
 
@@ -22,7 +23,10 @@ impl Registry {
             .load_all()
             .await?
             .into_iter()
-            .map(|record| (record.id.clone(), record))
+            .map(|mut record| {
+                record.revision = revision::next();
+                (record.id.clone(), record)
+            })
             .collect();
         Ok(Self {
             store,
@@ -95,6 +99,8 @@ impl Registry {
             }
         }
         self.store.insert(&record).await?;
+        let mut record = record;
+        record.revision = revision::next();
         self.write().insert(record.id.clone(), record);
         Ok(())
     }
@@ -118,6 +124,7 @@ impl Registry {
         Ok(records.get_mut(id).map(|record| {
             record.desired_state = desired_state;
             record.updated_at_ms = updated_at_ms;
+            record.revision = revision::next();
             record.clone()
         }))
     }
@@ -141,6 +148,7 @@ impl Registry {
         Ok(records.get_mut(id).map(|record| {
             record.gateway_token = gateway_token;
             record.updated_at_ms = updated_at_ms;
+            record.revision = revision::next();
             record.clone()
         }))
     }

@@ -173,6 +173,7 @@ fn record_from_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
     let secrets: Secrets = serde_json::from_str(&secrets_text)
         .map_err(|error| StoreError::Corrupt(format!("instance {id} secrets: {error}")))?;
     Ok(InstanceRecord {
+        revision: 0,
         id,
         owner: row.try_get("owner")?,
         plan,
@@ -191,6 +192,7 @@ mod tests {
 
     fn record(id: &str) -> InstanceRecord {
         InstanceRecord {
+            revision: 0,
             id: InstanceId::parse(id).unwrap(),
             owner: "user-1".into(),
             plan: Plan::Pro,

@@ -34,6 +34,7 @@ pub fn instance_view(record: &InstanceRecord, observed: Observed) -> Instance {
         created_at: Some(timestamp_from_ms(record.created_at_ms)),
         model: record.model.clone(),
         secret_names: record.secrets.keys().cloned().collect(),
-        revision: observed.revision,
+        // Record and observation draw from one clock: the later change wins.
+        revision: record.revision.max(observed.revision),
     }
 }

@@ -2,10 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use tokio::sync::broadcast;
@@ -25,7 +22,6 @@ pub struct StatusBoard {
 
 struct Inner {
     observed: Mutex<HashMap<InstanceId, Observed>>,
-    revision: AtomicU64,
     changes: broadcast::Sender<InstanceId>,
 }
 
@@ -35,7 +31,6 @@ impl Default for StatusBoard {
         Self {
             inner: Arc::new(Inner {
                 observed: Mutex::new(HashMap::new()),
-                revision: AtomicU64::new(0),
                 changes,
             }),
         }
@@ -53,7 +48,7 @@ impl StatusBoard {
                     return;
                 }
             }
-            observed.revision = self.inner.revision.fetch_add(1, Ordering::Relaxed) + 1;
+            observed.revision = crate::revision::next();
             map.insert(id.clone(), observed);
         }
         // No subscriber is not an error.
@@ -111,7 +106,10 @@ mod tests {
         assert_eq!(changes.try_recv().unwrap(), id);
         assert_eq!(changes.try_recv().unwrap(), id);
         assert!(changes.try_recv().is_err());
-        assert_eq!(board.get(&id).unwrap().revision, 2);
+        let revision = board.get(&id).unwrap().revision;
+        board.publish(&id, observed(Phase::Running));
+        assert!(board.get(&id).unwrap().revision > revision);
+        assert_eq!(changes.try_recv().unwrap(), id);
         board.remove(&id);
         assert!(board.get(&id).is_none());
         assert_eq!(changes.try_recv().unwrap(), id);

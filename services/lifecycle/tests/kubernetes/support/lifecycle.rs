@@ -21,6 +21,7 @@ use super::spec;
 pub fn record(id: &str) -> InstanceRecord {
     let spec = spec(id, DesiredState::Running);
     InstanceRecord {
+        revision: 0,
         id: spec.id,
         owner: "owner-1".into(),
         plan: Plan::Free,
