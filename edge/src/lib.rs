@@ -39,7 +39,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 mod upstream;
-mod verified_tokens;
+pub mod verified_tokens;
 
 pub use config::EdgeConfig;
 pub use routes::router;

@@ -2,10 +2,10 @@
 //! floods cost the attacker time: over the limit is 429 with `Retry-After`.
 
 use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-    sync::Mutex,
-    time::{Duration, Instant},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    num::NonZeroU32,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use axum::{
@@ -14,69 +14,96 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use clawfleet_kit::error::ErrorCode;
+use governor::{
+    Quota,
+    clock::{Clock, DefaultClock},
+    middleware::NoOpMiddleware,
+    state::keyed::DashMapStateStore,
+};
 
 use crate::{error::ApiError, state::EdgeState};
 
-/// Buckets kept at most; beyond it idle ones are dropped first (bounded memory under a
-/// flood of source addresses).
-const MAX_TRACKED_CLIENTS: usize = 100_000;
+/// Every this many requests, buckets that have refilled completely are dropped: they
+/// hold nothing a fresh bucket would not, so memory follows the clients active within
+/// the last minute and no client's budget is ever reset early.
+const SWEEP_EVERY: u64 = 4096;
 
-/// Requests per minute per client address, with a burst of the same size.
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+/// Requests per minute per client, with a burst of the same size (GCRA, from
+/// `governor`). IPv6 clients are keyed by their /64, which one subscriber usually holds
+/// whole, so rotating addresses inside it buys no extra budget.
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    buckets: governor::RateLimiter<
+        IpAddr,
+        DashMapStateStore<IpAddr>,
+        C,
+        NoOpMiddleware<<C as Clock>::Instant>,
+    >,
+    clock: C,
+    requests: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RateLimiter")
+            .field("tracked_clients", &self.buckets.len())
+            .finish()
+    }
 }
 
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute: per_minute.max(1),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `client`; when none is left, how long until one is.
-    pub fn acquire(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let capacity = f64::from(self.per_minute);
-        let refill_per_second = capacity / 60.0;
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
-            // Full buckets carry no state worth keeping.
-            buckets
-                .retain(|_, bucket| refilled(*bucket, now, refill_per_second, capacity) < capacity);
-            if buckets.len() >= MAX_TRACKED_CLIENTS {
-                buckets.clear();
-            }
-        }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        bucket.tokens = refilled(*bucket, now, refill_per_second, capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let missing = 1.0 - bucket.tokens;
-            Err(Duration::from_secs_f64(missing / refill_per_second))
-        }
+        Self::with_clock(per_minute, DefaultClock::default())
     }
 }
 
-fn refilled(bucket: Bucket, now: Instant, refill_per_second: f64, capacity: f64) -> f64 {
-    let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-    (bucket.tokens + elapsed * refill_per_second).min(capacity)
+impl<C: Clock + Clone> RateLimiter<C> {
+    pub fn with_clock(per_minute: u32, clock: C) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            buckets: governor::RateLimiter::new(
+                Quota::per_minute(per_minute),
+                DashMapStateStore::default(),
+                clock.clone(),
+            ),
+            clock,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one request from `client`'s budget; when it is spent, how long until the
+    /// next request is allowed.
+    pub fn acquire(&self, client: IpAddr) -> Result<(), Duration> {
+        if self.requests.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.buckets.retain_recent();
+        }
+        self.buckets
+            .check_key(&client_key(client))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The budget key of an address: IPv4 (and IPv4-mapped IPv6) as is, IPv6 by its /64.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
 }
 
 /// The middleware: the client is the TCP peer (the edge does not trust forwarded
@@ -92,7 +119,7 @@ pub async fn limit_auth_requests(
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(address)| {
             address.ip()
         });
-    match state.auth_rate_limiter().acquire(client, Instant::now()) {
+    match state.auth_rate_limiter().acquire(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             let seconds = wait.as_secs().max(1);
@@ -108,27 +135,55 @@ pub async fn limit_auth_requests(
 
 #[cfg(test)]
 mod tests {
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
     #[test]
     fn a_burst_is_allowed_then_refused_until_tokens_refill() {
-        let limiter = RateLimiter::new(3);
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(3, clock.clone());
         let client = IpAddr::from([127, 0, 0, 1]);
-        let start = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.acquire(client, start).is_ok());
+            assert!(limiter.acquire(client).is_ok());
         }
-        let wait = limiter.acquire(client, start).unwrap_err();
+        let wait = limiter.acquire(client).unwrap_err();
         assert!(
             wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
-        assert!(
-            limiter
-                .acquire(client, start + Duration::from_secs(20))
-                .is_ok()
-        );
+        clock.advance(Duration::from_secs(20));
+        assert!(limiter.acquire(client).is_ok());
         // Another client has its own bucket.
-        assert!(limiter.acquire(IpAddr::from([127, 0, 0, 2]), start).is_ok());
+        assert!(limiter.acquire(IpAddr::from([127, 0, 0, 2])).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_the_budget_of_their_64() {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(2, clock);
+        let first: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let second: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limiter.acquire(first).is_ok());
+        assert!(limiter.acquire(second).is_ok());
+        assert!(limiter.acquire(first).is_err());
+        assert!(limiter.acquire(elsewhere).is_ok());
+    }
+
+    #[test]
+    fn sweeping_idle_clients_never_resets_a_spent_budget() {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(1, clock.clone());
+        let attacker = IpAddr::from([10, 0, 0, 1]);
+        assert!(limiter.acquire(attacker).is_ok());
+        // Many other clients come and go, forcing sweeps ...
+        for index in 0..(2 * SWEEP_EVERY as u32) {
+            let _ = limiter.acquire(IpAddr::from(index.to_be_bytes()));
+        }
+        // ... and the attacker's spent budget is still spent.
+        assert!(limiter.acquire(attacker).is_err());
+        clock.advance(Duration::from_secs(61));
+        assert!(limiter.acquire(attacker).is_ok());
     }
 }

@@ -139,6 +139,20 @@ async fn telegram_and_whatsapp_end_to_end() {
     assert!(!String::from_utf8_lossy(&bad.body).contains("tooShortSecretValue"));
     assert!(standin.calls().is_empty());
 
+    // Before setup, listing Telegram's pairing requests names the step that comes first;
+    // WhatsApp's plugin is always loaded, so an unlinked WhatsApp simply has none.
+    let early = operator
+        .get("/api/instances/tg/pairing/list?channel=telegram")
+        .await;
+    let body = String::from_utf8_lossy(&early.body).into_owned();
+    assert_eq!(early.status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert!(body.contains("telegram/setup"), "{body}");
+    let early = operator
+        .get("/api/instances/tg/pairing/list?channel=whatsapp")
+        .await;
+    assert_eq!(early.status, StatusCode::OK);
+    assert_eq!(early.json()["requests"], json!([]));
+
     // Setup: the token is stored, redacted in the answer, and the bot starts polling.
     let setup = operator
         .post(

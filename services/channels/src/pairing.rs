@@ -13,7 +13,7 @@ use clawfleet_kit::{
 use serde_json::{Value, json};
 
 use crate::{
-    upstream::Upstream,
+    upstream::{Upstream, gateway_failure},
     validation::{validate_account_id, validate_channel, validate_pairing_code},
 };
 
@@ -35,14 +35,18 @@ pub async fn list(
         params["accountId"] = json!(account_id);
     }
     let listed = upstream
-        .call_ok(
+        .call(
             caller,
             instance_id,
             "channels.pairing.list",
             params,
             RPC_DEADLINE,
         )
-        .await?;
+        .await?
+        .map_err(|error| match not_set_up(channel, &error.message) {
+            Some(refusal) => refusal,
+            None => gateway_failure("channels.pairing.list", &error),
+        })?;
     let codes = match upstream
         .exec(instance_id, cli_list_argv(channel, account_id), CLI_TIMEOUT)
         .await
@@ -60,6 +64,23 @@ pub async fn list(
         }
     };
     Ok(merge(&listed, &codes, channel))
+}
+
+/// The gateway knows a channel's pairing only once the channel is set up; until then it
+/// answers "unknown pairing channel". A caller is told which step comes first instead.
+fn not_set_up(channel: &str, gateway_message: &str) -> Option<ServiceError> {
+    if !gateway_message.contains("unknown pairing channel") {
+        return None;
+    }
+    let step = match channel {
+        "telegram" => "connect a bot first with telegram/setup",
+        "whatsapp" => "link a phone first with whatsapp/qr and whatsapp/wait",
+        _ => "set the channel up first",
+    };
+    Some(ServiceError::new(
+        ErrorCode::FailedPrecondition,
+        format!("{channel} is not set up on this instance, so it has no pairing requests; {step}"),
+    ))
 }
 
 fn cli_list_argv(channel: &str, account_id: &str) -> Vec<String> {
@@ -328,6 +349,24 @@ fn first_line(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_not_set_up_yet_is_a_precondition_naming_the_step() {
+        let refusal = not_set_up("telegram", "unknown pairing channel: telegram").unwrap();
+        assert_eq!(refusal.code, ErrorCode::FailedPrecondition);
+        assert!(
+            refusal.message.contains("telegram/setup"),
+            "{}",
+            refusal.message
+        );
+        let refusal = not_set_up("whatsapp", "unknown pairing channel: whatsapp").unwrap();
+        assert!(
+            refusal.message.contains("whatsapp/qr"),
+            "{}",
+            refusal.message
+        );
+        assert!(not_set_up("telegram", "gateway restarting").is_none());
+    }
 
     #[test]
     fn codes_are_read_from_the_cli_in_either_shape() {
