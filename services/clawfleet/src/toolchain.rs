@@ -18,6 +18,8 @@ use std::{
 };
 
 use clawfleet_kit::config::{self, EnvSource, keys};
+
+use crate::install_progress::{Step, log_tail};
 use clawfleet_lifecycle::runtime::local::OpenclawCommand;
 
 /// The OpenClaw release the platform is tested with.
@@ -43,10 +45,11 @@ pub enum ToolchainError {
         "npm is needed to install node and openclaw on first use (apt-get install -y npm): {0}"
     )]
     NoNpm(std::io::Error),
-    #[error("{step} failed with {status}")]
+    #[error("{step} failed with {status}; the end of npm's log:\n{log_tail}")]
     StepFailed {
         step: String,
         status: std::process::ExitStatus,
+        log_tail: String,
     },
     #[error("cannot create toolchain dir {path}: {source}")]
     Dir {
@@ -212,17 +215,16 @@ impl ProjectToolchain {
         let node_spec = format!("{}@{MINIMUM_NODE_MAJOR}", Self::node_package());
         eprintln!(
             "clawfleet: first use: installing Node {MINIMUM_NODE_MAJOR}, openclaw {OPENCLAW_VERSION} \
-             and its WhatsApp plugin into {}",
-            self.dir.display()
+             and its WhatsApp plugin into {} (npm's log: {})",
+            self.dir.display(),
+            self.install_log().display()
         );
-        eprintln!("clawfleet: [1/3] npm install {node_spec}");
-        self.npm(&self.dir, &[&node_spec], &[], None)?;
+        let step = Step::new(1, format!("Node {MINIMUM_NODE_MAJOR}"), &self.dir);
+        step.finish(self.npm(&self.dir, &[&node_spec], &[], None))?;
         let node_dir = self.node_bin_dir();
         let openclaw_spec = format!("openclaw@{OPENCLAW_VERSION}");
-        eprintln!(
-            "clawfleet: [2/3] npm install {openclaw_spec} (about 300 packages; this takes a minute)"
-        );
-        self.npm(&self.dir, &[&openclaw_spec], &[], node_dir.as_deref())?;
+        let step = Step::new(2, format!("openclaw {OPENCLAW_VERSION}"), &self.dir);
+        step.finish(self.npm(&self.dir, &[&openclaw_spec], &[], node_dir.as_deref()))?;
         write_marker(&self.marker(), OPENCLAW_VERSION)?;
         self.install_whatsapp_plugin()?;
         eprintln!("clawfleet: toolchain ready");
@@ -240,18 +242,18 @@ impl ProjectToolchain {
             source,
         })?;
         let plugin_spec = format!("{WHATSAPP_PLUGIN_PACKAGE}@{WHATSAPP_PLUGIN_VERSION}");
-        eprintln!(
-            "clawfleet: [3/3] npm install {plugin_spec} {SHARP_SPEC} into {} \
-             (the WhatsApp channel, about 80 MB, shared by every gateway)",
-            plugins_dir.display()
-        );
         let node_dir = self.node_bin_dir();
-        self.npm(
+        let step = Step::new(
+            3,
+            format!("WhatsApp plugin {WHATSAPP_PLUGIN_VERSION} (shared by every gateway)"),
+            &plugins_dir,
+        );
+        step.finish(self.npm(
             &plugins_dir,
             &[&plugin_spec, SHARP_SPEC],
             &["--save-exact", "--ignore-scripts"],
             node_dir.as_deref(),
-        )?;
+        ))?;
         write_marker(&self.whatsapp_marker(), WHATSAPP_PLUGIN_VERSION)
     }
 
@@ -262,6 +264,19 @@ impl ProjectToolchain {
         extra_args: &[&str],
         node_dir: Option<&Path>,
     ) -> Result<(), ToolchainError> {
+        // npm's own per-request log goes to a file; a person sees one line per step.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.install_log())
+            .map_err(|source| ToolchainError::Dir {
+                path: self.install_log(),
+                source,
+            })?;
+        let log_for_stderr = log.try_clone().map_err(|source| ToolchainError::Dir {
+            path: self.install_log(),
+            source,
+        })?;
         let mut command = Command::new("npm");
         command
             .arg("install")
@@ -270,11 +285,14 @@ impl ProjectToolchain {
             .args([
                 "--no-audit",
                 "--no-fund",
-                "--progress=true",
+                "--progress=false",
                 "--loglevel=http",
             ])
             .args(extra_args)
-            .args(packages);
+            .args(packages)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_for_stderr);
         if let Some(node_dir) = node_dir {
             let system = std::env::var_os("PATH").unwrap_or_default();
             let mut paths = vec![node_dir.to_path_buf()];
@@ -290,8 +308,13 @@ impl ProjectToolchain {
             Err(ToolchainError::StepFailed {
                 step: format!("npm install {}", packages.join(" ")),
                 status,
+                log_tail: log_tail(&self.install_log()),
             })
         }
+    }
+
+    fn install_log(&self) -> PathBuf {
+        self.dir.join("install.log")
     }
 }
 

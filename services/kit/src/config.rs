@@ -53,7 +53,7 @@ pub mod keys {
     pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
     /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).
     pub const RUST_LOG: &str = "RUST_LOG";
-    /// `json` (default) or `text`.
+    /// `text` or `json`; unset means text on a terminal, JSON otherwise.
     pub const CLAWFLEET_LOG_FORMAT: &str = "CLAWFLEET_LOG_FORMAT";
 
     // --- accounts (auth service and the edge's JWT check) ---

@@ -1,6 +1,8 @@
 //! Logs and traces: JSON logs on stderr (or text for people), and OTLP trace export
 //! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
@@ -29,7 +31,10 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
     let filter_text = config::optional(env, keys::RUST_LOG)
         .unwrap_or_else(|| "info,h2=warn,hyper=warn,tower=warn,opentelemetry=warn".to_owned());
     let filter = EnvFilter::try_new(&filter_text).unwrap_or_else(|_| EnvFilter::new("info"));
-    let text_logs = config::optional(env, keys::CLAWFLEET_LOG_FORMAT).as_deref() == Some("text");
+    let text_logs = wants_text_logs(
+        config::optional(env, keys::CLAWFLEET_LOG_FORMAT).as_deref(),
+        std::io::stderr().is_terminal(),
+    );
     // The filter sits on the log layer only, so spans stay available to the OTLP layer
     // and trace context propagation never breaks on a filtered span.
     let log_layer = if text_logs {
@@ -72,6 +77,16 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
     TelemetryGuard { provider }
 }
 
+/// Text for a person at a terminal, JSON for log collectors; `CLAWFLEET_LOG_FORMAT`
+/// (`text` or `json`) decides when set.
+fn wants_text_logs(format: Option<&str>, stderr_is_terminal: bool) -> bool {
+    match format {
+        Some("text") => true,
+        Some("json") => false,
+        _ => stderr_is_terminal,
+    }
+}
+
 fn build_provider(
     endpoint: &str,
     service_name: String,
@@ -87,4 +102,17 @@ fn build_provider(
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_get_text_and_collectors_get_json_unless_asked_otherwise() {
+        assert!(wants_text_logs(None, true));
+        assert!(!wants_text_logs(None, false));
+        assert!(wants_text_logs(Some("text"), false));
+        assert!(!wants_text_logs(Some("json"), true));
+    }
 }
