@@ -9,6 +9,7 @@ pub mod http;
 pub mod load;
 pub mod log_sink;
 pub mod platform;
+pub mod raw_http;
 pub mod scenario;
 pub mod telegram_standin;
 pub mod tools;
