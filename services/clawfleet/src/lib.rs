@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
+mod dockerfiles; // tests: the Dockerfiles against the toolchain pins and the manifests
 pub mod install_progress; // one line per first-use install step, with size and time
+mod key_table_tests; // tests: the kit's key table against the services' loaders
 pub mod mesh; // every service on its own loopback port, started and stopped together
 pub mod settings; // data dir, listen host, ports, credentials and per-service config
 pub mod toolchain; // finds or installs Node and the pinned openclaw for the local runtime

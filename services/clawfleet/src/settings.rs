@@ -11,20 +11,19 @@ use clawfleet_kit::{
     identity::Credentials,
     private_file::{create_private_dir, read_or_create_secret},
     secret::random_token,
+    service_keys::Service,
 };
 use clawfleet_lifecycle::{
     LifecycleConfig,
     runtime::local::{LocalRuntimeConfig, OpenclawCommand},
 };
 
-/// Address every listener binds to (default loopback).
-pub const CLAWFLEET_LISTEN_HOST: &str = "CLAWFLEET_LISTEN_HOST";
 pub const DEFAULT_DATA_DIR: &str = ".clawfleet";
-pub const DEFAULT_EDGE_PORT: u16 = 4000;
-pub const DEFAULT_LIFECYCLE_PORT: u16 = 4101;
-pub const DEFAULT_BRIDGE_PORT: u16 = 4102;
-pub const DEFAULT_CHANNELS_PORT: u16 = 4103;
-pub const DEFAULT_AUTH_PORT: u16 = 4104;
+pub const DEFAULT_EDGE_PORT: u16 = Service::Edge.default_port();
+pub const DEFAULT_LIFECYCLE_PORT: u16 = Service::Lifecycle.default_port();
+pub const DEFAULT_BRIDGE_PORT: u16 = Service::Bridge.default_port();
+pub const DEFAULT_CHANNELS_PORT: u16 = Service::Channels.default_port();
+pub const DEFAULT_AUTH_PORT: u16 = Service::Auth.default_port();
 pub const DEFAULT_GATEWAY_PORT_BASE: u16 = 19000;
 /// Readiness budget of a starting gateway (docs/product/instances.md#probes: 10–60 s; cold CI machines are slower).
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,7 +37,11 @@ pub fn data_dir(env: &dyn EnvSource) -> PathBuf {
 }
 
 pub fn listen_host(env: &dyn EnvSource) -> Result<IpAddr, ConfigError> {
-    config::parsed_or(env, CLAWFLEET_LISTEN_HOST, IpAddr::from([127, 0, 0, 1]))
+    config::parsed_or(
+        env,
+        keys::CLAWFLEET_LISTEN_HOST,
+        IpAddr::from([127, 0, 0, 1]),
+    )
 }
 
 pub fn lifecycle_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {

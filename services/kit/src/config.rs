@@ -9,6 +9,8 @@ use std::{collections::HashMap, fmt::Display, str::FromStr};
 pub mod keys {
     /// Edge HTTP port (default 4000).
     pub const PORT: &str = "PORT";
+    /// Address every listener binds to (default loopback; `0.0.0.0` in a pod).
+    pub const CLAWFLEET_LISTEN_HOST: &str = "CLAWFLEET_LISTEN_HOST";
     /// The platform API key operators present as `Authorization: Bearer <key>`.
     pub const OPENCLAW_MANAGER_API_KEY: &str = "OPENCLAW_MANAGER_API_KEY";
     /// Port the gateway listens on inside its pod (default 18789).

@@ -10,5 +10,6 @@ pub mod plan; // plan names, the proto enum and what each plan allows
 pub mod private_file; // owner-only files and folders, written atomically
 pub mod secret; // random tokens, constant-time comparison, redacted secrets
 pub mod server; // gRPC bootstrap: health, reflection (v1 and v1alpha), graceful shutdown
+pub mod service_keys; // which environment keys each service requires and which it reads
 pub mod shutdown; // one cancellation token watched by every server and task
 pub mod telemetry; // logs (text or JSON) and OTLP trace export

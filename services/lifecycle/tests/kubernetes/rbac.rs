@@ -1,5 +1,7 @@
-//! The Role in `deploy/rbac/lifecycle.yaml` grants exactly what the Kubernetes
-//! runtime's calls need (the table in `runtime/kubernetes/rbac.rs`), with no wildcards.
+//! The Role in `deploy/base/lifecycle-rbac.yaml` grants exactly what the Kubernetes
+//! runtime's calls need (the table in `runtime/kubernetes/rbac.rs`), with no wildcards,
+//! and its RoleBinding gives it to the lifecycle's ServiceAccount, which lives with the
+//! lifecycle's Deployment in the platform's namespace (`deploy/base/lifecycle.yaml`).
 
 use std::collections::BTreeSet;
 
@@ -8,12 +10,20 @@ use serde_json::Value;
 
 const RBAC_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../deploy/rbac/lifecycle.yaml"
+    "/../../deploy/base/lifecycle-rbac.yaml"
+);
+const LIFECYCLE_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/base/lifecycle.yaml"
 );
 
-fn documents() -> Vec<Value> {
-    let text = std::fs::read_to_string(RBAC_FILE).expect("deploy/rbac/lifecycle.yaml exists");
+fn documents_of(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"));
     serde_saphyr::from_multiple::<Value>(&text).expect("valid yaml")
+}
+
+fn documents() -> Vec<Value> {
+    documents_of(RBAC_FILE)
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -65,25 +75,41 @@ fn the_role_grants_exactly_what_the_code_uses() {
 }
 
 #[test]
-fn the_binding_gives_the_role_to_the_service_account_in_one_namespace() {
+fn the_binding_gives_the_role_to_the_lifecycles_service_account() {
     let documents = documents();
     let kinds: Vec<&str> = documents
         .iter()
         .map(|document| document["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding"]);
-    let namespace = &documents[0]["metadata"]["namespace"];
-    assert!(
-        documents
-            .iter()
-            .all(|document| document["metadata"]["namespace"] == *namespace)
-    );
-    let binding = &documents[2];
-    assert_eq!(binding["roleRef"]["kind"], "Role");
-    assert_eq!(binding["roleRef"]["name"], documents[1]["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(kinds, ["Role", "RoleBinding"]);
+    let (role, binding) = (&documents[0], &documents[1]);
     assert_eq!(
-        binding["subjects"][0]["name"],
-        documents[0]["metadata"]["name"]
+        role["metadata"]["namespace"], binding["metadata"]["namespace"],
+        "the binding is in the Role's namespace"
+    );
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let subjects = binding["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1, "one subject");
+
+    let lifecycle = documents_of(LIFECYCLE_FILE);
+    let account = lifecycle
+        .iter()
+        .find(|document| document["kind"] == "ServiceAccount")
+        .expect("the lifecycle's ServiceAccount");
+    let deployment = lifecycle
+        .iter()
+        .find(|document| document["kind"] == "Deployment")
+        .expect("the lifecycle's Deployment");
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], account["metadata"]["name"]);
+    assert_eq!(subjects[0]["namespace"], account["metadata"]["namespace"]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"], account["metadata"]["name"],
+        "the lifecycle's pods run as the bound account"
+    );
+    assert_eq!(
+        deployment["metadata"]["namespace"],
+        account["metadata"]["namespace"]
     );
 }
