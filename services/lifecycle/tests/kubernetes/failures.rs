@@ -102,7 +102,7 @@ async fn a_forbidden_call_is_an_internal_error_naming_the_missing_permission() {
     assert_eq!(
         status.message(),
         "the platform's service account may not patch deployments.apps in namespace openclaw; \
-         grant it as deploy/rbac/lifecycle.yaml does"
+         grant it as deploy/base/lifecycle-rbac.yaml does"
     );
 
     // The same for pods/exec.

@@ -1,6 +1,6 @@
 //! Every call the runtime makes to the Kubernetes API, each naming the verbs it needs
 //! from the [`rbac`] table (checked in debug builds), so the Role in
-//! `deploy/rbac/lifecycle.yaml` and the code cannot drift apart unnoticed.
+//! `deploy/base/lifecycle-rbac.yaml` and the code cannot drift apart unnoticed.
 
 use std::{future::Future, time::Duration};
 

@@ -106,7 +106,7 @@ impl From<ApiFailure> for RuntimeError {
             )),
             403 => RuntimeError::Misconfigured(format!(
                 "the platform's service account may not {verb} {resource} in namespace \
-                 {namespace}; grant it as deploy/rbac/lifecycle.yaml does",
+                 {namespace}; grant it as deploy/base/lifecycle-rbac.yaml does",
                 resource = failure.resource,
             )),
             404 if failure.names_missing_namespace() => RuntimeError::Misconfigured(format!(
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "the platform's service account may not patch secrets in namespace openclaw; \
-             grant it as deploy/rbac/lifecycle.yaml does"
+             grant it as deploy/base/lifecycle-rbac.yaml does"
         );
     }
 

@@ -1,6 +1,6 @@
 //! The Kubernetes API the runtime uses, as one table: every call site goes through
 //! [`super::api::ClusterApi`], whose methods name the verbs they need from here, and
-//! `deploy/rbac/lifecycle.yaml` grants exactly [`required_permissions`] (a test keeps
+//! `deploy/base/lifecycle-rbac.yaml` grants exactly [`required_permissions`] (a test keeps
 //! the two equal).
 
 use std::collections::BTreeSet;
