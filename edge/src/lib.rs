@@ -4,48 +4,33 @@
 //! `/users/me`, and `/instances/...` with an access JWT, each user seeing only their own
 //! instances), the manager-compatible operator API under `/api` (docs/product/manager-api.md, API key), and
 //! `/health`; with `EDGE_DOCS=true` the OpenAPI document generated from the handlers.
-//!
-//! - [`config`]: [`EdgeConfig`], read from the environment;
-//! - [`server`]: [`serve`], the listener loop with graceful shutdown;
-//! - [`routes`]: [`router`], the routes and the layers they share;
-//! - [`state`]: [`EdgeState`], what handlers share;
-//! - [`error`]: [`ApiError`](error::ApiError), the JSON error shape;
-//! - `auth`: the API-key check; `access`: the access-JWT check; `principal`: who a
-//!   request acts for; `rate_limit`: the `/auth/*` rate limit;
-//! - `auth_service`: the gRPC client of the auth service;
-//! - `extract`: extractors that reject with JSON errors;
-//! - `instance_json`: instances as the manager's JSON;
-//! - `instance_cache`: the watch-fed replica that answers single-instance reads;
-//! - `lifecycle`: the gRPC client of the lifecycle service;
-//! - `bridge`: the gRPC client of the gateway bridge (RPC passthrough, VNC tunnel).
 
 #![forbid(unsafe_code)]
 
-mod access;
-mod auth;
-mod auth_service;
-mod bridge;
-mod channels;
-pub mod config;
-pub mod error;
-mod extract;
-mod instance_cache;
-mod instance_json;
-mod lifecycle;
-pub mod openapi;
-mod principal;
-mod rate_limit;
-pub mod routes;
-pub mod server;
-pub mod state;
-mod upstream;
-pub mod verified_tokens;
+mod access; // the access-JWT check of the App API
+mod auth; // the API-key check of the manager API
+mod auth_service; // the gRPC client of the auth service
+mod bridge; // the gRPC client of the gateway bridge (RPC passthrough, VNC tunnel)
+mod channels; // the gRPC client of the channels service
+pub mod config; // EdgeConfig, read from the environment
+pub mod error; // ApiError: the kit's error rendered as the JSON error shape
+mod extract; // extractors that reject with JSON errors (bodies, queries, instance ids)
+mod instance_cache; // the watch-fed replica that answers single-instance reads
+mod instance_json; // instances as the manager's JSON
+mod lifecycle; // the gRPC client of the lifecycle service
+pub mod openapi; // the OpenAPI document generated from the handlers, and its schemas
+mod principal; // who a request acts for
+mod rate_limit; // the per-client budget of /auth/*
+pub mod routes; // the router: every route with its OpenAPI entry, and shared layers
+pub mod server; // serve: the listener loop with graceful shutdown
+pub mod state; // EdgeState: what handlers share
+#[cfg(test)]
+mod test_support; // a router over in-process stand-ins, for unit tests
+mod upstream; // gRPC channels to the services, with their deadlines
+pub mod verified_tokens; // access tokens already verified, remembered until they expire
 
 pub use config::EdgeConfig;
 pub use routes::router;
 pub use server::{EdgeError, serve};
 pub use state::EdgeState;
 pub use upstream::UpstreamClientError;
-
-#[cfg(test)]
-mod test_support;
