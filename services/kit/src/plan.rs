@@ -2,7 +2,7 @@
 //!
 //! Names are parsed strictly everywhere (an unknown name is an error, never silently
 //! another plan); only an *absent* plan, proto `PLAN_UNSPECIFIED`, means [`Plan::DEFAULT`]
-//! (docs/product/instances.md#plans).
+//! (docs/product/instances.md#plans-and-resources).
 
 use std::{fmt, str::FromStr};
 
