@@ -2,6 +2,7 @@
 
 use clawfleet_contracts::{
     bridge::v1::gateway_bridge_service_client::GatewayBridgeServiceClient,
+    channels::v1::channel_service_client::ChannelServiceClient,
     lifecycle::v1::instance_service_client::InstanceServiceClient,
 };
 use tonic::{
@@ -28,6 +29,8 @@ pub type LifecycleClient = InstanceServiceClient<InterceptedService<Channel, Bea
 
 pub type BridgeClient = GatewayBridgeServiceClient<InterceptedService<Channel, BearerKey>>;
 
+pub type ChannelsClient = ChannelServiceClient<InterceptedService<Channel, BearerKey>>;
+
 async fn channel(address: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{address}"))?
         .tcp_nodelay(true)
@@ -45,15 +48,20 @@ pub async fn bridge_client(address: &str, key: &str) -> anyhow::Result<BridgeCli
     ))
 }
 
+/// A channels client for `address` presenting `key`.
+pub async fn channels_client(address: &str, key: &str) -> anyhow::Result<ChannelsClient> {
+    let header = format!("Bearer {key}").parse()?;
+    Ok(ChannelServiceClient::with_interceptor(
+        channel(address).await?,
+        BearerKey(header),
+    ))
+}
+
 /// A lifecycle client for `address` (`host:port`) presenting `key`.
 pub async fn lifecycle_client(address: &str, key: &str) -> anyhow::Result<LifecycleClient> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))?
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
     let header = format!("Bearer {key}").parse()?;
     Ok(InstanceServiceClient::with_interceptor(
-        channel,
+        channel(address).await?,
         BearerKey(header),
     ))
 }
