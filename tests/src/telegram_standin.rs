@@ -829,38 +829,9 @@ fn parse_params(
 }
 
 fn parse_form(text: &[u8]) -> Map<String, Value> {
-    text.split(|byte| *byte == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let mut parts = pair.splitn(2, |byte| *byte == b'=');
-            let name = percent_decode(parts.next().unwrap_or_default());
-            let value = percent_decode(parts.next().unwrap_or_default());
-            (name, Value::String(value))
-        })
+    form_urlencoded::parse(text)
+        .map(|(name, value)| (name.into_owned(), Value::String(value.into_owned())))
         .collect()
-}
-
-fn percent_decode(text: &[u8]) -> String {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut index = 0;
-    while index < text.len() {
-        match text[index] {
-            b'+' => bytes.push(b' '),
-            b'%' if index + 2 < text.len() => {
-                let hex = std::str::from_utf8(&text[index + 1..index + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(byte) => {
-                        bytes.push(byte);
-                        index += 2;
-                    }
-                    Err(_) => bytes.push(b'%'),
-                }
-            }
-            byte => bytes.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn parse_multipart(body: &[u8], boundary: &str) -> Result<Map<String, Value>, String> {
@@ -936,8 +907,11 @@ mod tests {
         let multipart = parse_params(None, Some("multipart/form-data; boundary=XX"), body).unwrap();
         assert_eq!(multipart["chat_id"], "42");
         assert_eq!(multipart["photo"], json!({"filename": "a.png", "size": 3}));
-        assert_eq!(percent_decode(b"100%"), "100%");
-        assert_eq!(percent_decode(b"%4"), "%4");
+        let malformed = parse_form(b"a=100%&b=%4");
+        assert_eq!(
+            (&malformed["a"], &malformed["b"]),
+            (&json!("100%"), &json!("%4"))
+        );
     }
 
     #[test]

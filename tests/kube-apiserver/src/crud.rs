@@ -160,15 +160,11 @@ fn list(state: &ServerState, req: &ApiRequest) -> Result<Response, ApiError> {
 }
 
 fn encode_hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(s)
 }
 
 fn decode_hex(s: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(s).ok()?).ok()
 }
 
 /// Checks `apiVersion`/`kind`/namespace of a body against the URL, filling them when absent.
