@@ -1,5 +1,7 @@
 //! The edge's configuration, read from the environment through an [`EnvSource`].
 
+use std::time::Duration;
+
 use clawfleet_kit::{
     access_token::AccessTokenKeys,
     config::{self, ConfigError, EnvSource, keys},
@@ -10,6 +12,9 @@ use clawfleet_kit::{
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// `/auth/*` requests per minute per client address when `EDGE_AUTH_RATE_PER_MINUTE` is unset.
 pub const DEFAULT_AUTH_RATE_PER_MINUTE: u32 = 30;
+/// Silence of the lifecycle's watch after which instance reads are 503, when
+/// `EDGE_INSTANCE_STALENESS_SECONDS` is unset (three missed bookmarks).
+pub const DEFAULT_INSTANCE_STALENESS: Duration = Duration::from_secs(30);
 
 /// Everything the edge needs to serve the manager-compatible API.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,6 +39,9 @@ pub struct EdgeConfig {
     pub auth_rate_per_minute: u32,
     /// Serve the OpenAPI document and its viewer at `/docs` (`EDGE_DOCS`, dev only).
     pub docs_enabled: bool,
+    /// How long the instance replica may go without word from the lifecycle's watch
+    /// before reads answer 503 (`EDGE_INSTANCE_STALENESS_SECONDS`).
+    pub instance_staleness: Duration,
 }
 
 impl EdgeConfig {
@@ -64,6 +72,17 @@ impl EdgeConfig {
             DEFAULT_AUTH_RATE_PER_MINUTE,
         )?;
         let docs_enabled = config::flag_or(env, keys::EDGE_DOCS, false)?;
+        let instance_staleness = Duration::from_secs(config::parsed_or(
+            env,
+            keys::EDGE_INSTANCE_STALENESS_SECONDS,
+            DEFAULT_INSTANCE_STALENESS.as_secs(),
+        )?);
+        if instance_staleness.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: keys::EDGE_INSTANCE_STALENESS_SECONDS,
+                reason: "the bound must be at least 1 second".to_owned(),
+            });
+        }
         let body_limit_bytes =
             config::parsed_or(env, keys::EDGE_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES)?;
         if body_limit_bytes == 0 {
@@ -83,6 +102,7 @@ impl EdgeConfig {
             body_limit_bytes,
             auth_rate_per_minute,
             docs_enabled,
+            instance_staleness,
         })
     }
 }
@@ -122,6 +142,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("auth_rate_per_minute", &self.auth_rate_per_minute)
             .field("docs_enabled", &self.docs_enabled)
+            .field("instance_staleness", &self.instance_staleness)
             .finish()
     }
 }

@@ -4,16 +4,23 @@
 //! forward: an update older than what it holds is dropped, and a deletion leaves a
 //! short-lived tombstone so a late update cannot bring the instance back. A mutation
 //! through the edge records the state the lifecycle answered with, so a caller always
-//! reads its own writes. While the stream is down the replica is empty and every read
-//! goes to the lifecycle service.
+//! reads its own writes.
+//!
+//! The lifecycle ends its opening snapshot with a bookmark and repeats bookmarks on a
+//! quiet stream, so the replica knows when it last heard the truth. A stream silent for
+//! half the staleness bound is dropped and reopened (its snapshot then replaces what
+//! the replica holds); once the replica has heard nothing for the whole bound, reads
+//! are answered 503 rather than with state that may be stale.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
-use clawfleet_contracts::lifecycle::v1::{Instance, watch_instances_response::Kind};
+use clawfleet_contracts::lifecycle::v1::{
+    Instance, WatchInstancesResponse, watch_instances_response::Kind,
+};
 use clawfleet_kit::{identity::Caller, shutdown::ShutdownToken};
 
 use crate::lifecycle::LifecycleClient;
@@ -41,17 +48,83 @@ impl Entry {
     }
 }
 
-#[derive(Default, Debug)]
+/// What the replica can say about one instance.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Its current state.
+    Hit(Arc<Instance>),
+    /// Not held (never seen, deleted, or not heard yet): ask the lifecycle service.
+    Miss,
+    /// The replica has heard nothing from the lifecycle for this long.
+    Stale(Duration),
+}
+
+#[derive(Debug)]
 pub struct InstanceCache {
     entries: RwLock<HashMap<String, Entry>>,
+    /// When the watch last proved the replica current; `None` until it first did.
+    last_heard: Mutex<Option<Instant>>,
+    staleness_bound: Duration,
+}
+
+impl Default for InstanceCache {
+    fn default() -> Self {
+        Self::new(crate::config::DEFAULT_INSTANCE_STALENESS)
+    }
 }
 
 impl InstanceCache {
-    pub fn get(&self, id: &str) -> Option<Arc<Instance>> {
-        match self.read().get(id) {
-            Some(Entry::Present(instance)) => Some(Arc::clone(instance)),
-            _ => None,
+    pub fn new(staleness_bound: Duration) -> Self {
+        Self {
+            entries: RwLock::default(),
+            last_heard: Mutex::new(None),
+            staleness_bound,
         }
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, id: &str) -> Option<Arc<Instance>> {
+        match self.lookup(id) {
+            Lookup::Hit(instance) => Some(instance),
+            Lookup::Miss | Lookup::Stale(_) => None,
+        }
+    }
+
+    /// The instance's state, unless the replica may be stale.
+    pub fn lookup(&self, id: &str) -> Lookup {
+        if let Some(silence) = self.silence()
+            && silence > self.staleness_bound
+        {
+            return Lookup::Stale(silence);
+        }
+        match self.read().get(id) {
+            Some(Entry::Present(instance)) => Lookup::Hit(Arc::clone(instance)),
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Time since the watch last spoke, once it has spoken.
+    fn silence(&self) -> Option<Duration> {
+        let heard = *self
+            .last_heard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        heard.map(|at| at.elapsed())
+    }
+
+    fn heard(&self) {
+        *self
+            .last_heard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+    }
+
+    /// After a fresh snapshot: instances it did not list are gone (tombstones stay).
+    fn keep_only(&self, listed: &HashSet<String>) {
+        self.write().retain(|id, entry| match entry {
+            Entry::Present(_) => listed.contains(id),
+            Entry::Deleted { .. } => true,
+        });
     }
 
     /// Records the state a write through the edge produced, so the caller's next read
@@ -91,40 +164,56 @@ impl InstanceCache {
         }
     }
 
-    fn clear(&self) {
-        self.write().clear();
-    }
-
-    /// Follows the lifecycle watch until `shutdown`, resubscribing when it breaks.
+    /// Follows the lifecycle watch until `shutdown`, reopening it when it breaks or
+    /// falls silent.
     pub fn spawn_follower(self: Arc<Self>, lifecycle: LifecycleClient, shutdown: ShutdownToken) {
         // The replica holds every instance; readers filter by ownership.
         let caller = Caller::service("edge");
+        let silence_limit = self.staleness_bound / 2;
         tokio::spawn(async move {
             while !shutdown.is_cancelled() {
                 if let Ok(mut stream) = lifecycle.watch(&caller, String::new()).await {
+                    let mut snapshot = Some(HashSet::new());
                     loop {
                         let message = tokio::select! {
                             message = stream.message() => message,
+                            _ = tokio::time::sleep(silence_limit) => {
+                                tracing::warn!(?silence_limit, "the lifecycle watch went silent; reopening it");
+                                break;
+                            }
                             _ = shutdown.cancelled() => return,
                         };
-                        match message {
-                            Ok(Some(message)) => {
-                                if let Some(instance) = message.instance {
-                                    self.apply(message.kind, instance);
-                                }
-                            }
-                            Ok(None) | Err(_) => break,
-                        }
+                        let Ok(Some(message)) = message else { break };
+                        self.heard();
+                        self.follow(message, &mut snapshot);
                     }
                 }
-                // Whatever was missed while the stream was down must not be served.
-                self.clear();
                 tokio::select! {
                     _ = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
                     _ = shutdown.cancelled() => return,
                 }
             }
         });
+    }
+
+    /// Applies one watch message; `snapshot` collects the ids of the opening snapshot
+    /// until the bookmark that ends it.
+    fn follow(&self, message: WatchInstancesResponse, snapshot: &mut Option<HashSet<String>>) {
+        if message.kind == Kind::Bookmark as i32 {
+            if let Some(listed) = snapshot.take() {
+                self.keep_only(&listed);
+            }
+            return;
+        }
+        let Some(instance) = message.instance else {
+            return;
+        };
+        if message.kind == Kind::Snapshot as i32
+            && let Some(listed) = snapshot.as_mut()
+        {
+            listed.insert(instance.id.clone());
+        }
+        self.apply(message.kind, instance);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
@@ -190,6 +279,51 @@ mod tests {
         assert_eq!(cache.get("a").unwrap().revision, 9);
         cache.apply(Kind::Updated as i32, instance("a", 11));
         assert_eq!(cache.get("a").unwrap().revision, 11);
+    }
+
+    fn message(kind: Kind, instance: Option<Instance>) -> WatchInstancesResponse {
+        WatchInstancesResponse {
+            kind: kind as i32,
+            instance,
+        }
+    }
+
+    #[test]
+    fn a_fresh_snapshot_forgets_what_it_does_not_list() {
+        let cache = InstanceCache::default();
+        cache.apply(Kind::Snapshot as i32, instance("gone", 1));
+        cache.apply(Kind::Snapshot as i32, instance("kept", 1));
+        let mut snapshot = Some(HashSet::new());
+        cache.follow(
+            message(Kind::Snapshot, Some(instance("kept", 2))),
+            &mut snapshot,
+        );
+        assert!(cache.get("gone").is_some(), "not before the snapshot ends");
+        cache.follow(message(Kind::Bookmark, None), &mut snapshot);
+        assert!(cache.get("gone").is_none());
+        assert_eq!(cache.get("kept").unwrap().revision, 2);
+        // Later bookmarks only say the stream is alive.
+        cache.follow(
+            message(Kind::Updated, Some(instance("new", 3))),
+            &mut snapshot,
+        );
+        cache.follow(message(Kind::Bookmark, None), &mut snapshot);
+        assert!(cache.get("new").is_some());
+    }
+
+    #[test]
+    fn a_replica_that_heard_nothing_for_the_bound_is_stale() {
+        let cache = InstanceCache::new(Duration::from_millis(50));
+        cache.apply(Kind::Snapshot as i32, instance("a", 1));
+        // Before the watch ever spoke, reads are not refused.
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
+        cache.heard();
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(matches!(cache.lookup("a"), Lookup::Stale(_)));
+        assert!(matches!(cache.lookup("unknown"), Lookup::Stale(_)));
+        cache.heard();
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl EdgeState {
         let auth = AuthClient::connect_lazy(&config.auth_address, &config.internal_token)?;
         let access_tokens = AccessTokenKeys::from_secret(config.jwt_secret.as_bytes())
             .map_err(EdgeError::AccessTokens)?;
-        let instances = Arc::new(InstanceCache::default());
+        let instances = Arc::new(InstanceCache::new(config.instance_staleness));
         instances
             .clone()
             .spawn_follower(lifecycle.clone(), shutdown.clone());

@@ -31,6 +31,7 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         body_limit_bytes,
         auth_rate_per_minute: 5,
         docs_enabled: true,
+        instance_staleness: crate::config::DEFAULT_INSTANCE_STALENESS,
     }
 }
 

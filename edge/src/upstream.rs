@@ -2,9 +2,10 @@
 //! and requests stamped with the internal credential and the caller the edge
 //! authenticated.
 
-use std::time::Duration;
-
-use clawfleet_kit::identity::{Caller, ServiceCredentials};
+use clawfleet_kit::{
+    client::{self, InvalidAddress},
+    identity::{Caller, ServiceCredentials},
+};
 use tonic::{
     Request,
     transport::{Channel, Endpoint},
@@ -12,34 +13,21 @@ use tonic::{
 
 use crate::error::ApiError;
 
-/// How long establishing the TCP connection to a service may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Why a service client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamClientError {
-    #[error("invalid service address {address:?}: {source}")]
-    Address {
-        address: String,
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Address(#[from] InvalidAddress),
     #[error("the internal token cannot be sent as grpc metadata")]
     InternalToken,
 }
 
-/// The endpoint of a service at `host:port`; `configure` adds per-service settings.
+/// The kit's channel to a service at `host:port`; `configure` adds per-service settings.
 pub fn lazy_channel(
     address: &str,
     configure: impl FnOnce(Endpoint) -> Endpoint,
 ) -> Result<Channel, UpstreamClientError> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|source| UpstreamClientError::Address {
-            address: address.to_owned(),
-            source,
-        })?
-        .tcp_nodelay(true)
-        .connect_timeout(CONNECT_TIMEOUT);
-    Ok(configure(endpoint).connect_lazy())
+    Ok(configure(client::endpoint(address)?).connect_lazy())
 }
 
 /// Stamps requests with the internal credential and the caller the edge authenticated

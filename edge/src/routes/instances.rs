@@ -1,6 +1,6 @@
 //! `/api/instances`: create, list, get, delete, stop and start, each one lifecycle call.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use axum::{
     Json,
@@ -13,7 +13,8 @@ use clawfleet_contracts::{
     lifecycle::v1::{CreateInstanceRequest, Instance},
 };
 use clawfleet_kit::{
-    identity::Caller, instance_id::InstanceId as KitInstanceId, plan::Plan as KitPlan,
+    error::ServiceError, identity::Caller, instance_id::InstanceId as KitInstanceId,
+    plan::Plan as KitPlan,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::{IntoParams, ToSchema};
@@ -23,6 +24,7 @@ use super::with_json_405;
 use crate::{
     error::ApiError,
     extract::{ApiJson, ApiQuery, InstanceId, parse_flag},
+    instance_cache::Lookup,
     instance_json::InstanceView,
     openapi::schemas::{
         DeletedJson, ErrorResponses, InstanceJson, InstanceListJson, MAX_SECRET_VALUE_CHARS,
@@ -32,6 +34,9 @@ use crate::{
     principal::Principal,
     state::EdgeState,
 };
+
+/// When a caller refused for staleness may retry: the watch is reopened within seconds.
+const STALE_RETRY_AFTER_SECONDS: u32 = 5;
 
 pub fn routes() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -218,10 +223,12 @@ pub(super) async fn get_instance(
 ) -> Result<Response, ApiError> {
     // The replica holds everyone's instances: an app user is answered from it only for
     // their own; anything else goes to the lifecycle service, which says 404.
-    if let Some(instance) = state.instances().get(&id)
-        && (caller.is_privileged() || instance.owner == caller.subject)
-    {
-        return Ok(Json(InstanceView(&instance)).into_response());
+    match state.instances().lookup(&id) {
+        Lookup::Hit(instance) if caller.is_privileged() || instance.owner == caller.subject => {
+            return Ok(Json(InstanceView(&instance)).into_response());
+        }
+        Lookup::Stale(silence) => return Err(stale(silence)),
+        Lookup::Hit(_) | Lookup::Miss => {}
     }
     let instance = state.lifecycle().get(&caller, id).await?;
     Ok(Json(InstanceView(&instance)).into_response())
@@ -242,6 +249,18 @@ struct DeletedReply<'a> {
     user_id: &'a str,
     deleted: bool,
     data_preserved: bool,
+}
+
+/// Instance state may be stale: the lifecycle service has not been heard from (a dead
+/// path or a down service) for longer than the edge's bound.
+fn stale(silence: Duration) -> ApiError {
+    ApiError(
+        ServiceError::unavailable(format!(
+            "instance state may be stale: no word from the lifecycle service for {} s; try again shortly",
+            silence.as_secs()
+        ))
+        .with_retry_after(STALE_RETRY_AFTER_SECONDS),
+    )
 }
 
 /// Deletes the instance; its data is kept unless `preservePvc=false`.

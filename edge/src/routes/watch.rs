@@ -102,12 +102,13 @@ async fn next_event(changes: Option<Changes>) -> Option<(Event, Option<Changes>)
     }
 }
 
-/// The name of the SSE event for a change kind; unknown kinds read as updates.
+/// The name of the SSE event for a change kind; unknown kinds read as updates
+/// (bookmarks carry no instance, so they never become events).
 fn event_name(kind: i32) -> &'static str {
     match Kind::try_from(kind) {
         Ok(Kind::Snapshot) => "snapshot",
         Ok(Kind::Deleted) => "deleted",
-        Ok(Kind::Updated | Kind::Unspecified) | Err(_) => "updated",
+        Ok(Kind::Updated | Kind::Unspecified | Kind::Bookmark) | Err(_) => "updated",
     }
 }
 

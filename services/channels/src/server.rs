@@ -1,18 +1,19 @@
 //! Assembly of the channels service.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use clawfleet_contracts::channels::v1::channel_service_server::{
     ChannelServiceServer, SERVICE_NAME,
 };
 use clawfleet_kit::{
+    client,
     config::{self, ConfigError, EnvSource, keys},
     identity::{Credentials, IdentityInterceptor, ServiceCredentials},
     server::{ServerError, serve_grpc},
     shutdown::ShutdownToken,
 };
 use tokio::net::TcpListener;
-use tonic::{service::Routes, transport::Endpoint};
+use tonic::service::Routes;
 
 use crate::{
     service::{ChannelServiceHandler, Channels},
@@ -52,11 +53,7 @@ pub struct ChannelsServer {
 }
 
 fn lazy_channel(address: &str) -> Result<tonic::transport::Channel, ChannelsStartError> {
-    Ok(Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|_| ChannelsStartError::Address(address.to_owned()))?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy())
+    client::lazy_channel(address).map_err(|_| ChannelsStartError::Address(address.to_owned()))
 }
 
 impl ChannelsServer {

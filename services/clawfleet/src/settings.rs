@@ -16,6 +16,7 @@ use clawfleet_kit::{
 use clawfleet_lifecycle::{
     LifecycleConfig,
     runtime::local::{LocalRuntimeConfig, OpenclawCommand},
+    watch_hub::DEFAULT_BOOKMARK_INTERVAL,
 };
 
 pub const DEFAULT_DATA_DIR: &str = ".clawfleet";
@@ -127,6 +128,11 @@ where
         data_dir,
         runtime,
         reconcile_period: RECONCILE_PERIOD,
+        watch_bookmark_interval: Duration::from_secs(config::parsed_or(
+            env,
+            keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS,
+            DEFAULT_BOOKMARK_INTERVAL.as_secs(),
+        )?),
     })
 }
 

@@ -47,6 +47,11 @@ pub mod keys {
     pub const CLAWFLEET_TOOLCHAIN_DIR: &str = "CLAWFLEET_TOOLCHAIN_DIR";
     /// First loopback port the local runtime hands to gateways (default 19000).
     pub const CLAWFLEET_GATEWAY_PORT_BASE: &str = "CLAWFLEET_GATEWAY_PORT_BASE";
+    /// Seconds between bookmarks on a quiet WatchInstances stream (default 10).
+    pub const CLAWFLEET_WATCH_BOOKMARK_SECONDS: &str = "CLAWFLEET_WATCH_BOOKMARK_SECONDS";
+    /// Seconds without word from the lifecycle's watch after which the edge answers
+    /// instance reads 503 rather than serve what may be stale (default 30).
+    pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";
     /// Largest request body the edge accepts, in bytes (default 1 MiB).
     pub const EDGE_BODY_LIMIT_BYTES: &str = "EDGE_BODY_LIMIT_BYTES";
     /// OTLP gRPC endpoint; traces are exported only when it is set.

@@ -2,6 +2,7 @@
 
 pub mod access_token; // the app's HS256 access JWT, issued by auth and verified by the edge
 pub mod backoff; // the one retry delay policy (exponential, jittered, resettable)
+pub mod client; // gRPC channels between services: lazy, keepalive on HTTP/2 and TCP
 pub mod config; // env keys as named constants, read through an env map
 pub mod error; // the one table from error codes to gRPC and HTTP statuses
 pub mod identity; // who is calling (platform API key, internal credential, caller metadata)

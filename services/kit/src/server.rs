@@ -11,7 +11,7 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 
-use crate::shutdown::ShutdownToken;
+use crate::{client, shutdown::ShutdownToken};
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +54,14 @@ pub async fn serve_grpc(
     let local_address = listener.local_addr().ok();
     tracing::info!(address = ?local_address, services = ?service_names, "grpc server listening");
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut server = Server::builder().http2_adaptive_window(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(client::TCP_KEEPALIVE));
+    // Pings in both directions: a client that vanished is dropped, and its streams end.
+    let mut server = Server::builder()
+        .http2_adaptive_window(Some(true))
+        .http2_keepalive_interval(Some(client::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(client::KEEPALIVE_TIMEOUT));
     let router = server
         .add_routes(routes)
         .add_service(health_service)

@@ -56,6 +56,8 @@ pub struct LifecycleConfig {
     /// Which runtime runs the gateways (`CLAWFLEET_RUNTIME`), with its settings.
     pub runtime: RuntimeChoice,
     pub reconcile_period: Duration,
+    /// How often a quiet watch stream sends a bookmark (`CLAWFLEET_WATCH_BOOKMARK_SECONDS`).
+    pub watch_bookmark_interval: Duration,
 }
 
 /// The runtime that runs the gateways, with the settings only that runtime needs (the
@@ -116,7 +118,7 @@ impl LifecycleServer {
             }
         };
         let shutdown = ShutdownToken::new();
-        let hub = WatchHub::default();
+        let hub = WatchHub::with_bookmark_interval(config.watch_bookmark_interval);
         let background = vec![
             hub.spawn_forwarder(registry.clone(), runtime.clone(), shutdown.clone()),
             reconciler::spawn_periodic(
@@ -160,6 +162,14 @@ impl LifecycleServer {
         shutdown: ShutdownToken,
     ) -> Result<(), ServerError> {
         let routes = self.routes(credentials);
+        // Watch streams end (with a status saying so) as soon as the stop begins:
+        // graceful shutdown waits for open streams, which would otherwise wait for it.
+        let streams = self.lifecycle.shutdown.clone();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            streams.cancel();
+        });
         let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
         self.stop().await;
         served

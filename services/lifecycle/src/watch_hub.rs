@@ -4,7 +4,7 @@
 //! service adds record changes (stop, start, delete). Each stream receives a snapshot
 //! first and then every change; a stream that falls too far behind gets a fresh snapshot.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use clawfleet_contracts::lifecycle::v1::{
     Instance, WatchInstancesResponse, watch_instances_response::Kind,
@@ -16,20 +16,35 @@ use crate::{registry::Registry, runtime::SharedRuntime, view::instance_view};
 
 /// Changes a slow watcher may fall behind before it is resynchronised.
 const WATCH_BUFFER: usize = 4096;
+/// How often a quiet watch stream says it is still current.
+pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct WatchHub {
     sender: broadcast::Sender<WatchInstancesResponse>,
+    bookmark_interval: Duration,
 }
 
 impl Default for WatchHub {
     fn default() -> Self {
-        let (sender, _) = broadcast::channel(WATCH_BUFFER);
-        Self { sender }
+        Self::with_bookmark_interval(DEFAULT_BOOKMARK_INTERVAL)
     }
 }
 
 impl WatchHub {
+    pub fn with_bookmark_interval(bookmark_interval: Duration) -> Self {
+        let (sender, _) = broadcast::channel(WATCH_BUFFER);
+        Self {
+            sender,
+            bookmark_interval,
+        }
+    }
+
+    /// How often a quiet stream gets a bookmark.
+    pub fn bookmark_interval(&self) -> Duration {
+        self.bookmark_interval
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<WatchInstancesResponse> {
         self.sender.subscribe()
     }

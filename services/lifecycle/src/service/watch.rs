@@ -15,6 +15,15 @@ use super::Lifecycle;
 
 /// Messages a WatchInstances stream may buffer before the sender waits.
 const WATCH_STREAM_BUFFER: usize = 256;
+/// How a stream ends when the service stops.
+pub const SHUTTING_DOWN: &str = "the lifecycle service is shutting down; watch again";
+
+fn bookmark() -> WatchInstancesResponse {
+    WatchInstancesResponse {
+        kind: Kind::Bookmark as i32,
+        instance: None,
+    }
+}
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchInstancesResponse, Status>> + Send>>;
 
@@ -54,6 +63,10 @@ pub(super) fn watch(
         // missing from the fresh snapshot were deleted meanwhile and are reported so.
         let mut shown = HashSet::new();
         let mut messages = snapshot(&lifecycle);
+        messages.push(bookmark());
+        let mut bookmarks = tokio::time::interval(lifecycle.hub.bookmark_interval());
+        bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        bookmarks.reset();
         loop {
             for message in messages {
                 if let Some(instance) = &message.instance {
@@ -69,9 +82,18 @@ pub(super) fn watch(
             }
             let change = tokio::select! {
                 change = changes.recv() => change,
+                _ = bookmarks.tick() => {
+                    messages = vec![bookmark()];
+                    continue;
+                }
                 _ = sender.closed() => return,
-                _ = lifecycle.shutdown.cancelled() => return,
+                _ = lifecycle.shutdown.cancelled() => {
+                    // Said plainly, so a watcher reconnects (to another replica) at once.
+                    let _ = sender.send(Err(Status::unavailable(SHUTTING_DOWN))).await;
+                    return;
+                }
             };
+            bookmarks.reset();
             messages = match change {
                 Ok(message) if message.instance.as_ref().is_some_and(&wanted) => vec![message],
                 Ok(_) => Vec::new(),

@@ -90,6 +90,7 @@ pub async fn lifecycle_server(
         data_dir: data_dir.to_path_buf(),
         runtime: clawfleet_lifecycle::RuntimeChoice::Kubernetes(Box::new(kubernetes)),
         reconcile_period,
+        watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
     })
     .await
     .expect("the lifecycle service starts")

@@ -1,0 +1,57 @@
+//! gRPC channels between services, all built the same way: lazily connected, no Nagle,
+//! a connect timeout, and keepalives on both HTTP/2 and TCP so a peer that silently
+//! disappeared (a dropped node, a black-holed path) is noticed within seconds instead of
+//! leaving a stream — and the cache it feeds — waiting forever.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// How long establishing the TCP connection to a service may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on an otherwise quiet connection, and how long an answer may take.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive probes start after this much silence.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// An address that cannot be a gRPC endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid service address {address:?}: {source}")]
+pub struct InvalidAddress {
+    pub address: String,
+    source: tonic::transport::Error,
+}
+
+/// The endpoint of a service at `host:port`, with the platform's connection settings.
+pub fn endpoint(address: &str) -> Result<Endpoint, InvalidAddress> {
+    let endpoint =
+        Endpoint::from_shared(format!("http://{address}")).map_err(|source| InvalidAddress {
+            address: address.to_owned(),
+            source,
+        })?;
+    Ok(endpoint
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_keepalive(Some(TCP_KEEPALIVE))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true))
+}
+
+/// A channel to the service at `host:port` that connects on first use.
+pub fn lazy_channel(address: &str) -> Result<Channel, InvalidAddress> {
+    Ok(endpoint(address)?.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_must_be_host_and_port() {
+        assert!(endpoint("127.0.0.1:4101").is_ok());
+        let error = endpoint("not an address").unwrap_err();
+        assert!(error.to_string().starts_with("invalid service address"));
+    }
+}
