@@ -4,6 +4,7 @@
 //! talks to it over REST and gRPC like a user would.
 
 pub mod app_user;
+pub mod blackhole;
 pub mod grpc;
 pub mod http;
 pub mod load;

@@ -80,6 +80,8 @@ pub struct Platform {
     pub bridge_address: String,
     /// `127.0.0.1:<port>` of the channels gRPC service.
     pub channels_address: String,
+    /// `127.0.0.1:<port>` of the auth gRPC service.
+    pub auth_address: String,
 }
 
 impl PlatformOptions {
@@ -165,6 +167,7 @@ impl Platform {
             lifecycle_address: addresses.lifecycle.to_string(),
             bridge_address: addresses.bridge.to_string(),
             channels_address: addresses.channels.to_string(),
+            auth_address: addresses.auth.to_string(),
         })
     }
 
@@ -206,6 +209,7 @@ impl Platform {
             lifecycle_address: String::new(),
             bridge_address: String::new(),
             channels_address: String::new(),
+            auth_address: String::new(),
         };
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -229,6 +233,7 @@ impl Platform {
                 platform.lifecycle_address = after(&["lifecycle", "grpc"]);
                 platform.bridge_address = after(&["bridge", "grpc"]);
                 platform.channels_address = after(&["channels", "grpc"]);
+                platform.auth_address = after(&["auth", "grpc"]);
                 return Ok(platform);
             }
         }
