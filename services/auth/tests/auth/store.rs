@@ -460,5 +460,8 @@ fn unsupported_urls_are_refused_without_echoing_them() {
         .block_on(AuthStore::open("mysql://root:hunter2@db/auth"))
         .unwrap_err();
     assert!(!error.to_string().contains("hunter2"));
-    assert!(matches!(error, StoreError::UnsupportedUrl));
+    assert!(matches!(
+        error,
+        StoreError::Open(clawfleet_database::DatabaseError::UnsupportedUrl)
+    ));
 }

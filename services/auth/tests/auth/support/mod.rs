@@ -4,7 +4,6 @@
 //! Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-pub mod database;
 pub mod jwks_server;
 pub mod keys;
 pub mod providers;
@@ -12,7 +11,8 @@ pub mod server;
 
 use std::{future::Future, time::Duration};
 
-pub use database::Backend;
+pub use clawfleet_database::testing as database;
+pub use clawfleet_database::testing::Backend;
 
 /// Upper bound on any one test, so a hang fails instead of stalling CI.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);

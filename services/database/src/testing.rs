@@ -1,6 +1,7 @@
 //! A fresh database per test: a SQLite file in a temporary directory, or a new
 //! PostgreSQL database (random name) on the server named by
-//! `CLAWFLEET_TEST_POSTGRES_URL`, dropped again when the test ends.
+//! `CLAWFLEET_TEST_POSTGRES_URL`, dropped again when the test ends. A test that needs
+//! PostgreSQL fails, never skips, when the server is not there.
 
 use sqlx::{Connection, PgConnection};
 
@@ -27,7 +28,7 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 Self {
-                    url: format!("sqlite://{}", dir.path().join("auth.db").display()),
+                    url: format!("sqlite://{}", dir.path().join("test.db").display()),
                     _sqlite_dir: Some(dir),
                     _postgres: None,
                 }
@@ -83,10 +84,7 @@ struct PostgresDatabase {
 impl PostgresDatabase {
     async fn create() -> Self {
         let server_url = postgres_server_url();
-        let name = format!(
-            "clawfleet_auth_test_{}",
-            clawfleet_auth::digest::hex(&random_bytes())
-        );
+        let name = format!("clawfleet_test_{}", hex::encode(random_bytes()));
         let mut admin = PgConnection::connect(&server_url)
             .await
             .unwrap_or_else(|error| {
@@ -141,6 +139,7 @@ fn random_bytes() -> [u8; 8] {
     bytes
 }
 
+#[cfg(test)]
 #[test]
 fn database_names_replace_only_the_path() {
     assert_eq!(
