@@ -74,6 +74,7 @@ fn valid_value(key: &str) -> &'static str {
         | keys::OPENCLAW_GATEWAY_PORT => "4998",
         keys::EDGE_BODY_LIMIT_BYTES => "2048",
         keys::EDGE_AUTH_RATE_PER_MINUTE => "30",
+        keys::EDGE_INSTANCE_STALENESS_SECONDS | keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS => "10",
         keys::EDGE_DOCS | keys::OPENCLAW_INGRESS_ENABLED => "true",
         keys::DATABASE_URL => "sqlite:///tmp/clawfleet-key-table-test/auth.db",
         keys::CLAWFLEET_DATA_DIR => "/tmp/clawfleet-key-table-test",
