@@ -61,6 +61,7 @@ pub fn phase_name(phase: i32) -> &'static str {
         Ok(Phase::Running) => "running",
         Ok(Phase::Error) => "error",
         Ok(Phase::Stopped) => "stopped",
+        Ok(Phase::Deleting) => "deleting",
         Ok(Phase::Unknown | Phase::Unspecified) | Err(_) => "unknown",
     }
 }

@@ -155,11 +155,12 @@ fn message_and_model_are_omitted_when_empty() {
 
 #[test]
 fn every_phase_has_its_lowercase_word() {
-    let words: Vec<_> = (0..=7).map(phase_name).collect();
+    let words: Vec<_> = (0..=8).map(phase_name).collect();
     assert_eq!(
         words,
         [
-            "unknown", "pending", "starting", "running", "error", "stopped", "unknown", "unknown"
+            "unknown", "pending", "starting", "running", "error", "stopped", "unknown", "deleting",
+            "unknown"
         ]
     );
     assert_eq!(plan_name(Plan::Enterprise as i32), "enterprise");

@@ -305,6 +305,7 @@ pub enum PhaseJson {
     Error,
     Stopped,
     Unknown,
+    Deleting,
 }
 
 /// An instance (docs/product/manager-api.md#instance-json shape plus what the platform knows).
@@ -373,8 +374,12 @@ pub struct InstanceListJson {
 #[serde(rename_all = "camelCase")]
 pub struct DeletedJson {
     pub user_id: String,
+    /// Always true: an accepted delete cannot be undone.
     pub deleted: bool,
     pub data_preserved: bool,
+    /// True when the runtime's teardown outlasted the request and goes on in the
+    /// background; the instance reads phase `deleting` until it is gone.
+    pub in_progress: bool,
 }
 
 #[derive(Serialize, ToSchema)]

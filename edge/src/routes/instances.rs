@@ -249,6 +249,7 @@ struct DeletedReply<'a> {
     user_id: &'a str,
     deleted: bool,
     data_preserved: bool,
+    in_progress: bool,
 }
 
 /// Instance state may be stale: the lifecycle service has not been heard from (a dead
@@ -279,7 +280,11 @@ pub(super) async fn delete_instance(
         .lifecycle()
         .delete(&caller, id.clone(), preserve_data)
         .await?;
-    state.instances().remember_deleted(&id, deleted.revision);
+    // A teardown still under way leaves the instance readable as `deleting`.
+    match &deleted.instance {
+        Some(deleting) if deleted.in_progress => state.instances().remember(deleting),
+        _ => state.instances().remember_deleted(&id, deleted.revision),
+    }
     let user_id = if deleted.id.is_empty() {
         &id
     } else {
@@ -289,6 +294,7 @@ pub(super) async fn delete_instance(
         user_id,
         deleted: true,
         data_preserved: deleted.data_preserved,
+        in_progress: deleted.in_progress,
     })
     .into_response())
 }

@@ -124,8 +124,11 @@ where
             .into());
         }
     };
+    let database_url = config::optional(env, keys::DATABASE_URL)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lifecycle.db").display()));
     Ok(LifecycleConfig {
         data_dir,
+        database_url,
         runtime,
         reconcile_period: RECONCILE_PERIOD,
         watch_bookmark_interval: Duration::from_secs(config::parsed_or(

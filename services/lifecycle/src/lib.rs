@@ -1,28 +1,22 @@
 //! The lifecycle service (`clawfleet.lifecycle.v1.InstanceService`): desired state in
 //! a store, actual state in a runtime, a reconciler between them, phases and a watch
-//! stream for clients.
-//!
-//! - [`instance_id`], [`model`], [`validation`]: the domain and its input checks;
-//! - [`store`], [`registry`]: desired state in SQLite and its in-memory view;
-//! - [`runtime`]: the runtime trait, the local runtime (real gateway processes) and the
-//!   Kubernetes runtime (one Deployment and its objects per instance);
-//! - [`reconciler`], [`watch_hub`], [`view`]: convergence and what callers see;
-//! - [`service`]: the gRPC handlers;
-//! - [`LifecycleServer`]: assembly and serving.
+//! stream for clients. [`LifecycleServer`] assembles and serves it.
 
 /// The id rule lives in the kit, shared by every service.
 pub use clawfleet_kit::instance_id;
-pub mod model;
-pub mod reconciler;
-pub mod registry;
-pub mod revision;
-pub mod runtime;
-pub mod service;
-pub mod settling;
-pub mod store;
-pub mod validation;
-pub mod view;
-pub mod watch_hub;
+pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
+pub mod model; // records, specs, phases
+pub mod reconciler; // converging the runtime to the store, at start and periodically
+pub mod registry; // the in-memory view of the store that every read uses
+pub mod replication; // hearing other replicas' writes (PostgreSQL notifications)
+pub mod revision; // one hybrid clock ordering every change watchers see
+pub mod runtime; // the runtime trait, local processes and Kubernetes
+pub mod service; // the gRPC handlers
+pub mod settling; // waiting briefly for a starting gateway to settle
+pub mod store; // desired state on SQLite or PostgreSQL
+pub mod validation; // input checks of create
+pub mod view; // what callers see of an instance
+pub mod watch_hub; // fan-out of changes to WatchInstances streams
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -53,6 +47,9 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LifecycleConfig {
     pub data_dir: PathBuf,
+    /// Where desired state is kept (`DATABASE_URL`; default a SQLite file in the data
+    /// dir). Replicas share one PostgreSQL database.
+    pub database_url: String,
     /// Which runtime runs the gateways (`CLAWFLEET_RUNTIME`), with its settings.
     pub runtime: RuntimeChoice,
     pub reconcile_period: Duration,
@@ -107,7 +104,7 @@ impl LifecycleServer {
             source,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
-        let store = InstanceStore::open(&config.data_dir.join("lifecycle.db")).await?;
+        let store = InstanceStore::open(&config.database_url).await?;
         let registry = Arc::new(Registry::load(store).await?);
         let runtime: SharedRuntime = match &config.runtime {
             RuntimeChoice::Local(local) => {
@@ -119,27 +116,31 @@ impl LifecycleServer {
         };
         let shutdown = ShutdownToken::new();
         let hub = WatchHub::with_bookmark_interval(config.watch_bookmark_interval);
-        let background = vec![
+        let lifecycle = Arc::new(Lifecycle::new(
+            registry.clone(),
+            runtime.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        ));
+        let mut background = vec![
             hub.spawn_forwarder(registry.clone(), runtime.clone(), shutdown.clone()),
             reconciler::spawn_periodic(
-                registry.clone(),
-                runtime.clone(),
+                lifecycle.clone(),
                 config.reconcile_period,
                 shutdown.clone(),
             ),
         ];
-        reconciler::reconcile_all(&registry, &runtime).await;
+        background.extend(replication::spawn_follower(
+            lifecycle.clone(),
+            shutdown.clone(),
+        ));
+        reconciler::reconcile_all(&lifecycle).await;
         tracing::info!(
             runtime = runtime.name(),
+            store = registry.store().database().backend_name(),
             instances = registry.all().len(),
             "lifecycle started"
         );
-        let lifecycle = Arc::new(Lifecycle {
-            registry,
-            runtime,
-            hub,
-            shutdown,
-        });
         Ok(Self {
             lifecycle,
             background,

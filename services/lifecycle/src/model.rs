@@ -49,6 +49,8 @@ pub enum Phase {
     Error,
     Stopped,
     Unknown,
+    /// A delete was accepted and the runtime is tearing the instance down.
+    Deleting,
 }
 
 impl Phase {
@@ -60,6 +62,7 @@ impl Phase {
             Phase::Error => common::Phase::Error,
             Phase::Stopped => common::Phase::Stopped,
             Phase::Unknown => common::Phase::Unknown,
+            Phase::Deleting => common::Phase::Deleting,
         }
     }
 }
@@ -79,8 +82,22 @@ pub struct InstanceRecord {
     pub secrets: Secrets,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Set once a delete is accepted: the record stays until the runtime's teardown is
+    /// done, so a crash, a retry or the reconciler finishes the delete instead of undoing it.
+    pub deleting: Option<Deletion>,
+    /// Counts the stored row's changes; a replica keeps the copy with the higher one, so
+    /// a late change notification never brings back older state.
+    pub generation: i64,
     /// The [`crate::revision`] of the record's last change in this process (not stored).
     pub revision: u64,
+}
+
+/// An accepted delete that the runtime has not finished yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    pub since_ms: i64,
+    /// Whether the instance's data outlives it (see the runtimes' data retention).
+    pub preserve_data: bool,
 }
 
 impl std::fmt::Debug for InstanceRecord {
@@ -93,6 +110,8 @@ impl std::fmt::Debug for InstanceRecord {
             .field("plan", &self.plan)
             .field("desired_state", &self.desired_state)
             .field("model", &self.model)
+            .field("deleting", &self.deleting)
+            .field("generation", &self.generation)
             .field("secret_names", &self.secrets.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

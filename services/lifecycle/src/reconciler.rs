@@ -1,43 +1,62 @@
 //! Converges the runtime to the store: once at start (so instances come back after a
-//! platform restart, a create interrupted by a crash is finished, and the workloads of
-//! an instance the store no longer knows are removed) and then periodically (so drift
-//! is repaired even if an event was missed).
+//! platform restart, a create interrupted by a crash is finished, a delete interrupted
+//! by a crash is completed, and the workloads of an instance the store no longer knows
+//! are removed) and then periodically (so drift is repaired even if an event was
+//! missed). A record marked deleting is never applied: its teardown is finished
+//! instead, so no reconcile can bring back what a delete took away.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    registry::Registry,
-    runtime::{DataRetention, SharedRuntime},
-};
+use crate::{model::InstanceRecord, runtime::DataRetention, service::Lifecycle};
 
-/// Applies every stored instance to the runtime now, then removes orphans.
-pub async fn reconcile_all(registry: &Registry, runtime: &SharedRuntime) {
-    for record in registry.all() {
+/// Makes the runtime match one record: applies it, or finishes its delete.
+pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
+    if record.deleting.is_some() {
+        // Joins a teardown in flight rather than starting a second one.
+        lifecycle.deletions.finish(lifecycle, record.clone());
+        return;
+    }
+    if let Err(error) = lifecycle.runtime.apply(&record.spec()).await {
+        tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
+    }
+}
+
+/// Reloads the store (changes other replicas made whose notifications were missed),
+/// converges every record, then removes orphans.
+pub async fn reconcile_all(lifecycle: &Arc<Lifecycle>) {
+    match lifecycle.registry.resync().await {
+        Ok(changes) => {
+            for change in changes {
+                lifecycle.announce(change);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not reload the instance store; will retry"),
+    }
+    for record in lifecycle.registry.all() {
         // Read it again: an instance deleted since the snapshot must not come back.
-        let Some(record) = registry.get(&record.id) else {
+        let Some(record) = lifecycle.registry.get(&record.id) else {
             continue;
         };
-        if let Err(error) = runtime.apply(&record.spec()).await {
-            tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
-        }
+        converge(lifecycle, &record).await;
     }
-    remove_orphans(registry, runtime).await;
+    remove_orphans(lifecycle).await;
 }
 
 /// Deletes the workloads of instances the runtime runs but the store does not know
-/// (a create or delete interrupted by a crash). Their data is kept: creating the same
-/// id again reattaches it.
-pub async fn remove_orphans(registry: &Registry, runtime: &SharedRuntime) {
+/// (a create interrupted by a crash, or a row removed by hand). Their data is kept:
+/// creating the same id again reattaches it.
+pub async fn remove_orphans(lifecycle: &Lifecycle) {
+    let registry = &lifecycle.registry;
     let stored: HashSet<_> = registry.all().into_iter().map(|record| record.id).collect();
-    for id in runtime.known_instances() {
+    for id in lifecycle.runtime.known_instances() {
         // Read the record again: an instance created meanwhile is not an orphan.
         if stored.contains(&id) || registry.get(&id).is_some() {
             continue;
         }
         tracing::warn!(instance = %id, "removing the workloads of an instance the store does not know");
-        if let Err(error) = runtime.delete(&id, DataRetention::Keep).await {
+        if let Err(error) = lifecycle.runtime.delete(&id, DataRetention::Keep).await {
             tracing::warn!(instance = %id, %error, "could not remove orphan; will retry");
         }
     }
@@ -45,8 +64,7 @@ pub async fn remove_orphans(registry: &Registry, runtime: &SharedRuntime) {
 
 /// Reconciles every `period` until `shutdown`.
 pub fn spawn_periodic(
-    registry: Arc<Registry>,
-    runtime: SharedRuntime,
+    lifecycle: Arc<Lifecycle>,
     period: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -56,7 +74,7 @@ pub fn spawn_periodic(
         ticker.tick().await;
         loop {
             tokio::select! {
-                _ = ticker.tick() => reconcile_all(&registry, &runtime).await,
+                _ = ticker.tick() => reconcile_all(&lifecycle).await,
                 _ = shutdown.cancelled() => return,
             }
         }

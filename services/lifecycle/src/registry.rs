@@ -1,5 +1,10 @@
 //! The in-memory view of the store: every record, kept in step with the database on
-//! each write, so reads (Get, List, Watch) never wait on SQLite.
+//! each write of this replica and on each change another replica announces (see
+//! [`crate::replication`]), so reads (Get, List, Watch) never wait on the database.
+//!
+//! Writes go to the store first, which decides (conditional statements, see
+//! [`crate::store`]); the map then keeps whichever copy of a row has the higher
+//! generation, so a late notification never brings back older state.
 
 use std::{collections::BTreeMap, sync::RwLock};
 
@@ -7,36 +12,60 @@ use crate::{
     instance_id::InstanceId,
     model::{DesiredState, InstanceRecord, now_ms},
     revision,
-    store::{InstanceStore, StoreError},
+    store::{InstanceStore, StoreError, Update},
 };
+
+/// A change to the map that callers (watchers, the reconciler) must hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The record is new or newer than what the map held.
+    Upserted(InstanceRecord),
+    /// The record is gone from the store; this was its last state.
+    Removed(InstanceRecord),
+}
+
+/// Which copy [`Registry::merge`] kept.
+enum Merged {
+    /// The given record, now in the map.
+    Replaced(InstanceRecord),
+    /// The map's own copy, the same or newer.
+    Kept(InstanceRecord),
+}
 
 pub struct Registry {
     store: InstanceStore,
     records: RwLock<BTreeMap<InstanceId, InstanceRecord>>,
-    /// Serialises writes so the database and the map change in the same order.
-    write_lock: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
     pub async fn load(store: InstanceStore) -> Result<Self, StoreError> {
-        let records = store
-            .load_all()
-            .await?
-            .into_iter()
-            .map(|mut record| {
-                record.revision = revision::next();
-                (record.id.clone(), record)
-            })
-            .collect();
-        Ok(Self {
+        let registry = Self {
             store,
-            records: RwLock::new(records),
-            write_lock: tokio::sync::Mutex::new(()),
-        })
+            records: RwLock::new(BTreeMap::new()),
+        };
+        registry.resync().await?;
+        Ok(registry)
+    }
+
+    pub fn store(&self) -> &InstanceStore {
+        &self.store
     }
 
     pub fn get(&self, id: &InstanceId) -> Option<InstanceRecord> {
         self.read().get(id).cloned()
+    }
+
+    /// The record from the map, or else from the store (a row another replica wrote
+    /// whose notification has not arrived yet).
+    pub async fn get_or_load(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
+        if let Some(record) = self.get(id) {
+            return Ok(Some(record));
+        }
+        Ok(self
+            .store
+            .get(id)
+            .await?
+            .map(|record| self.keep_newest(record)))
     }
 
     /// Records after `after` (exclusive) in id order, at most `limit`, that `keep` accepts.
@@ -73,95 +102,146 @@ impl Registry {
         self.read().values().cloned().collect()
     }
 
-    pub async fn insert(&self, record: InstanceRecord) -> Result<(), StoreError> {
+    pub async fn insert(&self, record: InstanceRecord) -> Result<InstanceRecord, StoreError> {
         self.insert_within_quota(record, None).await
     }
 
-    /// Inserts `record` unless its owner already has `quota` instances; counting and
-    /// inserting under one lock, so racing creates cannot both slip under the quota.
+    /// Inserts `record` unless its owner already has `quota` instances (the store counts
+    /// and inserts atomically, across replicas). Returns the stored record.
     pub async fn insert_within_quota(
         &self,
         record: InstanceRecord,
         quota: Option<usize>,
-    ) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        if self.read().contains_key(&record.id) {
-            return Err(StoreError::AlreadyExists(record.id));
-        }
-        if let Some(quota) = quota {
-            let owned = self
-                .read()
-                .values()
-                .filter(|existing| existing.owner == record.owner)
-                .count();
-            if owned >= quota {
-                return Err(StoreError::QuotaExceeded { owned, quota });
-            }
-        }
-        self.store.insert(&record).await?;
-        let mut record = record;
-        record.revision = revision::next();
-        self.write().insert(record.id.clone(), record);
-        Ok(())
+    ) -> Result<InstanceRecord, StoreError> {
+        let stored = self.store.insert_within_quota(&record, quota).await?;
+        Ok(self.keep_newest(stored))
     }
 
-    /// Returns the updated record, or `None` when it does not exist.
     pub async fn set_desired_state(
         &self,
         id: &InstanceId,
         desired_state: DesiredState,
-    ) -> Result<Option<InstanceRecord>, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let updated_at_ms = now_ms();
-        if !self
+    ) -> Result<Update, StoreError> {
+        let update = self
             .store
-            .set_desired_state(id, desired_state, updated_at_ms)
-            .await?
-        {
-            return Ok(None);
-        }
-        let mut records = self.write();
-        Ok(records.get_mut(id).map(|record| {
-            record.desired_state = desired_state;
-            record.updated_at_ms = updated_at_ms;
-            record.revision = revision::next();
-            record.clone()
-        }))
+            .set_desired_state(id, desired_state, now_ms())
+            .await?;
+        Ok(self.absorb(id, update))
     }
 
-    /// Replaces the gateway token; returns the updated record, or `None` when it does not exist.
     pub async fn set_gateway_token(
         &self,
         id: &InstanceId,
-        gateway_token: String,
-    ) -> Result<Option<InstanceRecord>, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        let updated_at_ms = now_ms();
-        if !self
+        gateway_token: &str,
+    ) -> Result<Update, StoreError> {
+        let update = self
             .store
-            .set_gateway_token(id, &gateway_token, updated_at_ms)
-            .await?
-        {
-            return Ok(None);
-        }
-        let mut records = self.write();
-        Ok(records.get_mut(id).map(|record| {
-            record.gateway_token = gateway_token;
-            record.updated_at_ms = updated_at_ms;
-            record.revision = revision::next();
-            record.clone()
-        }))
+            .set_gateway_token(id, gateway_token, now_ms())
+            .await?;
+        Ok(self.absorb(id, update))
     }
 
-    /// Returns the removed record, or `None` when it did not exist.
-    pub async fn remove(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
-        let _guard = self.write_lock.lock().await;
-        self.store.delete(id).await?;
-        Ok(self.write().remove(id))
+    /// Records an accepted delete (the first one wins; see [`InstanceStore::mark_deleting`]).
+    pub async fn mark_deleting(
+        &self,
+        id: &InstanceId,
+        preserve_data: bool,
+    ) -> Result<Update, StoreError> {
+        let update = self
+            .store
+            .mark_deleting(id, preserve_data, now_ms())
+            .await?;
+        Ok(self.absorb(id, update))
+    }
+
+    /// Removes the record of a finished delete; returns its last state when it was here.
+    pub async fn remove_deleted(
+        &self,
+        id: &InstanceId,
+    ) -> Result<Option<InstanceRecord>, StoreError> {
+        self.store.remove_deleted(id).await?;
+        Ok(self.forget(id))
+    }
+
+    /// Reloads `id` from the store after another replica changed it.
+    pub async fn refresh(&self, id: &InstanceId) -> Result<Option<Change>, StoreError> {
+        Ok(match self.store.get(id).await? {
+            Some(record) => self.upsert_if_newer(record).map(Change::Upserted),
+            None => self.forget(id).map(Change::Removed),
+        })
+    }
+
+    /// Reloads every record (at start, and whenever change notifications may have been
+    /// missed); returns what changed.
+    pub async fn resync(&self) -> Result<Vec<Change>, StoreError> {
+        let stored = self.store.load_all().await?;
+        let mut changes = Vec::new();
+        let present: std::collections::HashSet<InstanceId> =
+            stored.iter().map(|record| record.id.clone()).collect();
+        for record in stored {
+            changes.extend(self.upsert_if_newer(record).map(Change::Upserted));
+        }
+        let gone: Vec<InstanceId> = self
+            .read()
+            .keys()
+            .filter(|id| !present.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            changes.extend(self.forget(&id).map(Change::Removed));
+        }
+        Ok(changes)
     }
 
     pub async fn close(&self) {
         self.store.close().await;
+    }
+
+    /// Brings the map in line with what a conditional write found.
+    fn absorb(&self, id: &InstanceId, update: Update) -> Update {
+        match update {
+            Update::Changed(record) => Update::Changed(self.keep_newest(record)),
+            Update::Deleting(record) => Update::Deleting(self.keep_newest(record)),
+            Update::Missing => {
+                self.forget(id);
+                Update::Missing
+            }
+        }
+    }
+
+    /// Stores `record` unless the map holds the same or a newer copy; returns the copy
+    /// the map holds afterwards.
+    fn keep_newest(&self, record: InstanceRecord) -> InstanceRecord {
+        match self.merge(record) {
+            Merged::Replaced(record) | Merged::Kept(record) => record,
+        }
+    }
+
+    /// Stores `record` when it is newer than the map's copy; returns it (with a fresh
+    /// revision) when it was.
+    fn upsert_if_newer(&self, record: InstanceRecord) -> Option<InstanceRecord> {
+        match self.merge(record) {
+            Merged::Replaced(record) => Some(record),
+            Merged::Kept(_) => None,
+        }
+    }
+
+    /// Keeps the newer of `record` and the map's copy. A row deleted and created again
+    /// restarts its generation, so incarnations are told apart by creation time first.
+    fn merge(&self, mut record: InstanceRecord) -> Merged {
+        let mut records = self.write();
+        if let Some(held) = records.get(&record.id)
+            && (held.created_at_ms, held.generation) >= (record.created_at_ms, record.generation)
+        {
+            return Merged::Kept(held.clone());
+        }
+        record.revision = revision::next();
+        records.insert(record.id.clone(), record.clone());
+        Merged::Replaced(record)
+    }
+
+    fn forget(&self, id: &InstanceId) -> Option<InstanceRecord> {
+        self.write().remove(id)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<InstanceId, InstanceRecord>> {

@@ -1,266 +1,395 @@
-//! The instance store: desired state in SQLite (a file in the data dir), with the
-//! migrations embedded in the binary.
+//! The instance store: desired state on SQLite (the embedded default, a file in the
+//! data dir) or PostgreSQL (production, shared by every lifecycle replica), chosen by
+//! the `DATABASE_URL` scheme; see docs/product/configuration.md.
+//!
+//! Every write is one conditional statement or one transaction, so two replicas racing
+//! on one id never lose an update: an insert of an existing id fails on the key, a
+//! change to a row being deleted changes nothing, and the quota is counted and the row
+//! inserted under one lock per owner. On PostgreSQL each write also notifies
+//! [`CHANGES_CHANNEL`] with the instance id, so other replicas reload that row at once.
 
-use std::{path::Path, str::FromStr, time::Duration};
-
-use sqlx::{
-    Row, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
-};
+use clawfleet_database::{Database, DatabaseError, Migrations, is_unique_violation, on_backend};
 
 use crate::{
     instance_id::InstanceId,
-    model::{DesiredState, InstanceRecord, Plan, Secrets},
+    model::{Deletion, DesiredState, InstanceRecord, Plan, Secrets},
 };
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The table that records which lifecycle migrations ran (not sqlx's shared default).
+pub const MIGRATIONS_TABLE: &str = "_clawfleet_lifecycle_migrations";
 
-/// Store failures; the service maps them to gRPC statuses.
+/// The PostgreSQL notification channel that carries the id of every changed instance.
+pub const CHANGES_CHANNEL: &str = "clawfleet_lifecycle_instances";
+
+/// Columns in the order every query selects them (see [`Row`]).
+const COLUMNS: &str = "id, owner, plan, desired_state, model, gateway_token, secrets, \
+     created_at_ms, updated_at_ms, deleting_since_ms, delete_preserve_data, generation";
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    bool,
+    i64,
+);
+
+/// Store failures; the service maps them to gRPC statuses. Messages never contain the
+/// database URL (it may hold a password).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("instance {0} already exists")]
     AlreadyExists(InstanceId),
     #[error("the owner already has {owned} of {quota} instances")]
     QuotaExceeded { owned: usize, quota: usize },
+    #[error(transparent)]
+    Open(#[from] DatabaseError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+}
+
+/// Tells the other replicas (on commit of `$transaction`) that `$id` changed. A macro
+/// because it is written inside [`on_backend!`] bodies, which must compile for either
+/// backend's connection type (it only runs on PostgreSQL).
+macro_rules! notify {
+    ($transaction:ident, $id:expr) => {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind($id.as_str())
+            .execute(&mut *$transaction)
+            .await?
+    };
+}
+
+/// What a conditional change found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The row changed; this is its new state.
+    Changed(InstanceRecord),
+    /// The row is being deleted, so nothing changed; this is its state.
+    Deleting(InstanceRecord),
+    /// No such row.
+    Missing,
 }
 
 /// Desired state of every instance.
 #[derive(Clone, Debug)]
 pub struct InstanceStore {
-    pool: SqlitePool,
+    database: Database,
+}
+
+impl AsRef<Database> for InstanceStore {
+    fn as_ref(&self) -> &Database {
+        &self.database
+    }
 }
 
 impl InstanceStore {
-    /// Opens (creating if needed) the database file and applies migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+    /// Connects to `database_url` (`sqlite://…`, `sqlite::memory:`, `postgres://…`) and
+    /// applies the embedded migrations.
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let migrations = Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+            table: MIGRATIONS_TABLE,
+        };
+        Ok(Self {
+            database: Database::open(database_url, migrations).await?,
+        })
     }
 
-    /// An in-memory store, for tests.
+    /// An in-memory SQLite store, for tests.
     pub async fn in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        // One connection that is never recycled: each new in-memory connection would be empty.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Self::open("sqlite::memory:").await
     }
 
-    pub async fn insert(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+    /// The open database (for [`crate::replication`], which listens on PostgreSQL).
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Inserts `record` (without a quota).
+    pub async fn insert(&self, record: &InstanceRecord) -> Result<InstanceRecord, StoreError> {
+        self.insert_within_quota(record, None).await
+    }
+
+    /// Inserts `record` unless its id exists or its owner already has `quota` instances
+    /// (deleting ones not counted). Counting and inserting happen in one transaction
+    /// holding a lock per owner, so creates racing on any replica cannot both slip
+    /// under the quota. Returns the stored row.
+    pub async fn insert_within_quota(
+        &self,
+        record: &InstanceRecord,
+        quota: Option<usize>,
+    ) -> Result<InstanceRecord, StoreError> {
         let secrets = serde_json::to_string(&record.secrets)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        let result = sqlx::query(
-            "INSERT INTO instances (id, owner, plan, desired_state, model, gateway_token, secrets, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.id.as_str())
-        .bind(&record.owner)
-        .bind(record.plan.as_str())
-        .bind(record.desired_state.as_str())
-        .bind(&record.model)
-        .bind(&record.gateway_token)
-        .bind(secrets)
-        .bind(record.created_at_ms)
-        .bind(record.updated_at_ms)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(StoreError::AlreadyExists(record.id.clone()))
+        let postgres = self.notifies();
+        let insert = format!(
+            "INSERT INTO instances ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, TRUE, 1) RETURNING {COLUMNS}"
+        );
+        let row: Row = on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            if let Some(quota) = quota {
+                if postgres {
+                    // SQLite's BEGIN IMMEDIATE already serialises writers.
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(&record.owner)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                let (owned,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM instances WHERE owner = $1 AND deleting_since_ms IS NULL",
+                )
+                .bind(&record.owner)
+                .fetch_one(&mut *transaction)
+                .await?;
+                let owned = usize::try_from(owned).unwrap_or(usize::MAX);
+                if owned >= quota {
+                    return Err(StoreError::QuotaExceeded { owned, quota });
+                }
             }
-            Err(error) => Err(error.into()),
-        }
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(insert.as_str()))
+                .bind(record.id.as_str())
+                .bind(&record.owner)
+                .bind(record.plan.as_str())
+                .bind(record.desired_state.as_str())
+                .bind(&record.model)
+                .bind(&record.gateway_token)
+                .bind(&secrets)
+                .bind(record.created_at_ms)
+                .bind(record.updated_at_ms)
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|error| {
+                    if is_unique_violation(&error) {
+                        StoreError::AlreadyExists(record.id.clone())
+                    } else {
+                        error.into()
+                    }
+                })?;
+            if postgres {
+                notify!(transaction, record.id);
+            }
+            transaction.commit().await?;
+            row
+        });
+        record_from_row(row)
     }
 
-    /// Sets the desired state; returns false when the instance does not exist.
+    /// The row of `id`, if any.
+    pub async fn get(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
+        let select = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
+        let row: Option<Row> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(record_from_row).transpose()
+    }
+
+    /// Every row, ordered by id.
+    pub async fn load_all(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        let select = format!("SELECT {COLUMNS} FROM instances ORDER BY id");
+        let rows: Vec<Row> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(record_from_row).collect()
+    }
+
+    /// Sets the desired state, unless the instance is being deleted.
     pub async fn set_desired_state(
         &self,
         id: &InstanceId,
         desired_state: DesiredState,
         updated_at_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE instances SET desired_state = ?, updated_at_ms = ? WHERE id = ?")
-                .bind(desired_state.as_str())
-                .bind(updated_at_ms)
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await?;
-        Ok(result.rows_affected() == 1)
+    ) -> Result<Update, StoreError> {
+        self.change(
+            id,
+            "desired_state = $2, updated_at_ms = $3",
+            desired_state.as_str(),
+            updated_at_ms,
+        )
+        .await
     }
 
-    /// Replaces the gateway token; returns false when the instance does not exist.
+    /// Replaces the gateway token, unless the instance is being deleted.
     pub async fn set_gateway_token(
         &self,
         id: &InstanceId,
         gateway_token: &str,
         updated_at_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE instances SET gateway_token = ?, updated_at_ms = ? WHERE id = ?")
-                .bind(gateway_token)
-                .bind(updated_at_ms)
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    /// Deletes the record; returns false when it did not exist.
-    pub async fn delete(&self, id: &InstanceId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM instances WHERE id = ?")
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    /// Every record, ordered by id.
-    pub async fn load_all(&self) -> Result<Vec<InstanceRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, owner, plan, desired_state, model, gateway_token, secrets, created_at_ms, updated_at_ms \
-             FROM instances ORDER BY id",
+    ) -> Result<Update, StoreError> {
+        self.change(
+            id,
+            "gateway_token = $2, updated_at_ms = $3",
+            gateway_token,
+            updated_at_ms,
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record_from_row).collect()
+        .await
+    }
+
+    /// Records that a delete was accepted. A second delete changes nothing and finds
+    /// the first one's [`Update::Deleting`].
+    pub async fn mark_deleting(
+        &self,
+        id: &InstanceId,
+        preserve_data: bool,
+        now_ms: i64,
+    ) -> Result<Update, StoreError> {
+        let postgres = self.notifies();
+        let update = format!(
+            "UPDATE instances SET deleting_since_ms = $2, delete_preserve_data = $3, \
+             updated_at_ms = $2, generation = generation + 1 \
+             WHERE id = $1 AND deleting_since_ms IS NULL RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(update.as_str()))
+                .bind(id.as_str())
+                .bind(now_ms)
+                .bind(preserve_data)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if postgres && row.is_some() {
+                notify!(transaction, id);
+            }
+            transaction.commit().await?;
+            row
+        });
+        self.update_from(id, row).await
+    }
+
+    /// Removes the row of a finished delete; a row not marked deleting stays (a delete
+    /// never removes what was not asked to go). Returns whether a row went.
+    pub async fn remove_deleted(&self, id: &InstanceId) -> Result<bool, StoreError> {
+        let postgres = self.notifies();
+        let removed = on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            let result = sqlx::query(
+                "DELETE FROM instances WHERE id = $1 AND deleting_since_ms IS NOT NULL",
+            )
+            .bind(id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+            let removed = result.rows_affected() == 1;
+            if postgres && removed {
+                notify!(transaction, id);
+            }
+            transaction.commit().await?;
+            removed
+        });
+        Ok(removed)
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.database.close().await;
+    }
+
+    /// Only PostgreSQL has other replicas to tell.
+    fn notifies(&self) -> bool {
+        matches!(self.database, Database::Postgres(_))
+    }
+
+    /// Sets `assignments` (`$2` = `value`, `$3` = the time) on a row not being deleted.
+    async fn change(
+        &self,
+        id: &InstanceId,
+        assignments: &str,
+        value: &str,
+        updated_at_ms: i64,
+    ) -> Result<Update, StoreError> {
+        let postgres = self.notifies();
+        let update = format!(
+            "UPDATE instances SET {assignments}, generation = generation + 1 \
+             WHERE id = $1 AND deleting_since_ms IS NULL RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = on_backend!(self, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(update.as_str()))
+                .bind(id.as_str())
+                .bind(value)
+                .bind(updated_at_ms)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if postgres && row.is_some() {
+                notify!(transaction, id);
+            }
+            transaction.commit().await?;
+            row
+        });
+        self.update_from(id, row).await
+    }
+
+    /// The outcome of a conditional update that returned `row` (none when the row is
+    /// missing or being deleted; reading it again tells which).
+    async fn update_from(&self, id: &InstanceId, row: Option<Row>) -> Result<Update, StoreError> {
+        if let Some(row) = row {
+            return Ok(Update::Changed(record_from_row(row)?));
+        }
+        Ok(match self.get(id).await? {
+            Some(record) if record.deleting.is_some() => Update::Deleting(record),
+            // Not deleting, yet the update matched nothing: it was deleted and created
+            // again in between; report what is there now.
+            Some(record) => Update::Changed(record),
+            None => Update::Missing,
+        })
     }
 }
 
-fn record_from_row(row: &SqliteRow) -> Result<InstanceRecord, StoreError> {
-    let id_text: String = row.try_get("id")?;
-    let id = InstanceId::parse(&id_text).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    let plan_text: String = row.try_get("plan")?;
-    let plan = Plan::from_name(&plan_text)
+fn record_from_row(
+    (
+        id,
+        owner,
+        plan,
+        desired_state,
+        model,
+        gateway_token,
+        secrets,
+        created_at_ms,
+        updated_at_ms,
+        deleting_since_ms,
+        delete_preserve_data,
+        generation,
+    ): Row,
+) -> Result<InstanceRecord, StoreError> {
+    let id = InstanceId::parse(&id).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let plan = Plan::from_name(&plan)
         .map_err(|error| StoreError::Corrupt(format!("instance {id}: {error}")))?;
-    let desired_text: String = row.try_get("desired_state")?;
-    let desired_state = DesiredState::from_name(&desired_text).ok_or_else(|| {
+    let desired_state = DesiredState::from_name(&desired_state).ok_or_else(|| {
         StoreError::Corrupt(format!(
-            "instance {id} has unknown desired state {desired_text:?}"
+            "instance {id} has unknown desired state {desired_state:?}"
         ))
     })?;
-    let secrets_text: String = row.try_get("secrets")?;
-    let secrets: Secrets = serde_json::from_str(&secrets_text)
+    let secrets: Secrets = serde_json::from_str(&secrets)
         .map_err(|error| StoreError::Corrupt(format!("instance {id} secrets: {error}")))?;
     Ok(InstanceRecord {
         revision: 0,
         id,
-        owner: row.try_get("owner")?,
+        owner,
         plan,
         desired_state,
-        model: row.try_get("model")?,
-        gateway_token: row.try_get("gateway_token")?,
+        model,
+        gateway_token,
         secrets,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
+        created_at_ms,
+        updated_at_ms,
+        deleting: deleting_since_ms.map(|since_ms| Deletion {
+            since_ms,
+            preserve_data: delete_preserve_data,
+        }),
+        generation,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: &str) -> InstanceRecord {
-        InstanceRecord {
-            revision: 0,
-            id: InstanceId::parse(id).unwrap(),
-            owner: "user-1".into(),
-            plan: Plan::Pro,
-            desired_state: DesiredState::Running,
-            model: "anthropic/claude".into(),
-            gateway_token: "token".into(),
-            secrets: [("ANTHROPIC_API_KEY".to_string(), "sk".to_string())].into(),
-            created_at_ms: 1,
-            updated_at_ms: 2,
-        }
-    }
-
-    #[tokio::test]
-    async fn records_round_trip() {
-        let store = InstanceStore::in_memory().await.unwrap();
-        store.insert(&record("alice")).await.unwrap();
-        assert_eq!(store.load_all().await.unwrap(), vec![record("alice")]);
-    }
-
-    #[tokio::test]
-    async fn duplicate_ids_are_refused_and_change_nothing() {
-        let store = InstanceStore::in_memory().await.unwrap();
-        store.insert(&record("alice")).await.unwrap();
-        let mut other = record("alice");
-        other.owner = "someone-else".into();
-        assert!(matches!(
-            store.insert(&other).await,
-            Err(StoreError::AlreadyExists(_))
-        ));
-        assert_eq!(store.load_all().await.unwrap()[0].owner, "user-1");
-    }
-
-    #[tokio::test]
-    async fn desired_state_and_delete_report_missing_rows() {
-        let store = InstanceStore::in_memory().await.unwrap();
-        let id = InstanceId::parse("alice").unwrap();
-        assert!(
-            !store
-                .set_desired_state(&id, DesiredState::Stopped, 3)
-                .await
-                .unwrap()
-        );
-        store.insert(&record("alice")).await.unwrap();
-        assert!(
-            store
-                .set_desired_state(&id, DesiredState::Stopped, 3)
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            store.load_all().await.unwrap()[0].desired_state,
-            DesiredState::Stopped
-        );
-        assert!(store.set_gateway_token(&id, "rotated", 4).await.unwrap());
-        assert_eq!(store.load_all().await.unwrap()[0].gateway_token, "rotated");
-        assert!(store.delete(&id).await.unwrap());
-        assert!(!store.delete(&id).await.unwrap());
-        assert!(!store.set_gateway_token(&id, "x", 5).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_file_store_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lifecycle.db");
-        let store = InstanceStore::open(&path).await.unwrap();
-        store.insert(&record("alice")).await.unwrap();
-        store.close().await;
-        let reopened = InstanceStore::open(&path).await.unwrap();
-        assert_eq!(reopened.load_all().await.unwrap().len(), 1);
-    }
 }

@@ -12,6 +12,11 @@ use crate::{
 /// secret values.
 pub fn instance_view(record: &InstanceRecord, observed: Observed) -> Instance {
     let (phase, reason) = match (observed.phase, record.desired_state) {
+        // Whatever still runs is on its way out.
+        _ if record.deleting.is_some() => (
+            Phase::Deleting,
+            "deleting: the runtime is tearing the gateway down".to_owned(),
+        ),
         // Nothing observed yet: the reconciler has not applied it, or it stopped.
         (Phase::Unknown, DesiredState::Stopped) => {
             (Phase::Stopped, "stopped by request".to_owned())

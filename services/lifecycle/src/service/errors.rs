@@ -16,7 +16,7 @@ pub(super) fn parse_id(text: &str) -> Result<InstanceId, ServiceError> {
     Ok(InstanceId::parse(text)?)
 }
 
-pub(super) fn store_error(error: StoreError) -> ServiceError {
+pub(crate) fn store_error(error: StoreError) -> ServiceError {
     match error {
         StoreError::AlreadyExists(id) => ServiceError::new(
             ErrorCode::AlreadyExists,
@@ -33,7 +33,7 @@ pub(super) fn store_error(error: StoreError) -> ServiceError {
     }
 }
 
-pub(super) fn runtime_error(error: RuntimeError) -> ServiceError {
+pub(crate) fn runtime_error(error: RuntimeError) -> ServiceError {
     match error {
         RuntimeError::NotFound(id) => ServiceError::not_found(format!("instance {id} not found")),
         RuntimeError::NotRunning { id, reason } => {

@@ -50,7 +50,9 @@ impl Lifecycle {
     ) -> Result<Response<ResolveGatewayResponse>, Status> {
         let caller = caller_of(&request)?;
         caller.require_service()?;
-        let record = self.visible_record(&caller, &request.get_ref().instance_id)?;
+        let record = self
+            .live_record(&caller, &request.get_ref().instance_id)
+            .await?;
         let runtime = &self.runtime;
         let observed = if record.desired_state == DesiredState::Running {
             settling::settled(runtime.as_ref(), &record.id, READY_WAIT).await
@@ -115,13 +117,15 @@ impl Lifecycle {
                 "only operators and services may rotate gateway tokens",
             ));
         }
-        let record = self.visible_record(&caller, &request.get_ref().instance_id)?;
-        let updated = self
+        let record = self
+            .live_record(&caller, &request.get_ref().instance_id)
+            .await?;
+        let update = self
             .registry
-            .set_gateway_token(&record.id, random_token(32))
+            .set_gateway_token(&record.id, &random_token(32))
             .await
-            .map_err(store_error)?
-            .ok_or_else(|| ServiceError::not_found(format!("instance {} not found", record.id)))?;
+            .map_err(store_error)?;
+        let updated = super::changed_record(&record.id, update)?;
         self.runtime
             .apply(&updated.spec())
             .await
@@ -144,7 +148,7 @@ impl Lifecycle {
         let caller = caller_of(&request)?;
         caller.require_service()?;
         let body = request.into_inner();
-        let record = self.visible_record(&caller, &body.instance_id)?;
+        let record = self.live_record(&caller, &body.instance_id).await?;
         if body.argv.is_empty() || body.argv.len() > MAX_EXEC_ARGS {
             return Err(ServiceError::invalid_argument(format!(
                 "argv must hold 1 to {MAX_EXEC_ARGS} arguments"

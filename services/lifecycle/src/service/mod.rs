@@ -1,5 +1,6 @@
 //! The InstanceService gRPC handlers: validation, ownership, store writes, runtime calls.
 
+mod deleting; // DeleteInstance: mark, tear down (bounded wait), answer
 mod errors; // store and runtime failures as the kit's error codes
 mod gateway_access; // ResolveGateway, RotateGatewayToken and ExecInInstance
 mod watch; // WatchInstances: snapshot, changes, resynchronisation
@@ -23,15 +24,18 @@ use clawfleet_kit::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+pub(crate) use self::errors::{runtime_error, store_error};
 use self::{
-    errors::{caller_of, parse_id, runtime_error, store_error},
+    errors::{caller_of, parse_id},
     watch::WatchStream,
 };
 use crate::{
+    deletion::Deletions,
     instance_id::InstanceId,
     model::{DesiredState, InstanceRecord, Plan, now_ms},
-    registry::Registry,
-    runtime::{DataRetention, SharedRuntime},
+    registry::{Change, Registry},
+    runtime::SharedRuntime,
+    store::Update,
     validation::{validate_model, validate_owner, validate_secrets},
     view::instance_view,
     watch_hub::WatchHub,
@@ -47,6 +51,8 @@ pub struct Lifecycle {
     pub runtime: SharedRuntime,
     pub hub: WatchHub,
     pub shutdown: CancellationToken,
+    /// Teardowns of deleted instances in flight.
+    pub deletions: Deletions,
 }
 
 /// The gRPC face of [`Lifecycle`].
@@ -62,22 +68,73 @@ impl InstanceServiceHandler {
 }
 
 impl Lifecycle {
-    fn view(&self, record: &InstanceRecord) -> Instance {
+    pub fn new(
+        registry: Arc<Registry>,
+        runtime: SharedRuntime,
+        hub: WatchHub,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            registry,
+            runtime,
+            hub,
+            shutdown,
+            deletions: Deletions::default(),
+        }
+    }
+
+    /// What callers see of `record` now.
+    pub fn view(&self, record: &InstanceRecord) -> Instance {
         instance_view(record, self.runtime.observe(&record.id))
+    }
+
+    /// Tells watchers about a change of the registry and converges the runtime to it
+    /// (a record another replica wrote).
+    pub async fn publish(self: &Arc<Self>, change: Change) {
+        if let Change::Upserted(record) = &change {
+            crate::reconciler::converge(self, record).await;
+        }
+        self.announce(change);
+    }
+
+    /// Tells watchers about a change of the registry.
+    pub fn announce(&self, change: Change) {
+        match change {
+            Change::Upserted(record) => self.hub.updated(self.view(&record)),
+            Change::Removed(record) => {
+                let mut view = self.view(&record);
+                view.revision = crate::revision::next();
+                self.hub.deleted(view);
+            }
+        }
     }
 
     /// The record if it exists and the caller may see it; NotFound otherwise, so app
     /// users cannot learn that another user's instance exists.
-    fn visible_record(
+    async fn visible_record(
         &self,
         caller: &Caller,
         id_text: &str,
     ) -> Result<InstanceRecord, ServiceError> {
         let id = parse_id(id_text)?;
-        match self.registry.get(&id) {
+        match self.registry.get_or_load(&id).await.map_err(store_error)? {
             Some(record) if may_see(caller, &record) => Ok(record),
             _ => Err(ServiceError::not_found(format!("instance {id} not found"))),
         }
+    }
+
+    /// [`Self::visible_record`], refused while the instance is being deleted: nothing
+    /// may start, change or use it any more.
+    async fn live_record(
+        &self,
+        caller: &Caller,
+        id_text: &str,
+    ) -> Result<InstanceRecord, ServiceError> {
+        let record = self.visible_record(caller, id_text).await?;
+        if record.deleting.is_some() {
+            return Err(being_deleted(&record.id));
+        }
+        Ok(record)
     }
 
     async fn set_desired_state(
@@ -86,13 +143,13 @@ impl Lifecycle {
         id_text: &str,
         desired_state: DesiredState,
     ) -> Result<Instance, ServiceError> {
-        let record = self.visible_record(caller, id_text)?;
-        let updated = self
+        let record = self.live_record(caller, id_text).await?;
+        let update = self
             .registry
             .set_desired_state(&record.id, desired_state)
             .await
-            .map_err(store_error)?
-            .ok_or_else(|| ServiceError::not_found(format!("instance {} not found", record.id)))?;
+            .map_err(store_error)?;
+        let updated = changed_record(&record.id, update)?;
         self.runtime
             .apply(&updated.spec())
             .await
@@ -101,6 +158,23 @@ impl Lifecycle {
         self.hub.updated(view.clone());
         Ok(view)
     }
+}
+
+/// The record a conditional write changed, or the error a caller should see when the
+/// instance was deleted (or began to be) in the meantime.
+fn changed_record(id: &InstanceId, update: Update) -> Result<InstanceRecord, ServiceError> {
+    match update {
+        Update::Changed(record) => Ok(record),
+        Update::Deleting(_) => Err(being_deleted(id)),
+        Update::Missing => Err(ServiceError::not_found(format!("instance {id} not found"))),
+    }
+}
+
+fn being_deleted(id: &InstanceId) -> ServiceError {
+    ServiceError::new(
+        clawfleet_kit::error::ErrorCode::FailedPrecondition,
+        format!("instance {id} is being deleted"),
+    )
 }
 
 fn may_see(caller: &Caller, record: &InstanceRecord) -> bool {
@@ -144,13 +218,15 @@ impl InstanceService for InstanceServiceHandler {
             secrets,
             created_at_ms: now,
             updated_at_ms: now,
+            deleting: None,
+            generation: 0,
         };
         // App users are held to their plan's quota; operators are not.
         let quota = (caller.role == Role::App).then(|| plan.instance_quota());
         let lifecycle = &self.lifecycle;
-        lifecycle
+        let record = lifecycle
             .registry
-            .insert_within_quota(record.clone(), quota)
+            .insert_within_quota(record, quota)
             .await
             .map_err(store_error)?;
         tracing::info!(instance = %record.id, plan = record.plan.as_str(), "instance created");
@@ -172,7 +248,8 @@ impl InstanceService for InstanceServiceHandler {
         let caller = caller_of(&request)?;
         let record = self
             .lifecycle
-            .visible_record(&caller, &request.get_ref().id)?;
+            .visible_record(&caller, &request.get_ref().id)
+            .await?;
         Ok(Response::new(GetInstanceResponse {
             instance: Some(self.lifecycle.view(&record)),
         }))
@@ -229,36 +306,11 @@ impl InstanceService for InstanceServiceHandler {
     ) -> Result<Response<DeleteInstanceResponse>, Status> {
         let caller = caller_of(&request)?;
         let body = request.into_inner();
-        let lifecycle = &self.lifecycle;
-        let record = lifecycle.visible_record(&caller, &body.id)?;
-        let preserve_data = body.preserve_data.unwrap_or(true);
-        let retention = if preserve_data {
-            DataRetention::Keep
-        } else {
-            DataRetention::Purge
-        };
-        let mut last_view = lifecycle.view(&record);
-        // Runtime first: a crash between the two leaves a record the reconciler re-applies,
-        // never a gateway without a record.
-        lifecycle
-            .runtime
-            .delete(&record.id, retention)
-            .await
-            .map_err(runtime_error)?;
-        lifecycle
-            .registry
-            .remove(&record.id)
-            .await
-            .map_err(store_error)?;
-        tracing::info!(instance = %record.id, preserve_data, "instance deleted");
-        last_view.revision = crate::revision::next();
-        let revision = last_view.revision;
-        lifecycle.hub.deleted(last_view);
-        Ok(Response::new(DeleteInstanceResponse {
-            id: record.id.to_string(),
-            data_preserved: preserve_data,
-            revision,
-        }))
+        let deleted = self
+            .lifecycle
+            .delete(&caller, &body.id, body.preserve_data.unwrap_or(true))
+            .await?;
+        Ok(Response::new(deleted))
     }
 
     async fn stop_instance(
@@ -296,7 +348,7 @@ impl InstanceService for InstanceServiceHandler {
         request: Request<WatchInstancesRequest>,
     ) -> Result<Response<Self::WatchInstancesStream>, Status> {
         let caller = caller_of(&request)?;
-        let stream = watch::watch(self.lifecycle.clone(), caller, &request.get_ref().id)?;
+        let stream = watch::watch(self.lifecycle.clone(), caller, &request.get_ref().id).await?;
         Ok(Response::new(stream))
     }
 

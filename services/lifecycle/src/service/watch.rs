@@ -28,14 +28,14 @@ fn bookmark() -> WatchInstancesResponse {
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchInstancesResponse, Status>> + Send>>;
 
 /// The stream of `id_text` (one instance) or of everything (`""`) that `caller` may see.
-pub(super) fn watch(
+pub(super) async fn watch(
     lifecycle: Arc<Lifecycle>,
     caller: Caller,
     id_text: &str,
 ) -> Result<WatchStream, ServiceError> {
     let only_id = match id_text {
         "" => None,
-        text => Some(lifecycle.visible_record(&caller, text)?.id),
+        text => Some(lifecycle.visible_record(&caller, text).await?.id),
     };
     // Subscribe before taking the snapshot so no change falls between the two.
     let mut changes = lifecycle.hub.subscribe();

@@ -6,9 +6,11 @@ use std::{sync::Arc, time::Duration};
 
 use crate::support::{lifecycle::*, *};
 use clawfleet_lifecycle::{
+    deletion::Outcome,
     model::{DesiredState, Phase},
     reconciler,
     runtime::{DataRetention, RuntimeError, SharedRuntime},
+    store::Update,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,32 +19,36 @@ async fn a_purge_racing_the_reconcile_leaves_nothing_behind() {
     let runtime: SharedRuntime = Arc::new(runtime(&server, config()).await);
     let (_data, registry, alice) = applied_alice(&runtime, |phase| phase == Phase::Running).await;
 
-    // The purge is in flight (its deletions are slow to land) when the reconcile runs,
-    // as the service deletes in the runtime before it removes the record.
+    // The purge is in flight (its deletions are slow to land) when the reconcile runs:
+    // the record is marked deleting first, as DeleteInstance does.
+    let lifecycle = lifecycle(registry.clone(), runtime.clone());
     server.delay_requests(None, Some("delete"), Duration::from_millis(300), 100);
-    let purge = tokio::spawn({
-        let runtime = runtime.clone();
-        let id = alice.id.clone();
-        async move { runtime.delete(&id, DataRetention::Purge).await }
-    });
+    let marked = match registry.mark_deleting(&alice.id, false).await.unwrap() {
+        Update::Changed(marked) => marked,
+        other => panic!("alice was not marked deleting: {other:?}"),
+    };
+    let mut purge = lifecycle.deletions.finish(&lifecycle, marked);
     tokio::time::sleep(Duration::from_millis(100)).await;
     bounded(
         "the racing reconcile",
-        reconciler::reconcile_all(&registry, &runtime),
+        reconciler::reconcile_all(&lifecycle),
     )
     .await;
-    bounded("the purge", purge).await.unwrap().unwrap();
-    registry.remove(&alice.id).await.unwrap();
+    let outcome = bounded("the purge", purge.wait_for(Option::is_some))
+        .await
+        .unwrap()
+        .clone();
+    assert!(
+        matches!(outcome, Some(Outcome::Finished { .. })),
+        "{outcome:?}"
+    );
+    assert!(registry.get(&alice.id).is_none());
     server.clear_faults();
 
     // A reconcile that read the record before it was removed applies it once more.
     let stale = runtime.apply(&alice.spec()).await;
     assert!(matches!(stale, Err(RuntimeError::NotFound(_))), "{stale:?}");
-    bounded(
-        "the next reconcile",
-        reconciler::reconcile_all(&registry, &runtime),
-    )
-    .await;
+    bounded("the next reconcile", reconciler::reconcile_all(&lifecycle)).await;
     eventually("nothing left of alice", || {
         objects_of(&server, "alice").is_empty().then_some(())
     })

@@ -42,11 +42,11 @@ async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
 
     // The platform starts again; the store knows alice only.
     let data = tempfile::tempdir().unwrap();
-    let store = InstanceStore::open(&data.path().join("lifecycle.db"))
+    let store = InstanceStore::open(&lifecycle::sqlite_url(data.path()))
         .await
         .unwrap();
     store.insert(&record("alice")).await.unwrap();
-    let registry = Registry::load(store).await.unwrap();
+    let registry = Arc::new(Registry::load(store).await.unwrap());
     let after: SharedRuntime = Arc::new(runtime(&server, config()).await);
     assert_eq!(
         after
@@ -56,7 +56,7 @@ async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
             .collect::<std::collections::BTreeSet<_>>(),
         ["alice".to_owned(), "bob".to_owned()].into()
     );
-    reconciler::reconcile_all(&registry, &after).await;
+    reconciler::reconcile_all(&lifecycle::lifecycle(registry.clone(), after.clone())).await;
 
     assert!(
         server
@@ -94,7 +94,7 @@ async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
     let server = server().await;
     let data = tempfile::tempdir().unwrap();
     {
-        let store = InstanceStore::open(&data.path().join("lifecycle.db"))
+        let store = InstanceStore::open(&lifecycle::sqlite_url(data.path()))
             .await
             .unwrap();
         store.insert(&record("carol")).await.unwrap();

@@ -31,15 +31,15 @@ pub fn record(id: &str) -> InstanceRecord {
         secrets: spec.secrets,
         created_at_ms: now_ms(),
         updated_at_ms: now_ms(),
+        deleting: None,
+        generation: 0,
     }
 }
 
 /// A registry holding `records`; keep the directory alive as long as the registry.
 pub async fn registry_with(records: &[InstanceRecord]) -> (tempfile::TempDir, Arc<Registry>) {
     let data = tempfile::tempdir().unwrap();
-    let store = InstanceStore::open(&data.path().join("lifecycle.db"))
-        .await
-        .unwrap();
+    let store = InstanceStore::open(&sqlite_url(data.path())).await.unwrap();
     for record in records {
         store.insert(record).await.unwrap();
     }
@@ -62,13 +62,23 @@ pub async fn applied_alice(
     (data, registry, alice)
 }
 
-pub fn handler(registry: Arc<Registry>, runtime: SharedRuntime) -> InstanceServiceHandler {
-    InstanceServiceHandler::new(Arc::new(Lifecycle {
+/// The store URL of a SQLite file in `dir`.
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("lifecycle.db").display())
+}
+
+/// The service's shared state over `registry` and `runtime`.
+pub fn lifecycle(registry: Arc<Registry>, runtime: SharedRuntime) -> Arc<Lifecycle> {
+    Arc::new(Lifecycle::new(
         registry,
         runtime,
-        hub: WatchHub::default(),
-        shutdown: CancellationToken::new(),
-    }))
+        WatchHub::default(),
+        CancellationToken::new(),
+    ))
+}
+
+pub fn handler(registry: Arc<Registry>, runtime: SharedRuntime) -> InstanceServiceHandler {
+    InstanceServiceHandler::new(lifecycle(registry, runtime))
 }
 
 /// `body` as a request from `caller`, past the identity interceptor.

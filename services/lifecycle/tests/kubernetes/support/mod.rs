@@ -88,6 +88,7 @@ pub async fn lifecycle_server(
     kubernetes.access = ClusterAccess::Kubeconfig(kubeconfig);
     clawfleet_lifecycle::LifecycleServer::start(clawfleet_lifecycle::LifecycleConfig {
         data_dir: data_dir.to_path_buf(),
+        database_url: lifecycle::sqlite_url(data_dir),
         runtime: clawfleet_lifecycle::RuntimeChoice::Kubernetes(Box::new(kubernetes)),
         reconcile_period,
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,

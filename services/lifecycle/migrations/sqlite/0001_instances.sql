@@ -1,5 +1,7 @@
--- Desired state of every instance. Observed state lives in the runtime.
-CREATE TABLE instances (
+-- Desired state of every instance (SQLite). Observed state lives in the runtime.
+-- IF NOT EXISTS: stores created before the lifecycle kept its migrations in a table of
+-- its own already hold this table.
+CREATE TABLE IF NOT EXISTS instances (
     id            TEXT    PRIMARY KEY NOT NULL,
     owner         TEXT    NOT NULL DEFAULT '',
     plan          TEXT    NOT NULL,
@@ -13,4 +15,4 @@ CREATE TABLE instances (
     updated_at_ms INTEGER NOT NULL
 );
 
-CREATE INDEX instances_by_owner ON instances (owner, id);
+CREATE INDEX IF NOT EXISTS instances_by_owner ON instances (owner, id);

@@ -1,0 +1,82 @@
+//! DeleteInstance: the delete is recorded first (irrevocably), the teardown runs on its
+//! own task (see [`crate::deletion`]), and the caller waits for it only up to
+//! [`DELETE_WAIT`], well inside the edge's deadline for the call; past that the answer
+//! says the teardown goes on and the instance reads `deleting` until it is gone.
+
+use std::time::Duration;
+
+use clawfleet_contracts::lifecycle::v1::DeleteInstanceResponse;
+use clawfleet_kit::{error::ServiceError, identity::Caller};
+
+use super::{Lifecycle, errors::store_error};
+use crate::{deletion::Outcome, store::Update};
+
+/// How long DeleteInstance waits for the teardown before answering that it goes on in
+/// the background. A local gateway may take its whole stop grace (15 s) to exit, and
+/// the edge gives the call 15 s: the answer must come well before either.
+pub const DELETE_WAIT: Duration = Duration::from_secs(5);
+
+impl Lifecycle {
+    pub(super) async fn delete(
+        self: &std::sync::Arc<Self>,
+        caller: &Caller,
+        id_text: &str,
+        preserve_data: bool,
+    ) -> Result<DeleteInstanceResponse, ServiceError> {
+        let record = self.visible_record(caller, id_text).await?;
+        let marked = match self
+            .registry
+            .mark_deleting(&record.id, preserve_data)
+            .await
+            .map_err(store_error)?
+        {
+            Update::Changed(marked) => {
+                tracing::info!(instance = %marked.id, preserve_data, "instance delete accepted");
+                self.hub.updated(self.view(&marked));
+                marked
+            }
+            // Deleted already, or in flight: this call joins the first delete.
+            Update::Deleting(marked) => marked,
+            Update::Missing => {
+                return Err(ServiceError::not_found(format!(
+                    "instance {} not found",
+                    record.id
+                )));
+            }
+        };
+        let data_preserved = marked
+            .deleting
+            .is_none_or(|deletion| deletion.preserve_data);
+        let mut outcome = self.deletions.finish(self, marked.clone());
+        let finished = tokio::time::timeout(DELETE_WAIT, outcome.wait_for(Option::is_some)).await;
+        let id = marked.id.to_string();
+        match finished {
+            Ok(Ok(settled)) => match settled.clone() {
+                Some(Outcome::Finished { revision }) => Ok(DeleteInstanceResponse {
+                    id,
+                    data_preserved,
+                    revision,
+                    in_progress: false,
+                    instance: None,
+                }),
+                Some(Outcome::Failed(error)) => Err(error),
+                None => Err(ServiceError::internal(
+                    "a teardown ended without an outcome",
+                )),
+            },
+            // The teardown task ended without a word (the runtime is shutting down); the
+            // record stays marked and the next start finishes it.
+            Ok(Err(_)) | Err(_) => {
+                let current = self.registry.get(&marked.id).unwrap_or(marked);
+                let view = self.view(&current);
+                Ok(DeleteInstanceResponse {
+                    id,
+                    data_preserved,
+                    revision: view.revision,
+                    in_progress: true,
+                    instance: Some(view),
+                })
+            }
+        }
+    }
+}
