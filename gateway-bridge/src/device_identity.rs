@@ -6,14 +6,13 @@
 //! public key, `publicKey` is that raw key in base64url without padding, and the signature is
 //! Ed25519 over the UTF-8 v3 payload, also base64url without padding.
 
-use std::{
-    fmt, fs,
-    io::{self, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::{fs, io, os::unix::fs::PermissionsExt, path::Path};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clawfleet_kit::{
+    private_file::{create_private, create_private_dir},
+    secret::Redacted,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -23,8 +22,9 @@ use sha2::{Digest, Sha256};
 const IDENTITY_FILE_VERSION: u32 = 1;
 
 /// The bridge's device keypair with its derived, wire-ready id and public key.
+#[derive(Debug)]
 pub struct DeviceIdentity {
-    signing_key: SigningKey,
+    private_key: Redacted<SigningKey>,
     device_id: String,
     public_key: String,
 }
@@ -87,10 +87,10 @@ impl DeviceIdentity {
 
     fn from_signing_key(signing_key: SigningKey) -> Self {
         let raw_public_key = signing_key.verifying_key().to_bytes();
-        let device_id = hex_lower(&Sha256::digest(raw_public_key));
+        let device_id = hex::encode(Sha256::digest(raw_public_key));
         let public_key = URL_SAFE_NO_PAD.encode(raw_public_key);
         Self {
-            signing_key,
+            private_key: Redacted(signing_key),
             device_id,
             public_key,
         }
@@ -147,32 +147,21 @@ impl DeviceIdentity {
         Ok(Self::from_seed(&seed))
     }
 
-    /// Writes the file under a temporary name, then hard-links it into place so that a
-    /// concurrent creator can never observe (or overwrite) a half-written identity.
+    /// Writes the file whole and owner-only, never over an existing one (a concurrent
+    /// creator wins with `AlreadyExists`); a missing folder is created owner-only.
     fn write_new_file(&self, path: &Path) -> io::Result<()> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
+            && !parent.exists()
         {
-            fs::create_dir_all(parent)?;
+            create_private_dir(parent)?;
         }
         let contents = serde_json::to_vec(&IdentityFile {
             version: IDENTITY_FILE_VERSION,
-            seed: URL_SAFE_NO_PAD.encode(self.signing_key.to_bytes()),
+            seed: URL_SAFE_NO_PAD.encode(self.private_key.to_bytes()),
         })
         .map_err(io::Error::other)?;
-        let temporary = temporary_sibling(path);
-        let written = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&contents)?;
-            file.sync_all()?;
-            fs::hard_link(&temporary, path)
-        })();
-        let _ = fs::remove_file(&temporary);
-        written
+        create_private(path, &contents)
     }
 
     /// Lowercase hex SHA-256 of the raw public key: the gateway's `device.id`.
@@ -188,7 +177,7 @@ impl DeviceIdentity {
     /// Signs the v3 payload for these claims and returns the `device` object of `connect`.
     pub fn sign_connect(&self, claims: &DeviceAuthClaims<'_>) -> SignedDevice {
         let payload = device_auth_payload_v3(&self.device_id, claims);
-        let signature = self.signing_key.sign(payload.as_bytes());
+        let signature = self.private_key.sign(payload.as_bytes());
         SignedDevice {
             id: self.device_id.clone(),
             public_key: self.public_key.clone(),
@@ -196,15 +185,6 @@ impl DeviceIdentity {
             signed_at: claims.signed_at_ms,
             nonce: claims.nonce.to_owned(),
         }
-    }
-}
-
-impl fmt::Debug for DeviceIdentity {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("DeviceIdentity")
-            .field("device_id", &self.device_id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -224,22 +204,6 @@ pub fn device_auth_payload_v3(device_id: &str, claims: &DeviceAuthClaims<'_>) ->
         &claims.device_family.trim().to_lowercase(),
     ]
     .join("|")
-}
-
-fn temporary_sibling(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp.{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(DIGITS[usize::from(byte >> 4)] as char);
-        hex.push(DIGITS[usize::from(byte & 0x0f)] as char);
-    }
-    hex
 }
 
 #[cfg(test)]

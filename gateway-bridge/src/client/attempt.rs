@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use clawfleet_kit::secret::{ExposeSecret, SecretString};
 use tokio::{
     sync::watch,
     time::{Instant, timeout, timeout_at},
@@ -99,7 +100,7 @@ impl Inner {
         &self,
         attempt: u64,
         refresh: bool,
-        device_token: Option<String>,
+        device_token: Option<SecretString>,
     ) -> Result<Arc<Connection>, ClientError> {
         let started = Instant::now();
         let budget = self.options.connect_timeout;
@@ -162,7 +163,9 @@ impl Inner {
                         // A rotated shared token or a revoked device token: fetch the token
                         // again and retry with the shared token alone.
                         state.refresh_endpoint = true;
-                        if device_token.is_some() && state.device_token == device_token {
+                        let refused = device_token.as_ref().map(ExposeSecret::expose_secret);
+                        let held = state.device_token.as_ref().map(ExposeSecret::expose_secret);
+                        if refused.is_some() && held == refused {
                             state.device_token = None;
                         }
                     }

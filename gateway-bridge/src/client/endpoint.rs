@@ -1,7 +1,7 @@
 //! Where an instance's gateway is: the [`EndpointSource`] the client asks before each
 //! connect, and why it may fail to answer.
 
-use std::fmt;
+use clawfleet_kit::secret::SecretString;
 
 /// Where an instance's gateway is and how to authenticate with it.
 #[tonic::async_trait]
@@ -11,27 +11,16 @@ pub trait EndpointSource: Send + Sync + 'static {
 }
 
 /// An instance's gateway address and credentials.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     /// `ws://host:port` of the gateway.
     pub url: String,
     /// The shared gateway token.
-    pub token: String,
+    pub token: SecretString,
     /// Changes whenever url or token change.
     pub revision: String,
     /// Whether the bridge reaches the gateway over loopback (no device approval needed).
     pub loopback: bool,
-}
-
-impl fmt::Debug for Endpoint {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("Endpoint")
-            .field("url", &self.url)
-            .field("revision", &self.revision)
-            .field("loopback", &self.loopback)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why an endpoint could not be resolved.

@@ -11,9 +11,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Close the connection after this long without calls or subscribers.
     pub idle_timeout: Duration,
-    /// First reconnect backoff ceiling.
+    /// Background reconnect delays start here (then double, jittered; see the kit's `Backoff`).
     pub backoff_initial: Duration,
-    /// Largest reconnect backoff ceiling.
+    /// Background reconnect delays stop doubling here.
     pub backoff_max: Duration,
     /// Extra HTTP headers on the WebSocket upgrade.
     pub extra_headers: Vec<(String, String)>,

@@ -6,6 +6,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use clawfleet_kit::secret::SecretString;
 use tokio::{
     sync::{Notify, broadcast, watch},
     task::JoinHandle,
@@ -51,7 +52,7 @@ pub(super) struct State {
     pub(super) next_attempt: u64,
     /// Resolve with `refresh = true` before the next connect.
     pub(super) refresh_endpoint: bool,
-    pub(super) device_token: Option<String>,
+    pub(super) device_token: Option<SecretString>,
     pub(super) active_calls: usize,
     pub(super) last_demand: Instant,
     pub(super) pairing_pending: bool,

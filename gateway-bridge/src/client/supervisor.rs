@@ -2,9 +2,9 @@
 //! client's broadcast, closes the connection when idle, and reconnects in the background
 //! while someone listens to events or waits for a pairing approval.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use rand_core::{OsRng, RngCore};
+use clawfleet_kit::backoff::Backoff;
 use tokio::{
     sync::{broadcast, watch},
     time::{Instant, sleep, sleep_until},
@@ -136,35 +136,5 @@ async fn watch_connection(
             () = inner.wake.notified() => {}
             () = inner.stop.cancelled() => return,
         }
-    }
-}
-
-/// Exponential backoff with full jitter: each delay is uniform in `[0, ceiling)`, and the
-/// ceiling doubles from `initial` up to `max`.
-pub(super) struct Backoff {
-    initial: Duration,
-    max: Duration,
-    ceiling: Duration,
-}
-
-impl Backoff {
-    pub(super) fn new(initial: Duration, max: Duration) -> Self {
-        let initial = initial.max(Duration::from_millis(1));
-        Self {
-            initial,
-            max: max.max(initial),
-            ceiling: initial,
-        }
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.ceiling = self.initial;
-    }
-
-    pub(super) fn next_delay(&mut self) -> Duration {
-        let ceiling_nanos = u64::try_from(self.ceiling.as_nanos()).unwrap_or(u64::MAX);
-        let delay = Duration::from_nanos(OsRng.next_u64() % ceiling_nanos.max(1));
-        self.ceiling = (self.ceiling * 2).min(self.max);
-        delay
     }
 }

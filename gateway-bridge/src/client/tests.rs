@@ -2,28 +2,13 @@ use std::sync::Mutex;
 
 use tokio::time::{sleep, timeout};
 
-use super::{supervisor::Backoff, *};
-
-#[test]
-fn backoff_is_jittered_below_a_doubling_ceiling() {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-    let ceilings = [100, 200, 350, 350];
-    for ceiling in ceilings {
-        let delay = backoff.next_delay();
-        assert!(
-            delay < Duration::from_millis(ceiling),
-            "{delay:?} >= {ceiling}ms"
-        );
-    }
-    backoff.reset();
-    assert!(backoff.next_delay() < Duration::from_millis(100));
-}
+use super::*;
 
 #[test]
 fn endpoint_debug_hides_the_token() {
     let endpoint = Endpoint {
         url: "ws://10.0.0.1:18789".to_owned(),
-        token: "endpoint-secret-token".to_owned(),
+        token: "endpoint-secret-token".into(),
         revision: "7".to_owned(),
         loopback: false,
     };
@@ -52,7 +37,7 @@ impl EndpointSource for Unreachable {
         drop(listener);
         Ok(Endpoint {
             url: format!("ws://127.0.0.1:{port}"),
-            token: "t".to_owned(),
+            token: "t".into(),
             revision: "1".to_owned(),
             loopback: true,
         })
@@ -127,7 +112,7 @@ impl RecordingSource {
         Arc::new(Self {
             endpoint: Mutex::new(Endpoint {
                 url: fake.url.clone(),
-                token: "fake-token".to_owned(),
+                token: "fake-token".into(),
                 revision: "1".to_owned(),
                 loopback: true,
             }),
@@ -200,7 +185,7 @@ async fn concurrent_first_calls_share_one_connect_attempt() {
 #[tokio::test]
 async fn the_granted_device_token_is_sent_on_the_next_connect() {
     let fake = FakeGateway::start(Script {
-        device_token: Some("granted-device-token".to_owned()),
+        device_token: Some("granted-device-token".into()),
         ..Script::default()
     })
     .await;
@@ -236,10 +221,10 @@ async fn a_rotated_token_close_resolves_afresh_and_reconnects_with_the_new_token
         .unwrap();
 
     fake.set_script(Script {
-        token: "rotated-token".to_owned(),
+        token: "rotated-token".into(),
         ..Script::default()
     });
-    source.endpoint.lock().unwrap().token = "rotated-token".to_owned();
+    source.endpoint.lock().unwrap().token = "rotated-token".into();
     fake.close_all(4001, "gateway auth changed");
     eventually("the close to be seen", || !client.is_connected()).await;
 
@@ -256,14 +241,14 @@ async fn a_rotated_token_close_resolves_afresh_and_reconnects_with_the_new_token
 async fn a_refused_token_is_an_auth_error_and_the_next_attempt_refreshes() {
     let fake = FakeGateway::start(Script::default()).await;
     let source = RecordingSource::new(&fake);
-    source.endpoint.lock().unwrap().token = "stale-token".to_owned();
+    source.endpoint.lock().unwrap().token = "stale-token".into();
     let client = client_of(source.clone(), fast_options());
     let error = client
         .call("echo", json!({}), Duration::from_secs(5))
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::Auth(_)), "{error:?}");
-    source.endpoint.lock().unwrap().token = "fake-token".to_owned();
+    source.endpoint.lock().unwrap().token = "fake-token".into();
     client
         .call("echo", json!({}), Duration::from_secs(5))
         .await

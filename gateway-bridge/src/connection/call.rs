@@ -3,7 +3,7 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use rand_core::{OsRng, RngCore};
+use clawfleet_kit::backoff::Backoff;
 use serde_json::Value;
 use tokio::{
     sync::{TryAcquireError, oneshot},
@@ -14,13 +14,21 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{CallError, Connection, shared::Shared};
 use crate::protocol::RequestFrame;
 
+/// Pauses before resending a request the gateway was too busy to admit start here and
+/// double (jittered, so a turned-away burst spreads out instead of returning at once)...
+const BUSY_PAUSE_FLOOR: Duration = Duration::from_millis(5);
+/// ...up to here.
+const BUSY_PAUSE_CAP: Duration = Duration::from_millis(100);
+
 impl Connection {
     /// Sends one request and waits for its response, at most `timeout`.
     ///
     /// Beyond `max_in_flight` pending calls it fails at once with `Overloaded`; beyond the wire
-    /// window it waits (within `timeout`) for an earlier request to be answered. A request the gateway turns away before dispatch because its operator queue is full
-    /// ([`GatewayError::is_busy`]) was never executed, so it is sent again after a short jittered
-    /// pause until it is admitted or the deadline passes.
+    /// window it waits (within `timeout`) for an earlier request to be answered. A request the
+    /// gateway turns away before dispatch because its operator queue is full
+    /// ([`GatewayError::is_busy`](crate::protocol::GatewayError::is_busy)) was never executed,
+    /// so it is sent again after a short jittered pause until it is admitted or the deadline
+    /// passes.
     pub async fn call(
         &self,
         method: &str,
@@ -47,10 +55,14 @@ impl Connection {
             }
         };
         let mut busy_retries = 0u32;
+        // Made on the first busy answer only: most calls are admitted at once.
+        let mut busy_pauses = None;
         loop {
             match self.exchange(method, &params, deadline).await {
                 Err(CallError::Gateway(error)) if error.is_busy() => {
-                    let pause = busy_pause(busy_retries);
+                    let pause = busy_pauses
+                        .get_or_insert_with(|| Backoff::new(BUSY_PAUSE_FLOOR, BUSY_PAUSE_CAP))
+                        .next_delay();
                     if Instant::now() + pause >= deadline {
                         return Err(CallError::Gateway(error));
                     }
@@ -123,11 +135,4 @@ impl Drop for Registration<'_> {
             self.shared.lock_pending().waiters.remove(&self.id);
         }
     }
-}
-
-/// Pause before resending a request the gateway was too busy to admit: uniform in
-/// `[1 ms, min(100 ms, 5 ms × 2^retries)]`, so a burst spreads out instead of returning at once.
-fn busy_pause(retries: u32) -> Duration {
-    let ceiling_ms = 5u64.saturating_mul(1 << retries.min(5)).min(100);
-    Duration::from_millis(1 + OsRng.next_u64() % ceiling_ms)
 }

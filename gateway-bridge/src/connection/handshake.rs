@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use clawfleet_kit::secret::ExposeSecret;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::{
     connect_async_tls_with_config,
@@ -71,7 +72,13 @@ pub(super) async fn handshake(
         }
     };
 
-    let auth = ConnectAuth::new(&options.token, options.device_token.as_deref());
+    let auth = ConnectAuth::new(
+        options.token.expose_secret(),
+        options
+            .device_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
+    );
     let device = options.identity.as_ref().map(|identity| {
         identity.sign_connect(&DeviceAuthClaims {
             client_id: CLIENT_ID,

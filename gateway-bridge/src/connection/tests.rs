@@ -63,9 +63,9 @@ fn token_mismatch_is_an_auth_error() {
 fn connect_options_debug_hides_both_tokens() {
     let options = ConnectOptions {
         url: "ws://127.0.0.1:1".to_owned(),
-        token: "shared-secret-token".to_owned(),
+        token: "shared-secret-token".into(),
         identity: Some(Arc::new(DeviceIdentity::generate())),
-        device_token: Some("device-secret-token".to_owned()),
+        device_token: Some("device-secret-token".into()),
         max_in_flight: 4,
         connect_timeout: Duration::from_secs(1),
         extra_headers: vec![],
@@ -81,7 +81,7 @@ use crate::fake_gateway::{FakeGateway, Script};
 fn options_for(fake: &FakeGateway) -> ConnectOptions {
     ConnectOptions {
         url: fake.url.clone(),
-        token: "fake-token".to_owned(),
+        token: "fake-token".into(),
         identity: Some(Arc::new(DeviceIdentity::generate())),
         device_token: None,
         max_in_flight: 8,
@@ -347,7 +347,7 @@ async fn a_remote_close_ends_every_waiter_with_its_code() {
 async fn a_wrong_token_and_short_scopes_are_refused() {
     let fake = FakeGateway::start(Script::default()).await;
     let error = Connection::open(&ConnectOptions {
-        token: "wrong".to_owned(),
+        token: "wrong".into(),
         ..options_for(&fake)
     })
     .await
@@ -383,7 +383,7 @@ async fn a_silent_server_times_the_handshake_out() {
     });
     let error = Connection::open(&ConnectOptions {
         url,
-        token: "t".to_owned(),
+        token: "t".into(),
         identity: None,
         device_token: None,
         max_in_flight: 1,

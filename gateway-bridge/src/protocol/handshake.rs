@@ -1,8 +1,9 @@
 //! The `connect` handshake: the challenge, the `connect` params with their credentials,
 //! and what the bridge keeps of `hello-ok` (docs/reference/openclaw-gateway.md#handshake).
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
+use clawfleet_kit::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -97,12 +98,12 @@ impl<'a> ConnectParams<'a> {
 }
 
 /// What the bridge keeps from `hello-ok`.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct HelloOk {
     /// `auth.scopes`: the scopes actually granted.
     pub scopes: Vec<String>,
     /// `auth.deviceToken`: a reusable credential for this device and role, when granted.
-    pub device_token: Option<String>,
+    pub device_token: Option<SecretString>,
     /// `policy.tickIntervalMs`.
     pub tick_interval: Duration,
     /// `policy.maxPayload`: the largest frame the gateway accepts.
@@ -148,7 +149,7 @@ impl HelloOk {
             device_token: auth
                 .and_then(|auth| auth.get("deviceToken"))
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(SecretString::from),
             tick_interval,
             max_payload,
             server_version: payload
@@ -167,22 +168,5 @@ impl HelloOk {
             .filter(|required| !self.scopes.iter().any(|granted| granted == *required))
             .map(|missing| (*missing).to_owned())
             .collect()
-    }
-}
-
-impl fmt::Debug for HelloOk {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("HelloOk")
-            .field("scopes", &self.scopes)
-            .field(
-                "device_token",
-                &self.device_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("tick_interval", &self.tick_interval)
-            .field("max_payload", &self.max_payload)
-            .field("server_version", &self.server_version)
-            .field("methods", &self.methods.len())
-            .finish()
     }
 }
