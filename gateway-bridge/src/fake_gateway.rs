@@ -29,7 +29,7 @@ use crate::protocol::REQUIRED_SCOPES;
 
 /// How the fake gateway behaves.
 #[derive(Clone)]
-pub(crate) struct Script {
+pub struct Script {
     pub token: String,
     pub tick_interval_ms: u64,
     pub max_payload: u64,
@@ -77,7 +77,7 @@ struct FakeState {
 }
 
 /// A listening fake gateway; dropping it aborts every connection.
-pub(crate) struct FakeGateway {
+pub struct FakeGateway {
     pub url: String,
     state: Arc<FakeState>,
     accept_task: JoinHandle<()>,

@@ -16,8 +16,8 @@ pub mod resolver; // endpoints and tokens from the lifecycle service, kept fresh
 pub mod server; // assembly of the bridge and serving it
 pub mod service; // the GatewayBridgeService gRPC handlers: Call, Subscribe, VncTunnel
 
-#[cfg(test)]
-mod fake_gateway; // a scripted loopback gateway for the unit tests
+#[cfg(any(test, feature = "fake-gateway"))]
+pub mod fake_gateway; // a scripted loopback gateway for the tests (feature `fake-gateway`)
 
 pub use client::{
     ClientError, ClientOptions, Endpoint, EndpointSource, GatewayClient, ResolveError,

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 use tonic::{Status, Streaming};
 
-use super::{Bridge, ResponseStream, validate_instance_id};
+use super::{Bridge, ResponseStream, say_farewell, validate_instance_id};
 
 /// How long the caller has to name the instance.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +24,8 @@ const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Chunks buffered towards the caller before reading from the VNC side pauses.
 const TUNNEL_BUFFER: usize = 64;
+/// How an open tunnel ends when the bridge stops.
+const TUNNEL_SHUTTING_DOWN: &str = "the gateway bridge is shutting down; open the tunnel again";
 
 pub async fn open(
     bridge: &Bridge,
@@ -83,15 +85,15 @@ pub async fn open(
     })?;
     let (mut vnc_sink, mut vnc_stream) = socket.split();
     let (sender, receiver) = mpsc::channel(TUNNEL_BUFFER);
-    let shutdown = bridge.shutdown.clone();
+    let stopping = bridge.streams.clone();
 
     // Caller → VNC.
-    let upstream_shutdown = shutdown.clone();
+    let upstream_stopping = stopping.clone();
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
                 message = inbound.message() => message,
-                _ = upstream_shutdown.cancelled() => break,
+                _ = upstream_stopping.cancelled() => break,
             };
             match message {
                 Ok(Some(VncTunnelRequest {
@@ -114,7 +116,10 @@ pub async fn open(
             let message = tokio::select! {
                 message = vnc_stream.next() => message,
                 _ = sender.closed() => return,
-                _ = shutdown.cancelled() => return,
+                _ = stopping.cancelled() => {
+                    say_farewell(&sender, TUNNEL_SHUTTING_DOWN).await;
+                    return;
+                }
             };
             let data = match message {
                 Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
