@@ -83,4 +83,8 @@ pub enum CloseReason {
     /// Closed by this side.
     #[error("closed locally")]
     Local,
+    /// Closed by this side because the gateway sent more than a connection may (a message
+    /// over the size cap, or a flood): see `limits`.
+    #[error("gateway exceeded the bridge's limits: {0}")]
+    LimitExceeded(String),
 }

@@ -11,11 +11,13 @@ use tokio_tungstenite::{
         self, Message,
         client::IntoClientRequest,
         http::{HeaderName, HeaderValue},
-        protocol::WebSocketConfig,
     },
 };
 
-use super::{CloseReason, ConnectError, ConnectOptions, Socket, frames::remote_close};
+use super::{
+    CloseReason, ConnectError, ConnectOptions, Socket, frames::remote_close,
+    limits::websocket_config,
+};
 use crate::{
     device_identity::DeviceAuthClaims,
     protocol::{
@@ -40,7 +42,7 @@ pub(super) async fn dial(options: &ConnectOptions) -> Result<Socket, ConnectErro
             .map_err(|_| ConnectError::Protocol(format!("invalid value for header {name}")))?;
         request.headers_mut().append(name, value);
     }
-    let config = WebSocketConfig::default();
+    let config = websocket_config();
     let (socket, _response) = connect_async_tls_with_config(request, Some(config), true, None)
         .await
         .map_err(|error| match error {

@@ -9,6 +9,7 @@ mod call; // one request/response round trip, bounded and resent while the gatew
 mod errors; // why opening, a call or the connection failed
 mod frames; // frame I/O: the reader and the writer tasks
 mod handshake; // dial, challenge, signed `connect`, `hello-ok`
+mod limits; // what one gateway may send: message cap, parsing off the workers, a budget a second
 mod options; // how to reach and authenticate with one gateway
 mod shared; // pending requests and the one place a connection ends
 
@@ -29,6 +30,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use self::{
     errors::{CallError, CloseReason, ConnectError},
+    limits::{
+        BYTES_PER_SECOND, MAX_MESSAGE_BYTES, STRAINED_SECONDS_LIMIT, UNSOLICITED_FRAMES_PER_SECOND,
+    },
     options::ConnectOptions,
 };
 use self::{
@@ -167,5 +171,7 @@ impl fmt::Debug for Connection {
     }
 }
 
+#[cfg(test)]
+mod hostile_gateway_tests;
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,20 @@ struct RawFrame<'a> {
     seq: Option<u64>,
 }
 
+impl Frame<'_> {
+    /// The same frame, owning what it borrowed from the text.
+    pub fn into_owned(self) -> Frame<'static> {
+        match self {
+            Frame::Response(response) => Frame::Response(ResponseFrame {
+                id: Cow::Owned(response.id.into_owned()),
+                result: response.result,
+            }),
+            Frame::Event(event) => Frame::Event(event),
+            Frame::Other => Frame::Other,
+        }
+    }
+}
+
 impl<'a> Frame<'a> {
     /// Parses one text frame.
     pub fn parse(text: &'a str) -> Result<Self, FrameError> {

@@ -13,8 +13,12 @@ use clawfleet_kit::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+};
 use tonic::{Status, Streaming};
+
+use crate::connection::MAX_MESSAGE_BYTES;
 
 use super::{Bridge, ResponseStream, say_farewell, validate_instance_id};
 
@@ -68,7 +72,17 @@ pub async fn open(
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
     let (socket, _) = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(websocket_request),
+        // The same cap as on gateway connections: one tenant's display cannot make the
+        // bridge buffer tens of MiB for one message.
+        tokio_tungstenite::connect_async_with_config(
+            websocket_request,
+            Some(
+                WebSocketConfig::default()
+                    .max_message_size(Some(MAX_MESSAGE_BYTES))
+                    .max_frame_size(Some(MAX_MESSAGE_BYTES)),
+            ),
+            false,
+        ),
     )
     .await
     .map_err(|_| {
