@@ -7,23 +7,8 @@ use std::{sync::Arc, time::Duration};
 use serde_json::json;
 use tokio::time::{Instant, timeout};
 
-use super::*;
-use crate::{
-    device_identity::DeviceIdentity,
-    fake_gateway::{FakeGateway, Script},
-};
-
-fn options_for(fake: &FakeGateway) -> ConnectOptions {
-    ConnectOptions {
-        url: fake.url.clone(),
-        token: "fake-token".into(),
-        identity: Some(Arc::new(DeviceIdentity::generate())),
-        device_token: None,
-        max_in_flight: 8,
-        connect_timeout: Duration::from_secs(5),
-        extra_headers: vec![],
-    }
-}
+use super::{tests::options_for, *};
+use crate::fake_gateway::{FakeGateway, Script};
 
 async fn open(fake: &FakeGateway) -> Arc<Connection> {
     Arc::new(Connection::open(&options_for(fake)).await.unwrap().0)

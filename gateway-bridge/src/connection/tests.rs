@@ -78,7 +78,7 @@ fn connect_options_debug_hides_both_tokens() {
 
 use crate::fake_gateway::{FakeGateway, Script};
 
-fn options_for(fake: &FakeGateway) -> ConnectOptions {
+pub(super) fn options_for(fake: &FakeGateway) -> ConnectOptions {
     ConnectOptions {
         url: fake.url.clone(),
         token: "fake-token".into(),
