@@ -6,14 +6,13 @@
 //! public key, `publicKey` is that raw key in base64url without padding, and the signature is
 //! Ed25519 over the UTF-8 v3 payload, also base64url without padding.
 
-use std::{
-    fmt, fs,
-    io::{self, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::{fs, io, os::unix::fs::PermissionsExt, path::Path};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clawfleet_kit::{
+    private_file::{create_private, create_private_dir},
+    secret::Redacted,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -23,8 +22,9 @@ use sha2::{Digest, Sha256};
 const IDENTITY_FILE_VERSION: u32 = 1;
 
 /// The bridge's device keypair with its derived, wire-ready id and public key.
+#[derive(Debug)]
 pub struct DeviceIdentity {
-    signing_key: SigningKey,
+    private_key: Redacted<SigningKey>,
     device_id: String,
     public_key: String,
 }
@@ -87,10 +87,10 @@ impl DeviceIdentity {
 
     fn from_signing_key(signing_key: SigningKey) -> Self {
         let raw_public_key = signing_key.verifying_key().to_bytes();
-        let device_id = hex_lower(&Sha256::digest(raw_public_key));
+        let device_id = hex::encode(Sha256::digest(raw_public_key));
         let public_key = URL_SAFE_NO_PAD.encode(raw_public_key);
         Self {
-            signing_key,
+            private_key: Redacted(signing_key),
             device_id,
             public_key,
         }
@@ -147,32 +147,21 @@ impl DeviceIdentity {
         Ok(Self::from_seed(&seed))
     }
 
-    /// Writes the file under a temporary name, then hard-links it into place so that a
-    /// concurrent creator can never observe (or overwrite) a half-written identity.
+    /// Writes the file whole and owner-only, never over an existing one (a concurrent
+    /// creator wins with `AlreadyExists`); a missing folder is created owner-only.
     fn write_new_file(&self, path: &Path) -> io::Result<()> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
+            && !parent.exists()
         {
-            fs::create_dir_all(parent)?;
+            create_private_dir(parent)?;
         }
         let contents = serde_json::to_vec(&IdentityFile {
             version: IDENTITY_FILE_VERSION,
-            seed: URL_SAFE_NO_PAD.encode(self.signing_key.to_bytes()),
+            seed: URL_SAFE_NO_PAD.encode(self.private_key.to_bytes()),
         })
         .map_err(io::Error::other)?;
-        let temporary = temporary_sibling(path);
-        let written = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&contents)?;
-            file.sync_all()?;
-            fs::hard_link(&temporary, path)
-        })();
-        let _ = fs::remove_file(&temporary);
-        written
+        create_private(path, &contents)
     }
 
     /// Lowercase hex SHA-256 of the raw public key: the gateway's `device.id`.
@@ -188,7 +177,7 @@ impl DeviceIdentity {
     /// Signs the v3 payload for these claims and returns the `device` object of `connect`.
     pub fn sign_connect(&self, claims: &DeviceAuthClaims<'_>) -> SignedDevice {
         let payload = device_auth_payload_v3(&self.device_id, claims);
-        let signature = self.signing_key.sign(payload.as_bytes());
+        let signature = self.private_key.sign(payload.as_bytes());
         SignedDevice {
             id: self.device_id.clone(),
             public_key: self.public_key.clone(),
@@ -196,15 +185,6 @@ impl DeviceIdentity {
             signed_at: claims.signed_at_ms,
             nonce: claims.nonce.to_owned(),
         }
-    }
-}
-
-impl fmt::Debug for DeviceIdentity {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("DeviceIdentity")
-            .field("device_id", &self.device_id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -226,145 +206,6 @@ pub fn device_auth_payload_v3(device_id: &str, claims: &DeviceAuthClaims<'_>) ->
     .join("|")
 }
 
-fn temporary_sibling(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp.{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(DIGITS[usize::from(byte >> 4)] as char);
-        hex.push(DIGITS[usize::from(byte & 0x0f)] as char);
-    }
-    hex
-}
-
 #[cfg(test)]
-mod tests {
-    use ed25519_dalek::{Signature, Verifier};
-
-    use super::*;
-
-    const SEED: [u8; 32] = [7; 32];
-
-    fn claims<'a>(scopes: &'a [&'a str], token: &'a str) -> DeviceAuthClaims<'a> {
-        DeviceAuthClaims {
-            client_id: "gateway-client",
-            client_mode: "backend",
-            role: "operator",
-            scopes,
-            signed_at_ms: 1_795_247_514_358,
-            token,
-            nonce: "4f72e36d-nonce",
-            platform: "Linux",
-            device_family: "",
-        }
-    }
-
-    #[test]
-    fn device_id_is_hex_sha256_of_the_raw_public_key() {
-        let identity = DeviceIdentity::from_seed(&SEED);
-        let raw = SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
-        let expected: String = Sha256::digest(raw)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        assert_eq!(identity.device_id(), expected);
-        assert_eq!(identity.device_id().len(), 64);
-        assert_eq!(URL_SAFE_NO_PAD.decode(identity.public_key()).unwrap(), raw);
-        assert!(!identity.public_key().contains('='));
-    }
-
-    #[test]
-    fn v3_payload_joins_the_fields_in_protocol_order() {
-        let payload = device_auth_payload_v3(
-            "abc123",
-            &claims(&["operator.admin", "operator.read"], "tok"),
-        );
-        assert_eq!(
-            payload,
-            "v3|abc123|gateway-client|backend|operator|operator.admin,operator.read|\
-             1795247514358|tok|4f72e36d-nonce|linux|"
-        );
-    }
-
-    #[test]
-    fn v3_payload_keeps_empty_token_and_lowercases_the_device_family() {
-        let mut claims = claims(&[], "");
-        claims.device_family = " Server ";
-        let payload = device_auth_payload_v3("id", &claims);
-        assert_eq!(
-            payload,
-            "v3|id|gateway-client|backend|operator||1795247514358||4f72e36d-nonce|linux|server"
-        );
-    }
-
-    #[test]
-    fn signature_verifies_over_the_v3_payload() {
-        let identity = DeviceIdentity::from_seed(&SEED);
-        let claims = claims(&["operator.read"], "secret-token");
-        let device = identity.sign_connect(&claims);
-        assert_eq!(device.id, identity.device_id());
-        assert_eq!(device.signed_at, 1_795_247_514_358);
-        assert_eq!(device.nonce, "4f72e36d-nonce");
-        let signature_bytes: [u8; 64] = URL_SAFE_NO_PAD
-            .decode(&device.signature)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let payload = device_auth_payload_v3(identity.device_id(), &claims);
-        SigningKey::from_bytes(&SEED)
-            .verifying_key()
-            .verify(payload.as_bytes(), &Signature::from_bytes(&signature_bytes))
-            .unwrap();
-        let wire = serde_json::to_value(&device).unwrap();
-        for key in ["id", "publicKey", "signature", "signedAt", "nonce"] {
-            assert!(wire.get(key).is_some(), "missing {key} in {wire}");
-        }
-    }
-
-    #[test]
-    fn load_or_create_writes_a_private_file_and_reads_it_back() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("nested/dir/device.json");
-        let created = DeviceIdentity::load_or_create(&path).unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let file: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        assert_eq!(file["version"], 1);
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(file["seed"].as_str().unwrap())
-                .unwrap()
-                .len(),
-            32
-        );
-        let loaded = DeviceIdentity::load_or_create(&path).unwrap();
-        assert_eq!(created.device_id(), loaded.device_id());
-        assert_eq!(created.public_key(), loaded.public_key());
-        let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
-        assert_eq!(leftovers, 1, "temporary file left behind");
-    }
-
-    #[test]
-    fn load_rejects_a_malformed_seed() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("device.json");
-        fs::write(&path, r#"{"version":1,"seed":"c2hvcnQ"}"#).unwrap();
-        let error = DeviceIdentity::load_or_create(&path).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        assert!(error.to_string().contains("not 32"), "{error}");
-    }
-
-    #[test]
-    fn debug_never_shows_the_seed() {
-        let identity = DeviceIdentity::from_seed(&SEED);
-        let printed = format!("{identity:?}");
-        assert!(printed.contains(identity.device_id()));
-        assert!(!printed.contains(&URL_SAFE_NO_PAD.encode(SEED)));
-        assert!(!printed.contains("signing_key"));
-    }
-}
+#[path = "device_identity_tests.rs"]
+mod tests;

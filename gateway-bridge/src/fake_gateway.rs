@@ -29,7 +29,7 @@ use crate::protocol::REQUIRED_SCOPES;
 
 /// How the fake gateway behaves.
 #[derive(Clone)]
-pub(crate) struct Script {
+pub struct Script {
     pub token: String,
     pub tick_interval_ms: u64,
     pub max_payload: u64,
@@ -62,6 +62,8 @@ impl Default for Script {
 enum Command {
     Close(u16, String),
     Event(String, Value),
+    Raw(Arc<String>),
+    Flood(usize),
     Ping,
     Abort,
 }
@@ -77,7 +79,7 @@ struct FakeState {
 }
 
 /// A listening fake gateway; dropping it aborts every connection.
-pub(crate) struct FakeGateway {
+pub struct FakeGateway {
     pub url: String,
     state: Arc<FakeState>,
     accept_task: JoinHandle<()>,
@@ -136,6 +138,16 @@ impl FakeGateway {
             .state
             .commands
             .send(Command::Event(event.to_owned(), payload));
+    }
+
+    /// Sends `text` as one text frame, whatever it holds (a hostile gateway's frames).
+    pub fn send_raw_all(&self, text: String) {
+        let _ = self.state.commands.send(Command::Raw(Arc::new(text)));
+    }
+
+    /// Sends `events` small events as fast as the socket takes them, while still reading.
+    pub fn flood_all(&self, events: usize) {
+        let _ = self.state.commands.send(Command::Flood(events));
     }
 
     pub fn ping_all(&self) {
@@ -205,10 +217,12 @@ async fn serve(state: Arc<FakeState>, stream: tokio::net::TcpStream) {
         return;
     }
 
+    let (mut sink, mut stream) = socket.split();
     let (replies_tx, mut replies_rx) = mpsc::unbounded_channel::<String>();
+    let mut flood_left = 0usize;
     loop {
         tokio::select! {
-            incoming = socket.next() => match incoming {
+            incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let script = state.script.lock().unwrap().clone();
                     if script.answer {
@@ -223,25 +237,39 @@ async fn serve(state: Arc<FakeState>, stream: tokio::net::TcpStream) {
             },
             Some(reply) = replies_rx.recv() => {
                 state.outstanding.fetch_sub(1, Ordering::SeqCst);
-                if socket.send(Message::text(reply)).await.is_err() {
+                if sink.send(Message::text(reply)).await.is_err() {
                     return;
                 }
             }
+            // One event at a time, so that reads (and the client's close) still get turns;
+            // a send that cannot go out because the client stopped reading gives way too.
+            sent = async {
+                let frame = json!({"type":"event","event":"flood","payload":{"left":flood_left}});
+                tokio::time::timeout(Duration::from_millis(50), sink.send(Message::text(frame.to_string()))).await
+            }, if flood_left > 0 => match sent {
+                Ok(Ok(())) => flood_left -= 1,
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            },
             command = commands.recv() => match command {
                 Ok(Command::Close(code, reason)) => {
-                    let _ = socket
-                        .close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() })))
                         .await;
                     // Let the client's close reply arrive before the socket is dropped.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
                     return;
                 }
                 Ok(Command::Event(event, payload)) => {
                     let frame = json!({"type":"event","event":event,"payload":payload});
-                    let _ = socket.send(Message::text(frame.to_string())).await;
+                    let _ = sink.send(Message::text(frame.to_string())).await;
                 }
+                Ok(Command::Raw(text)) => {
+                    let _ = sink.send(Message::text(text.as_str())).await;
+                }
+                Ok(Command::Flood(events)) => flood_left = events,
                 Ok(Command::Ping) => {
-                    let _ = socket.send(Message::Ping(b"are-you-there".to_vec().into())).await;
+                    let _ = sink.send(Message::Ping(b"are-you-there".to_vec().into())).await;
                 }
                 Ok(Command::Abort) | Err(_) => return,
             },

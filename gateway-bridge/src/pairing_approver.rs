@@ -6,6 +6,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use clawfleet_kit::secret::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -17,23 +18,13 @@ const CALL_DEADLINE: Duration = Duration::from_secs(10);
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// What the helper approves, and where.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ApproverConfig {
     /// `ws://127.0.0.1:<port>` of the gateway beside the helper.
     pub gateway_url: String,
-    pub gateway_token: String,
+    pub gateway_token: SecretString,
     /// The only device id ever approved: the platform bridge's.
     pub platform_device_id: String,
-}
-
-impl std::fmt::Debug for ApproverConfig {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("ApproverConfig")
-            .field("gateway_url", &self.gateway_url)
-            .field("platform_device_id", &self.platform_device_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A pending device-pairing request as `device.pair.list` reports it.

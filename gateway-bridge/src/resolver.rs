@@ -177,7 +177,7 @@ impl EndpointSource for LifecycleEndpoints {
                 let response = response.into_inner();
                 let endpoint = Endpoint {
                     url: response.gateway_url,
-                    token: response.gateway_token,
+                    token: response.gateway_token.into(),
                     revision: response.endpoint_revision,
                     loopback: response.loopback,
                 };

@@ -1,19 +1,20 @@
 //! Assembly of the bridge: device identity, lifecycle channel, endpoint resolver, the
 //! connection pool, and the gRPC service behind the identity interceptor.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
 use clawfleet_contracts::bridge::v1::gateway_bridge_service_server::{
     GatewayBridgeServiceServer, SERVICE_NAME,
 };
 use clawfleet_kit::{
+    client::lazy_channel,
     config::{self, ConfigError, EnvSource, keys},
     identity::{Credentials, IdentityInterceptor, ServiceCredentials},
     server::{ServerError, serve_grpc},
     shutdown::ShutdownToken,
 };
 use tokio::net::TcpListener;
-use tonic::{service::Routes, transport::Endpoint};
+use tonic::service::Routes;
 
 use crate::{
     client::ClientOptions,
@@ -74,6 +75,8 @@ pub enum BridgeStartError {
 /// A started bridge.
 pub struct BridgeServer {
     bridge: Arc<Bridge>,
+    /// Stops the lifecycle watcher once serving has ended.
+    background: ShutdownToken,
     watcher: tokio::task::JoinHandle<()>,
     device_id: String,
 }
@@ -87,11 +90,8 @@ impl BridgeServer {
             }
         })?;
         let device_id = identity.device_id().to_owned();
-        let channel = Endpoint::from_shared(format!("http://{}", config.lifecycle_address))
-            .map_err(|_| BridgeStartError::LifecycleAddress(config.lifecycle_address.clone()))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = lazy_channel(&config.lifecycle_address)
+            .map_err(|_| BridgeStartError::LifecycleAddress(config.lifecycle_address.clone()))?;
         let credentials = ServiceCredentials::new(&config.internal_token)
             .map_err(|_| BridgeStartError::InternalToken)?;
         let endpoints = Arc::new(LifecycleEndpoints::new(
@@ -103,10 +103,10 @@ impl BridgeServer {
             Arc::new(identity),
             config.client,
         ));
-        let shutdown = ShutdownToken::new();
+        let background = ShutdownToken::new();
         let watcher = endpoints
             .clone()
-            .spawn_watcher(pool.clone(), shutdown.clone());
+            .spawn_watcher(pool.clone(), background.clone());
         let access = InstanceAccess::new(channel, credentials);
         tracing::info!(device_id = %device_id, "gateway bridge started");
         Ok(Self {
@@ -114,8 +114,9 @@ impl BridgeServer {
                 pool,
                 endpoints,
                 access,
-                shutdown,
+                streams: ShutdownToken::new(),
             }),
+            background,
             watcher,
             device_id,
         })
@@ -138,7 +139,9 @@ impl BridgeServer {
         Routes::new(service)
     }
 
-    /// Serves until `shutdown`, then closes every gateway connection.
+    /// Serves until `shutdown`, then closes every gateway connection. Open streams end
+    /// (UNAVAILABLE, "subscribe again") as soon as the stop begins; unary calls in flight
+    /// finish first.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -146,8 +149,16 @@ impl BridgeServer {
         shutdown: ShutdownToken,
     ) -> Result<(), ServerError> {
         let routes = self.routes(credentials);
+        let streams = self.bridge.streams.clone();
+        let stopping = shutdown.clone();
+        let stream_ender = tokio::spawn(async move {
+            stopping.cancelled().await;
+            streams.cancel();
+        });
         let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
-        self.bridge.shutdown.cancel();
+        stream_ender.abort();
+        self.bridge.streams.cancel();
+        self.background.cancel();
         self.bridge.pool.shutdown().await;
         let _ = self.watcher.await;
         served

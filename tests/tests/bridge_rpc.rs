@@ -312,7 +312,7 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
     // The gateway itself switched: the old token is refused, the new one accepted.
     let options = |token: &str| ConnectOptions {
         url: after.gateway_url.clone(),
-        token: token.to_owned(),
+        token: token.to_owned().into(),
         identity: None,
         device_token: None,
         max_in_flight: 8,

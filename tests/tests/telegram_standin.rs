@@ -168,7 +168,7 @@ impl Gateway {
         }
         let options = ConnectOptions {
             url: format!("ws://127.0.0.1:{}", self.port),
-            token: self.token.clone(),
+            token: self.token.clone().into(),
             identity: None,
             device_token: None,
             max_in_flight: 16,

@@ -5,7 +5,7 @@ pub mod deadline;
 pub mod errors;
 mod vnc_tunnel;
 
-use std::{pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use clawfleet_contracts::bridge::v1::{
     CallRequest, CallResponse, SubscribeRequest, SubscribeResponse, VncTunnelRequest,
@@ -26,6 +26,10 @@ use crate::{client::ClientError, pool::GatewayPool, resolver::LifecycleEndpoints
 const MAX_METHOD_LENGTH: usize = 128;
 /// Events a Subscribe stream buffers before the slowest subscriber starts losing them.
 const SUBSCRIBE_BUFFER: usize = 256;
+/// How an open Subscribe stream ends when the bridge stops.
+pub const SUBSCRIBE_SHUTTING_DOWN: &str = "the gateway bridge is shutting down; subscribe again";
+/// How long a stopping stream may wait for room to say so to a slow reader.
+const FAREWELL_GRACE: Duration = Duration::from_secs(1);
 
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -34,7 +38,19 @@ pub struct Bridge {
     pub pool: Arc<GatewayPool>,
     pub endpoints: Arc<LifecycleEndpoints>,
     pub access: InstanceAccess,
-    pub shutdown: CancellationToken,
+    /// Cancelled as soon as the server starts stopping: open Subscribe and VncTunnel
+    /// streams end then, with UNAVAILABLE, instead of holding the graceful shutdown
+    /// open (it waits for streams that would otherwise end only after it).
+    pub streams: CancellationToken,
+}
+
+/// Ends an open stream with UNAVAILABLE `message`, unless its reader is gone or stuck.
+async fn say_farewell<T>(sender: &mpsc::Sender<Result<T, Status>>, message: &'static str) {
+    let _ = tokio::time::timeout(
+        FAREWELL_GRACE,
+        sender.send(Err(Status::unavailable(message))),
+    )
+    .await;
 }
 
 #[derive(Clone)]
@@ -125,14 +141,18 @@ impl GatewayBridgeService for GatewayBridgeHandler {
             .map_err(|error| Status::from(client_error(&body.instance_id, error)))?;
         let (sender, receiver) = mpsc::channel(SUBSCRIBE_BUFFER);
         let filters = body.events;
-        let shutdown = self.bridge.shutdown.clone();
+        let stopping = self.bridge.streams.clone();
         let instance_id = body.instance_id;
         tokio::spawn(async move {
             loop {
                 let event = tokio::select! {
                     event = events.recv() => event,
                     _ = sender.closed() => return,
-                    _ = shutdown.cancelled() => return,
+                    _ = stopping.cancelled() => {
+                        // Said plainly, so a subscriber reconnects (to another replica) at once.
+                        say_farewell(&sender, SUBSCRIBE_SHUTTING_DOWN).await;
+                        return;
+                    }
                 };
                 match event {
                     Ok(event) if event_matches(&filters, &event.event) => {

@@ -13,10 +13,14 @@ use clawfleet_kit::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+};
 use tonic::{Status, Streaming};
 
-use super::{Bridge, ResponseStream, validate_instance_id};
+use crate::connection::MAX_MESSAGE_BYTES;
+
+use super::{Bridge, ResponseStream, say_farewell, validate_instance_id};
 
 /// How long the caller has to name the instance.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +28,8 @@ const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Chunks buffered towards the caller before reading from the VNC side pauses.
 const TUNNEL_BUFFER: usize = 64;
+/// How an open tunnel ends when the bridge stops.
+const TUNNEL_SHUTTING_DOWN: &str = "the gateway bridge is shutting down; open the tunnel again";
 
 pub async fn open(
     bridge: &Bridge,
@@ -66,7 +72,17 @@ pub async fn open(
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
     let (socket, _) = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(websocket_request),
+        // The same cap as on gateway connections: one tenant's display cannot make the
+        // bridge buffer tens of MiB for one message.
+        tokio_tungstenite::connect_async_with_config(
+            websocket_request,
+            Some(
+                WebSocketConfig::default()
+                    .max_message_size(Some(MAX_MESSAGE_BYTES))
+                    .max_frame_size(Some(MAX_MESSAGE_BYTES)),
+            ),
+            false,
+        ),
     )
     .await
     .map_err(|_| {
@@ -83,15 +99,15 @@ pub async fn open(
     })?;
     let (mut vnc_sink, mut vnc_stream) = socket.split();
     let (sender, receiver) = mpsc::channel(TUNNEL_BUFFER);
-    let shutdown = bridge.shutdown.clone();
+    let stopping = bridge.streams.clone();
 
     // Caller → VNC.
-    let upstream_shutdown = shutdown.clone();
+    let upstream_stopping = stopping.clone();
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
                 message = inbound.message() => message,
-                _ = upstream_shutdown.cancelled() => break,
+                _ = upstream_stopping.cancelled() => break,
             };
             match message {
                 Ok(Some(VncTunnelRequest {
@@ -114,7 +130,10 @@ pub async fn open(
             let message = tokio::select! {
                 message = vnc_stream.next() => message,
                 _ = sender.closed() => return,
-                _ = shutdown.cancelled() => return,
+                _ = stopping.cancelled() => {
+                    say_farewell(&sender, TUNNEL_SHUTTING_DOWN).await;
+                    return;
+                }
             };
             let data = match message {
                 Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),

@@ -202,7 +202,7 @@ async fn a_thousand_concurrent_calls_are_each_answered_by_their_own_response(gat
 
 async fn a_wrong_token_is_an_auth_error_not_a_hang(gateway: &Gateway) {
     let options = ConnectOptions {
-        token: "not-the-token".to_owned(),
+        token: "not-the-token".into(),
         identity: Some(identity()),
         connect_timeout: Duration::from_secs(15),
         ..gateway.connect_options()

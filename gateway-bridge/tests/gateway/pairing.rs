@@ -115,7 +115,7 @@ async fn a_remote_device_is_paired_after_approval_and_gets_a_device_token(
 
     // The device token alone (no shared token) authenticates the paired device too.
     let device_token_only = ConnectOptions {
-        token: String::new(),
+        token: String::new().into(),
         device_token: Some(device_token),
         ..remote
     };
@@ -188,7 +188,7 @@ async fn the_approval_helper_approves_the_platform_device_and_nobody_else(
     let helper = tokio::spawn(pairing_approver::run(
         ApproverConfig {
             gateway_url: gateway.url(),
-            gateway_token: gateway.token.clone(),
+            gateway_token: gateway.token.clone().into(),
             platform_device_id: platform_device.device_id().to_owned(),
         },
         stop_helper.clone(),

@@ -139,7 +139,7 @@ async fn run_pairing_approver(env: &dyn EnvSource) -> anyhow::Result<()> {
     let port: u16 = config::parsed_or(env, keys::OPENCLAW_GATEWAY_PORT, 18789)?;
     let approver = clawfleet_gateway_bridge::pairing_approver::ApproverConfig {
         gateway_url: format!("ws://127.0.0.1:{port}"),
-        gateway_token: config::required(env, keys::OPENCLAW_GATEWAY_TOKEN)?,
+        gateway_token: config::required(env, keys::OPENCLAW_GATEWAY_TOKEN)?.into(),
         platform_device_id: config::required(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID)?,
     };
     let _telemetry = telemetry::init("clawfleet-pairing-approver", env);

@@ -196,7 +196,7 @@ async fn a_gateway_loads_the_shared_whatsapp_plugin_and_login_answers_in_time() 
     wait_ready(&mut gateway).await;
     let (connection, _hello) = Connection::open(&ConnectOptions {
         url: format!("ws://127.0.0.1:{}", gateway.port),
-        token: token.clone(),
+        token: token.clone().into(),
         identity: None,
         device_token: None,
         max_in_flight: 8,

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     let options = Arc::new(ConnectOptions {
         url: endpoint.gateway_url.clone(),
-        token: endpoint.gateway_token.clone(),
+        token: endpoint.gateway_token.clone().into(),
         identity: None,
         device_token: None,
         max_in_flight: 1024,

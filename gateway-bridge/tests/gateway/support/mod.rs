@@ -86,7 +86,7 @@ impl Gateway {
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             url: self.url(),
-            token: self.token.clone(),
+            token: self.token.clone().into(),
             identity: None,
             device_token: None,
             max_in_flight: 1024,
@@ -108,7 +108,7 @@ impl Gateway {
         Arc::new(StaticSource {
             endpoint: Endpoint {
                 url: self.url(),
-                token: self.token.clone(),
+                token: self.token.clone().into(),
                 revision: "1".to_owned(),
                 loopback: true,
             },

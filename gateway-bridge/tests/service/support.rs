@@ -1,0 +1,208 @@
+//! A bridge served on loopback, its lifecycle played by a stand-in that resolves every
+//! instance to one scripted gateway, and a gRPC client that calls it as the operator.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clawfleet_contracts::{
+    bridge::v1::gateway_bridge_service_client::GatewayBridgeServiceClient,
+    lifecycle::v1::{
+        CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest,
+        DeleteInstanceResponse, ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest,
+        GetInstanceResponse, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
+        ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
+        StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
+        WatchInstancesRequest, WatchInstancesResponse,
+        instance_service_server::{InstanceService, InstanceServiceServer},
+    },
+};
+use clawfleet_gateway_bridge::{
+    BridgeConfig, BridgeServer, ClientOptions,
+    fake_gateway::{FakeGateway, Script},
+};
+use clawfleet_kit::{
+    identity::{Caller, Credentials, ServiceCredentials},
+    server::ServerError,
+    shutdown::ShutdownToken,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::Stream;
+use tonic::{
+    Request, Response, Status,
+    transport::{Channel, Server, server::TcpIncoming},
+};
+
+const INTERNAL_TOKEN: &str = "internal-token-for-bridge-tests";
+const PLATFORM_API_KEY: &str = "operator-key-for-bridge-tests";
+
+/// A served bridge and what it talks to; the bridge stops when `shutdown` is cancelled.
+pub struct Harness {
+    pub gateway: FakeGateway,
+    pub bridge: GatewayBridgeServiceClient<Channel>,
+    pub shutdown: ShutdownToken,
+    /// Ends when the bridge's `serve` returns.
+    pub served: JoinHandle<Result<(), ServerError>>,
+    lifecycle: JoinHandle<()>,
+    credentials: ServiceCredentials,
+    _state: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let gateway = FakeGateway::start(Script::default()).await;
+        let (lifecycle_address, lifecycle) = serve_lifecycle(StandInLifecycle {
+            gateway_url: gateway.url.clone(),
+            gateway_token: Script::default().token,
+        })
+        .await;
+        let state = tempfile::tempdir().unwrap();
+        let bridge = BridgeServer::start(BridgeConfig {
+            lifecycle_address: lifecycle_address.to_string(),
+            internal_token: INTERNAL_TOKEN.to_owned(),
+            identity_file: PathBuf::from(state.path()).join("device-identity.json"),
+            client: ClientOptions::default(),
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge_address = listener.local_addr().unwrap();
+        let shutdown = ShutdownToken::new();
+        let credentials = Credentials {
+            platform_api_key: PLATFORM_API_KEY.into(),
+            internal_token: INTERNAL_TOKEN.into(),
+        };
+        let served = tokio::spawn(bridge.serve(listener, credentials, shutdown.clone()));
+        let client = GatewayBridgeServiceClient::connect(format!("http://{bridge_address}"))
+            .await
+            .unwrap();
+        Harness {
+            gateway,
+            bridge: client,
+            shutdown,
+            served,
+            lifecycle,
+            credentials: ServiceCredentials::new(INTERNAL_TOKEN).unwrap(),
+            _state: state,
+        }
+    }
+
+    /// `message` as a request of the platform operator.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        self.credentials
+            .stamp(&mut request, &Caller::operator())
+            .unwrap();
+        request
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.lifecycle.abort();
+    }
+}
+
+async fn serve_lifecycle(lifecycle: StandInLifecycle) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = Server::builder()
+            .add_service(InstanceServiceServer::new(lifecycle))
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await;
+    });
+    (address, task)
+}
+
+/// Every instance runs, on the one scripted gateway; the bridge needs nothing else.
+struct StandInLifecycle {
+    gateway_url: String,
+    gateway_token: String,
+}
+
+type WatchStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<WatchInstancesResponse, Status>> + Send>>;
+
+fn not_played(method: &str) -> Status {
+    Status::unimplemented(format!("the stand-in lifecycle does not play {method}"))
+}
+
+#[tonic::async_trait]
+impl InstanceService for StandInLifecycle {
+    async fn resolve_gateway(
+        &self,
+        _: Request<ResolveGatewayRequest>,
+    ) -> Result<Response<ResolveGatewayResponse>, Status> {
+        Ok(Response::new(ResolveGatewayResponse {
+            gateway_url: self.gateway_url.clone(),
+            gateway_token: self.gateway_token.clone(),
+            vnc_url: String::new(),
+            endpoint_revision: "1".to_owned(),
+            loopback: true,
+        }))
+    }
+
+    type WatchInstancesStream = WatchStream;
+
+    async fn watch_instances(
+        &self,
+        _: Request<WatchInstancesRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        Err(not_played("WatchInstances"))
+    }
+
+    async fn create_instance(
+        &self,
+        _: Request<CreateInstanceRequest>,
+    ) -> Result<Response<CreateInstanceResponse>, Status> {
+        Err(not_played("CreateInstance"))
+    }
+
+    async fn get_instance(
+        &self,
+        _: Request<GetInstanceRequest>,
+    ) -> Result<Response<GetInstanceResponse>, Status> {
+        Err(not_played("GetInstance"))
+    }
+
+    async fn list_instances(
+        &self,
+        _: Request<ListInstancesRequest>,
+    ) -> Result<Response<ListInstancesResponse>, Status> {
+        Err(not_played("ListInstances"))
+    }
+
+    async fn delete_instance(
+        &self,
+        _: Request<DeleteInstanceRequest>,
+    ) -> Result<Response<DeleteInstanceResponse>, Status> {
+        Err(not_played("DeleteInstance"))
+    }
+
+    async fn stop_instance(
+        &self,
+        _: Request<StopInstanceRequest>,
+    ) -> Result<Response<StopInstanceResponse>, Status> {
+        Err(not_played("StopInstance"))
+    }
+
+    async fn start_instance(
+        &self,
+        _: Request<StartInstanceRequest>,
+    ) -> Result<Response<StartInstanceResponse>, Status> {
+        Err(not_played("StartInstance"))
+    }
+
+    async fn rotate_gateway_token(
+        &self,
+        _: Request<RotateGatewayTokenRequest>,
+    ) -> Result<Response<RotateGatewayTokenResponse>, Status> {
+        Err(not_played("RotateGatewayToken"))
+    }
+
+    async fn exec_in_instance(
+        &self,
+        _: Request<ExecInInstanceRequest>,
+    ) -> Result<Response<ExecInInstanceResponse>, Status> {
+        Err(not_played("ExecInInstance"))
+    }
+}
