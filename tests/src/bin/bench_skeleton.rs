@@ -164,7 +164,10 @@ async fn main() -> anyhow::Result<()> {
             let message = tokio::time::timeout(Duration::from_secs(300), watch.message())
                 .await??
                 .expect("stream open");
-            let instance = message.instance.expect("instance");
+            // Bookmarks carry no instance.
+            let Some(instance) = message.instance else {
+                continue;
+            };
             if instance.id != id {
                 continue;
             }

@@ -24,6 +24,7 @@ use clawfleet_kit::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+pub use self::deleting::DELETE_WAIT;
 pub(crate) use self::errors::{runtime_error, store_error};
 use self::{
     errors::{caller_of, parse_id},
