@@ -57,6 +57,12 @@ impl ApiError {
         if status.metadata().contains_key(ERROR_CODE_METADATA_KEY) {
             return error;
         }
+        if is_client_deadline(status) {
+            return Self::new(
+                ErrorCode::DeadlineExceeded,
+                format!("{service} did not answer in time"),
+            );
+        }
         match error.code {
             ErrorCode::Unavailable => {
                 tracing::warn!(%service, status = %status, "upstream call failed");
@@ -176,6 +182,14 @@ pub async fn ensure_json_errors(mut response: Response) -> Response {
     Response::from_parts(parts, body)
 }
 
+/// tonic reports a call that outlived the channel's own timeout as CANCELLED with
+/// [`tonic::TimeoutExpired`]'s text, not as DEADLINE_EXCEEDED: read as unavailable, it
+/// would blame a service that is up but slow.
+fn is_client_deadline(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Cancelled
+        && status.message() == tonic::TimeoutExpired(()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use clawfleet_kit::error::RETRY_AFTER_METADATA_KEY;
@@ -282,5 +296,13 @@ mod tests {
             json_of(shaped).await,
             serde_json::json!({"error": "gone", "code": "not_found"})
         );
+    }
+
+    #[test]
+    fn a_call_past_the_channels_timeout_is_a_deadline_not_an_outage() {
+        let timed_out = tonic::Status::cancelled(tonic::TimeoutExpired(()).to_string());
+        let error = ApiError::from_upstream_status(&timed_out, "lifecycle service");
+        assert_eq!(error.code, ErrorCode::DeadlineExceeded);
+        assert_eq!(error.message, "lifecycle service did not answer in time");
     }
 }

@@ -130,7 +130,12 @@ async fn a_slow_teardown_answers_deleting_and_nothing_can_undo_it() {
         .into_inner();
 
     // Every deletion the runtime sends takes longer than the call may wait.
-    server.delay_requests(None, Some("delete"), DELETE_WAIT + Duration::from_secs(1), 100);
+    server.delay_requests(
+        None,
+        Some("delete"),
+        DELETE_WAIT + Duration::from_secs(1),
+        100,
+    );
     let started = std::time::Instant::now();
     let deleted = bounded(
         "the delete call",
@@ -169,7 +174,11 @@ async fn a_slow_teardown_answers_deleting_and_nothing_can_undo_it() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
     assert!(refused.message().contains("being deleted"), "{refused:?}");
     // The reconciler never applies a record being deleted.
     bounded("a reconcile", reconciler::reconcile_all(&lifecycle)).await;
