@@ -35,7 +35,11 @@ use crate::{
     registry::Registry,
     runtime::{
         SharedRuntime,
-        kubernetes::{KubernetesRuntime, KubernetesStartError, config::KubernetesConfig},
+        kubernetes::{
+            KubernetesRuntime, KubernetesStartError,
+            config::KubernetesConfig,
+            lease::{self, LeaseElector},
+        },
         local::{LocalRuntime, LocalRuntimeConfig},
     },
     service::{InstanceServiceHandler, Lifecycle},
@@ -106,30 +110,57 @@ impl LifecycleServer {
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
         let store = InstanceStore::open(&config.database_url).await?;
         let registry = Arc::new(Registry::load(store).await?);
-        let runtime: SharedRuntime = match &config.runtime {
-            RuntimeChoice::Local(local) => {
-                Arc::new(LocalRuntime::new(local.clone()).map_err(data_dir_error)?)
-            }
+        let (runtime, elector): (SharedRuntime, Option<LeaseElector>) = match &config.runtime {
+            RuntimeChoice::Local(local) => (
+                Arc::new(LocalRuntime::new(local.clone()).map_err(data_dir_error)?),
+                None,
+            ),
             RuntimeChoice::Kubernetes(kubernetes) => {
-                Arc::new(KubernetesRuntime::start((**kubernetes).clone()).await?)
+                let runtime = KubernetesRuntime::start((**kubernetes).clone()).await?;
+                let elector = LeaseElector::new(
+                    runtime.client(),
+                    runtime.namespace(),
+                    lease::identity(),
+                    kubernetes.lease,
+                );
+                (Arc::new(runtime), Some(elector))
             }
         };
         let shutdown = ShutdownToken::new();
+        let mut background = Vec::new();
+        // Only the Kubernetes runtime runs replicated; the local one always leads.
+        let leadership = match elector {
+            Some(elector) => {
+                let (leadership, election) = elector.start(shutdown.clone()).await;
+                background.push(election);
+                leadership
+            }
+            None => tokio::sync::watch::channel(true).1,
+        };
+        runtime.set_leading(*leadership.borrow());
         let hub = WatchHub::with_bookmark_interval(config.watch_bookmark_interval);
-        let lifecycle = Arc::new(Lifecycle::new(
-            registry.clone(),
-            runtime.clone(),
-            hub.clone(),
+        let lifecycle = Arc::new(
+            Lifecycle::new(
+                registry.clone(),
+                runtime.clone(),
+                hub.clone(),
+                shutdown.clone(),
+            )
+            .with_leadership(leadership.clone()),
+        );
+        background.push(reconciler::spawn_on_leadership(
+            lifecycle.clone(),
+            leadership,
             shutdown.clone(),
         ));
-        let mut background = vec![
+        background.extend([
             hub.spawn_forwarder(registry.clone(), runtime.clone(), shutdown.clone()),
             reconciler::spawn_periodic(
                 lifecycle.clone(),
                 config.reconcile_period,
                 shutdown.clone(),
             ),
-        ];
+        ]);
         background.extend(replication::spawn_follower(
             lifecycle.clone(),
             shutdown.clone(),
@@ -145,6 +176,17 @@ impl LifecycleServer {
             lifecycle,
             background,
         })
+    }
+
+    /// The InstanceService handlers, without the identity interceptor (tests call them
+    /// with the caller the interceptor would attach).
+    pub fn handler(&self) -> InstanceServiceHandler {
+        InstanceServiceHandler::new(self.lifecycle.clone())
+    }
+
+    /// Whether this replica leads (always, outside the Kubernetes runtime).
+    pub fn is_leader(&self) -> bool {
+        self.lifecycle.is_leader()
     }
 
     /// The gRPC routes of the InstanceService, behind the identity interceptor.

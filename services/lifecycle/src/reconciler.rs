@@ -13,6 +13,9 @@ use crate::{model::InstanceRecord, runtime::DataRetention, service::Lifecycle};
 
 /// Makes the runtime match one record: applies it, or finishes its delete.
 pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
+    if !lifecycle.is_leader() {
+        return;
+    }
     if record.deleting.is_some() {
         // Joins a teardown in flight rather than starting a second one.
         lifecycle.deletions.finish(lifecycle, record.clone());
@@ -33,6 +36,9 @@ pub async fn reconcile_all(lifecycle: &Arc<Lifecycle>) {
             }
         }
         Err(error) => tracing::warn!(%error, "could not reload the instance store; will retry"),
+    }
+    if !lifecycle.is_leader() {
+        return;
     }
     for record in lifecycle.registry.all() {
         // Read it again: an instance deleted since the snapshot must not come back.
@@ -76,6 +82,29 @@ pub fn spawn_periodic(
             tokio::select! {
                 _ = ticker.tick() => reconcile_all(&lifecycle).await,
                 _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// Follows the election until `shutdown`: tells the runtime whether it may repair on
+/// its own, and reconciles everything at once when this replica takes over, so what
+/// the previous leader left undone (or followers wrote meanwhile) is applied.
+pub fn spawn_on_leadership(
+    lifecycle: Arc<Lifecycle>,
+    mut leadership: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = leadership.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let leading = *leadership.borrow_and_update();
+            lifecycle.runtime.set_leading(leading);
+            if leading {
+                reconcile_all(&lifecycle).await;
             }
         }
     })

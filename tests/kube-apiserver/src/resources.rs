@@ -34,6 +34,16 @@ type Row = (
 /// The built-in kinds: what clawfleet's Kubernetes runtime touches, plus namespaces and events.
 const BUILTIN: &[Row] = &[
     (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    (
         "",
         "v1",
         "namespaces",

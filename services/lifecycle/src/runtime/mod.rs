@@ -168,6 +168,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// reconciler removes those the store does not know.
     fn known_instances(&self) -> Vec<InstanceId>;
 
+    /// Whether this replica is the one that writes on its own initiative (drift repair).
+    /// Only the Kubernetes runtime runs replicated; a runtime leads unless told not to.
+    fn set_leading(&self, _leading: bool) {}
+
     /// Stops supervising; local gateways are terminated (their desired state is kept,
     /// so they come back when the platform starts again).
     async fn shutdown(&self);

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use clawfleet_contracts::lifecycle::v1::DeleteInstanceResponse;
+use clawfleet_contracts::lifecycle::v1::{DeleteInstanceResponse, watch_instances_response::Kind};
 use clawfleet_kit::{error::ServiceError, identity::Caller};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::{Lifecycle, errors::store_error};
 use crate::{deletion::Outcome, store::Update};
@@ -24,6 +25,8 @@ impl Lifecycle {
         preserve_data: bool,
     ) -> Result<DeleteInstanceResponse, ServiceError> {
         let record = self.visible_record(caller, id_text).await?;
+        // Subscribed before the mark, so a follower cannot miss the leader's deletion.
+        let mut changes = self.hub.subscribe();
         let marked = match self
             .registry
             .mark_deleting(&record.id, preserve_data)
@@ -47,9 +50,38 @@ impl Lifecycle {
         let data_preserved = marked
             .deleting
             .is_none_or(|deletion| deletion.preserve_data);
+        let id = marked.id.to_string();
+        if !self.is_leader() {
+            // The leader hears of the mark from the store and tears the instance down;
+            // this replica hears of the deletion the same way.
+            let deleted = tokio::time::timeout(DELETE_WAIT, async {
+                loop {
+                    match changes.recv().await {
+                        Ok(change)
+                            if change.kind == Kind::Deleted as i32
+                                && change.instance.as_ref().is_some_and(|gone| gone.id == id) =>
+                        {
+                            return change.instance.map(|gone| gone.revision);
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            })
+            .await;
+            return Ok(match deleted {
+                Ok(Some(revision)) => DeleteInstanceResponse {
+                    id,
+                    data_preserved,
+                    revision,
+                    in_progress: false,
+                    instance: None,
+                },
+                Ok(None) | Err(_) => self.still_deleting(id, data_preserved, marked),
+            });
+        }
         let mut outcome = self.deletions.finish(self, marked.clone());
         let finished = tokio::time::timeout(DELETE_WAIT, outcome.wait_for(Option::is_some)).await;
-        let id = marked.id.to_string();
         match finished {
             Ok(Ok(settled)) => match settled.clone() {
                 Some(Outcome::Finished { revision }) => Ok(DeleteInstanceResponse {
@@ -66,17 +98,25 @@ impl Lifecycle {
             },
             // The teardown task ended without a word (the runtime is shutting down); the
             // record stays marked and the next start finishes it.
-            Ok(Err(_)) | Err(_) => {
-                let current = self.registry.get(&marked.id).unwrap_or(marked);
-                let view = self.view(&current);
-                Ok(DeleteInstanceResponse {
-                    id,
-                    data_preserved,
-                    revision: view.revision,
-                    in_progress: true,
-                    instance: Some(view),
-                })
-            }
+            Ok(Err(_)) | Err(_) => Ok(self.still_deleting(id, data_preserved, marked)),
+        }
+    }
+
+    /// The answer for a teardown that goes on after the call.
+    fn still_deleting(
+        &self,
+        id: String,
+        data_preserved: bool,
+        marked: crate::model::InstanceRecord,
+    ) -> DeleteInstanceResponse {
+        let current = self.registry.get(&marked.id).unwrap_or(marked);
+        let view = self.view(&current);
+        DeleteInstanceResponse {
+            id,
+            data_preserved,
+            revision: view.revision,
+            in_progress: true,
+            instance: Some(view),
         }
     }
 }

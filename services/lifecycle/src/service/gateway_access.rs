@@ -126,8 +126,7 @@ impl Lifecycle {
             .await
             .map_err(store_error)?;
         let updated = super::changed_record(&record.id, update)?;
-        self.runtime
-            .apply(&updated.spec())
+        self.apply_if_leading(&updated)
             .await
             .map_err(runtime_error)?;
         tracing::info!(instance = %record.id, "gateway token rotated");

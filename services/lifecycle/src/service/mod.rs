@@ -54,6 +54,10 @@ pub struct Lifecycle {
     pub shutdown: CancellationToken,
     /// Teardowns of deleted instances in flight.
     pub deletions: Deletions,
+    /// Whether this replica leads: only the leader applies, repairs and deletes in the
+    /// runtime; the others record writes in the store, which the leader hears at once
+    /// (docs/product/runtimes.md#leader).
+    leadership: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The gRPC face of [`Lifecycle`].
@@ -81,7 +85,30 @@ impl Lifecycle {
             hub,
             shutdown,
             deletions: Deletions::default(),
+            leadership: tokio::sync::watch::channel(true).1,
         }
+    }
+
+    /// This lifecycle following the election that `leadership` reports.
+    pub fn with_leadership(mut self, leadership: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leadership.borrow()
+    }
+
+    /// Makes the runtime match `record` now when this replica leads; a follower leaves
+    /// it to the leader, which hears of the write from the store.
+    async fn apply_if_leading(
+        &self,
+        record: &InstanceRecord,
+    ) -> Result<(), crate::runtime::RuntimeError> {
+        if !self.is_leader() {
+            return Ok(());
+        }
+        self.runtime.apply(&record.spec()).await
     }
 
     /// What callers see of `record` now.
@@ -151,8 +178,7 @@ impl Lifecycle {
             .await
             .map_err(store_error)?;
         let updated = changed_record(&record.id, update)?;
-        self.runtime
-            .apply(&updated.spec())
+        self.apply_if_leading(&updated)
             .await
             .map_err(runtime_error)?;
         let view = self.view(&updated);
@@ -231,7 +257,7 @@ impl InstanceService for InstanceServiceHandler {
             .await
             .map_err(store_error)?;
         tracing::info!(instance = %record.id, plan = record.plan.as_str(), "instance created");
-        if let Err(error) = lifecycle.runtime.apply(&record.spec()).await {
+        if let Err(error) = lifecycle.apply_if_leading(&record).await {
             // The record stands; the reconciler keeps trying to apply it.
             tracing::warn!(instance = %record.id, %error, "could not apply a new instance yet");
         }

@@ -11,6 +11,7 @@ mod exec;
 mod failures;
 mod golden;
 mod ingress;
+mod leader;
 mod phases;
 mod rbac;
 mod reconcile;

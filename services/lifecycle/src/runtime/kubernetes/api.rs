@@ -69,6 +69,10 @@ pub struct ClusterApi {
 }
 
 impl ClusterApi {
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
         Self {
             client,

@@ -46,6 +46,8 @@ pub struct KubernetesConfig {
     /// How long one apiserver call may take, the client's own retries of 429/503/504
     /// included, before the caller is told the cluster is unavailable.
     pub api_timeout: Duration,
+    /// How the leader Lease among lifecycle replicas is held.
+    pub lease: super::lease::LeaseTiming,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,7 @@ impl KubernetesConfig {
             ready_grace: Duration::from_secs(60),
             sync_timeout: Duration::from_secs(60),
             api_timeout: Duration::from_secs(15),
+            lease: super::lease::LeaseTiming::default(),
         }
     }
 

@@ -72,6 +72,11 @@ pub async fn run(
             _ = stop.cancelled() => return,
         };
         let Some(first) = first else { return };
+        if !core.state.is_leading() {
+            // The leader repairs; a replica that becomes leader reconciles everything.
+            while queue.try_recv().is_ok() {}
+            continue;
+        }
         // Take everything queued meanwhile; each drift once.
         let mut batch: HashSet<Drift> = HashSet::from([first]);
         while let Ok(drift) = queue.try_recv() {

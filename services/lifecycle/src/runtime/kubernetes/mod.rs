@@ -11,6 +11,7 @@
 //! - [`deletions`] keeps a reconcile racing a delete from bringing the instance back;
 //!   [`leftovers`] removes ingress objects once ingress is disabled;
 //! - [`exec`] runs commands in the gateway container through `pods/exec`;
+//! - [`lease`] elects the one lifecycle replica that writes (applies, repairs, deletes);
 //! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table, and
 //!   [`failure`] says what its errors mean to callers.
 
@@ -23,6 +24,7 @@ pub mod drift;
 pub mod exec;
 pub mod failure;
 pub mod kinds;
+pub mod lease;
 pub mod leftovers;
 pub mod manifests;
 pub mod names;
@@ -212,6 +214,16 @@ impl KubernetesRuntime {
         &self.core.state.config
     }
 
+    /// The client the runtime talks to the cluster with (the leader election uses it).
+    pub fn client(&self) -> kube::Client {
+        self.core.api.client()
+    }
+
+    /// The namespace of the instances (and of the leader Lease).
+    pub fn namespace(&self) -> &str {
+        &self.config().namespace
+    }
+
     /// The pod to exec in: the newest running, not terminating pod (ready ones first).
     fn exec_pod(&self, id: &InstanceId) -> Result<String, RuntimeError> {
         let objects = self.core.state.cache.get(id);
@@ -273,6 +285,10 @@ async fn recheck_starting(state: Arc<RuntimeState>, stop: CancellationToken) {
 
 #[tonic::async_trait]
 impl Runtime for KubernetesRuntime {
+    fn set_leading(&self, leading: bool) {
+        self.core.state.set_leading(leading);
+    }
+
     fn name(&self) -> &'static str {
         "kubernetes"
     }

@@ -15,6 +15,7 @@ pub enum Verb {
     List,
     Watch,
     Patch,
+    Update,
     Delete,
 }
 
@@ -26,6 +27,7 @@ impl Verb {
             Verb::List => "list",
             Verb::Watch => "watch",
             Verb::Patch => "patch",
+            Verb::Update => "update",
             Verb::Delete => "delete",
         }
     }
@@ -41,6 +43,10 @@ pub const WATCH: &[Verb] = &[Verb::List, Verb::Watch];
 /// authorize as `get` and newer ones (AuthorizePodWebsocketUpgradeCreatePermission)
 /// as `create`.
 pub const EXEC: &[Verb] = &[Verb::Create, Verb::Get];
+
+/// The leader Lease: read, created by the first replica, then renewed or taken over
+/// with a resourceVersion precondition (a PUT).
+pub const LEASE: &[Verb] = &[Verb::Get, Verb::Create, Verb::Update];
 
 /// The subresource exec goes through.
 pub const EXEC_SUBRESOURCE: &str = "pods/exec";
@@ -67,6 +73,7 @@ pub fn required_permissions() -> BTreeSet<Permission> {
     }
     grant(ObjectKind::Pod.group(), ObjectKind::Pod.plural(), WATCH);
     grant(ObjectKind::Pod.group(), EXEC_SUBRESOURCE, EXEC);
+    grant(super::lease::LEASE_GROUP, super::lease::LEASE_PLURAL, LEASE);
     needed
 }
 

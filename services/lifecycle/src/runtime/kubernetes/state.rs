@@ -40,6 +40,9 @@ pub struct RuntimeState {
     /// turns into an error by the clock, not by an event.
     starting: Mutex<HashSet<InstanceId>>,
     pub(super) repairs: mpsc::UnboundedSender<super::drift::Drift>,
+    /// Whether this replica holds the leader Lease and so repairs drift (see
+    /// [`super::lease`]); a runtime outside an election leads.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl RuntimeState {
@@ -55,8 +58,18 @@ impl RuntimeState {
             desired: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
             repairs,
+            leading: std::sync::atomic::AtomicBool::new(true),
         });
         (state, queue)
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records `spec` as desired and returns its objects (built once per spec change).
