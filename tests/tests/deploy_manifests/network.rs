@@ -93,8 +93,9 @@ fn call_graph(gateway_port: u16) -> BTreeSet<(String, String, &'static str, u16)
         for apiserver_port in [443, 6443] {
             calls.push((service(Service::Lifecycle), address, "TCP", apiserver_port));
         }
-        // The auth service's database, a managed one included.
+        // The auth service's and the lifecycle's databases, managed ones included.
         calls.push((service(Service::Auth), address, "TCP", 5432));
+        calls.push((service(Service::Lifecycle), address, "TCP", 5432));
     }
     let mut graph: BTreeSet<_> = calls
         .into_iter()

@@ -234,19 +234,17 @@ fn replicas_budgets_and_spread_fit_each_overlay() {
             let deployment = deployment_of(rendered, service);
             let context = format!("{}: {}", rendered.overlay, service.subcommand());
             let spec = deployment.spec.as_ref().expect("a spec");
-            let expected = match (rendered.overlay, service) {
-                ("dev", _) | (_, Service::Lifecycle) => 1,
+            let expected = match rendered.overlay {
+                "dev" => 1,
                 _ => 2,
             };
             assert_eq!(spec.replicas, Some(expected), "{context}");
-            if service == Service::Lifecycle {
-                // One writer of its store: the old pod is gone before the new one starts.
-                let strategy = spec
-                    .strategy
-                    .as_ref()
-                    .and_then(|strategy| strategy.type_.as_deref());
-                assert_eq!(strategy, Some("Recreate"), "{context}");
-            }
+            // Every service rolls: the lifecycle's replicas elect the one that writes.
+            let strategy = spec
+                .strategy
+                .as_ref()
+                .and_then(|strategy| strategy.type_.as_deref());
+            assert_eq!(strategy, Some("RollingUpdate"), "{context}");
             let labels = spec
                 .template
                 .metadata
