@@ -242,9 +242,9 @@ impl LeaseElector {
 pub const LEASE_GROUP: &str = "coordination.k8s.io";
 pub const LEASE_PLURAL: &str = "leases";
 
-/// This replica's name in the election: its host name (the pod's name on Kubernetes)
-/// and a random suffix, so a restarted pod never mistakes its predecessor's Lease for
-/// its own.
+/// This replica's name in the election: its host name (the pod's name on Kubernetes),
+/// its process id (which tells processes on one host apart) and a random suffix, so a
+/// restarted pod never mistakes its predecessor's Lease for its own.
 pub fn identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -254,7 +254,11 @@ pub fn identity() -> String {
     } else {
         host
     };
-    format!("{host}-{}", clawfleet_kit::secret::random_token(6))
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        clawfleet_kit::secret::random_token(6)
+    )
 }
 
 fn announce(identity: &str, leading: bool) {
