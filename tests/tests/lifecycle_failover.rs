@@ -197,7 +197,7 @@ async fn delete(cluster: &Cluster, index: usize) {
                 .delete_instance(DeleteInstanceRequest {
                     id: id(index),
                     // Half keep their data.
-                    preserve_data: Some(index % 2 == 0),
+                    preserve_data: Some(index.is_multiple_of(2)),
                 })
                 .await
                 .map(|_| ())
@@ -232,7 +232,7 @@ fn expected_objects() -> BTreeMap<String, BTreeSet<String>> {
     for index in 0..INSTANCES {
         let deleted = index < DELETED;
         for kind in KINDS {
-            let kept = kind == "PersistentVolumeClaim" && index % 2 == 0;
+            let kept = kind == "PersistentVolumeClaim" && index.is_multiple_of(2);
             if deleted && !kept {
                 continue;
             }
