@@ -19,7 +19,7 @@ use clawfleet_lifecycle::{
     runtime::{Runtime, kubernetes::manifests::desired_objects},
 };
 
-fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+pub fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
     samples.sort();
     let index = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
     samples[index]

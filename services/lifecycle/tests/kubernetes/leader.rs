@@ -12,21 +12,20 @@ use clawfleet_contracts::lifecycle::v1::{
 use clawfleet_database::testing::{Backend, TestDatabase};
 use clawfleet_kit::identity::Caller;
 use clawfleet_lifecycle::{
-    LifecycleConfig, LifecycleServer, RuntimeChoice,
+    LifecycleServer,
     instance_id::InstanceId,
-    runtime::kubernetes::{
-        config::ClusterAccess,
-        lease::{LEASE_NAME, LeaseElector, LeaseTiming},
-    },
+    runtime::kubernetes::lease::{LEASE_NAME, LeaseElector, LeaseTiming},
     store::InstanceStore,
-    watch_hub::DEFAULT_BOOKMARK_INTERVAL,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{lifecycle::request, *};
+use crate::support::{
+    lifecycle::{replica, request},
+    *,
+};
 
 /// Short enough for a test, in the same proportions as the defaults.
-const FAST: LeaseTiming = LeaseTiming {
+pub const FAST: LeaseTiming = LeaseTiming {
     duration: Duration::from_millis(2000),
     renew_deadline: Duration::from_millis(1400),
     retry: Duration::from_millis(200),
@@ -113,30 +112,7 @@ async fn racing_electors_never_both_lead() {
     }
 }
 
-/// A lifecycle replica on `server` and the shared `database_url`.
-async fn replica(
-    server: &clawfleet_kube_apiserver::KubeApiServer,
-    data_dir: &std::path::Path,
-    database_url: &str,
-) -> LifecycleServer {
-    let kubeconfig = data_dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let mut kubernetes = config();
-    kubernetes.access = ClusterAccess::Kubeconfig(kubeconfig);
-    kubernetes.lease = FAST;
-    LifecycleServer::start(LifecycleConfig {
-        data_dir: data_dir.to_path_buf(),
-        database_url: database_url.to_owned(),
-        runtime: RuntimeChoice::Kubernetes(Box::new(kubernetes)),
-        // Long: whatever reaches the leader here came through the store's notifications.
-        reconcile_period: Duration::from_secs(600),
-        watch_bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
-    })
-    .await
-    .expect("the lifecycle replica starts")
-}
-
-fn create(id: &str) -> tonic::Request<CreateInstanceRequest> {
+pub fn create(id: &str) -> tonic::Request<CreateInstanceRequest> {
     request(
         Caller::operator(),
         CreateInstanceRequest {
@@ -147,7 +123,7 @@ fn create(id: &str) -> tonic::Request<CreateInstanceRequest> {
 }
 
 /// How long after the call the instance's Deployment exists.
-async fn applied_after(
+pub async fn applied_after(
     server: &clawfleet_kube_apiserver::KubeApiServer,
     replica: &LifecycleServer,
     id: &str,
@@ -167,8 +143,8 @@ async fn a_followers_writes_reach_the_leader_at_once_and_leadership_moves_on_sto
     let server = server().await;
     let database = TestDatabase::create(Backend::Postgres).await;
     let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let leader = replica(&server, leader_dir.path(), &database.url).await;
-    let follower = replica(&server, follower_dir.path(), &database.url).await;
+    let leader = replica(&server, leader_dir.path(), &database.url, FAST).await;
+    let follower = replica(&server, follower_dir.path(), &database.url, FAST).await;
     assert!(leader.is_leader() && !follower.is_leader());
 
     let through_leader = applied_after(&server, &leader, "by-leader").await;

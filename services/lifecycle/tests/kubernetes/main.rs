@@ -6,6 +6,7 @@
 mod support;
 
 mod bench;
+mod bench_replicas;
 mod deletion;
 mod exec;
 mod failures;

@@ -87,3 +87,28 @@ pub fn request<T>(caller: Caller, body: T) -> tonic::Request<T> {
     request.extensions_mut().insert(caller);
     request
 }
+
+/// A lifecycle replica on `server` and the shared `database_url`.
+pub async fn replica(
+    server: &clawfleet_kube_apiserver::KubeApiServer,
+    data_dir: &std::path::Path,
+    database_url: &str,
+    lease: clawfleet_lifecycle::runtime::kubernetes::lease::LeaseTiming,
+) -> clawfleet_lifecycle::LifecycleServer {
+    let kubeconfig = data_dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let mut kubernetes = super::config();
+    kubernetes.access =
+        clawfleet_lifecycle::runtime::kubernetes::config::ClusterAccess::Kubeconfig(kubeconfig);
+    kubernetes.lease = lease;
+    clawfleet_lifecycle::LifecycleServer::start(clawfleet_lifecycle::LifecycleConfig {
+        data_dir: data_dir.to_path_buf(),
+        database_url: database_url.to_owned(),
+        runtime: clawfleet_lifecycle::RuntimeChoice::Kubernetes(Box::new(kubernetes)),
+        // Long: whatever reaches the leader here came through the store's notifications.
+        reconcile_period: std::time::Duration::from_secs(600),
+        watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
+    })
+    .await
+    .expect("the lifecycle replica starts")
+}
