@@ -6,6 +6,7 @@ use clawfleet_kit::{
     access_token::AccessTokenKeys,
     config::{self, ConfigError, EnvSource, keys},
     identity::ServiceCredentials,
+    secret::SecretString,
 };
 
 /// The body limit used when `EDGE_BODY_LIMIT_BYTES` is unset: 1 MiB.
@@ -17,12 +18,12 @@ pub const DEFAULT_AUTH_RATE_PER_MINUTE: u32 = 30;
 pub const DEFAULT_INSTANCE_STALENESS: Duration = Duration::from_secs(30);
 
 /// Everything the edge needs to serve the manager-compatible API.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct EdgeConfig {
     /// The key operators present as `Authorization: Bearer <key>` (`OPENCLAW_MANAGER_API_KEY`).
-    pub platform_api_key: String,
+    pub platform_api_key: SecretString,
     /// The credential the edge presents to the other services (`CLAWFLEET_INTERNAL_TOKEN`).
-    pub internal_token: String,
+    pub internal_token: SecretString,
     /// `host:port` of the lifecycle service's gRPC listener (`CLAWFLEET_LIFECYCLE_ADDR`).
     pub lifecycle_address: String,
     /// `host:port` of the gateway bridge's gRPC listener (`CLAWFLEET_BRIDGE_ADDR`).
@@ -32,7 +33,7 @@ pub struct EdgeConfig {
     /// `host:port` of the auth service's gRPC listener (`CLAWFLEET_AUTH_ADDR`).
     pub auth_address: String,
     /// Verifies app users' access tokens (`JWT_SECRET`, shared with the auth service).
-    pub jwt_secret: String,
+    pub jwt_secret: SecretString,
     /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit_bytes: usize,
     /// `/auth/*` requests per minute per client address (`EDGE_AUTH_RATE_PER_MINUTE`).
@@ -92,13 +93,13 @@ impl EdgeConfig {
             });
         }
         Ok(Self {
-            platform_api_key,
-            internal_token,
+            platform_api_key: platform_api_key.into(),
+            internal_token: internal_token.into(),
             lifecycle_address,
             bridge_address,
             channels_address,
             auth_address,
-            jwt_secret,
+            jwt_secret: jwt_secret.into(),
             body_limit_bytes,
             auth_rate_per_minute,
             docs_enabled,
@@ -128,28 +129,9 @@ fn validate_address(address: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl std::fmt::Debug for EdgeConfig {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("EdgeConfig")
-            .field("platform_api_key", &"<redacted>")
-            .field("internal_token", &"<redacted>")
-            .field("jwt_secret", &"<redacted>")
-            .field("lifecycle_address", &self.lifecycle_address)
-            .field("bridge_address", &self.bridge_address)
-            .field("channels_address", &self.channels_address)
-            .field("auth_address", &self.auth_address)
-            .field("body_limit_bytes", &self.body_limit_bytes)
-            .field("auth_rate_per_minute", &self.auth_rate_per_minute)
-            .field("docs_enabled", &self.docs_enabled)
-            .field("instance_staleness", &self.instance_staleness)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use clawfleet_kit::config::EnvMap;
+    use clawfleet_kit::{config::EnvMap, secret::ExposeSecret};
 
     use super::*;
 
@@ -168,8 +150,8 @@ mod tests {
     #[test]
     fn a_complete_environment_loads_with_the_default_body_limit() {
         let config = EdgeConfig::from_env(&complete_env()).unwrap();
-        assert_eq!(config.platform_api_key, "operator-key");
-        assert_eq!(config.internal_token, "internal-token");
+        assert_eq!(config.platform_api_key.expose_secret(), "operator-key");
+        assert_eq!(config.internal_token.expose_secret(), "internal-token");
         assert_eq!(config.lifecycle_address, "127.0.0.1:4101");
         assert_eq!(config.bridge_address, "127.0.0.1:4102");
         assert_eq!(config.body_limit_bytes, 1024 * 1024);

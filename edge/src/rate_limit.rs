@@ -42,6 +42,8 @@ pub struct RateLimiter<C: Clock = DefaultClock> {
     requests: AtomicU64,
 }
 
+// Hand-written, not a secret: governor's own `Debug` would print the address of every
+// tracked client; how many there are is the figure worth showing.
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter

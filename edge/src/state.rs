@@ -3,22 +3,23 @@
 
 use std::sync::Arc;
 
-use clawfleet_kit::{secret::constant_time_eq, shutdown::ShutdownToken};
-
-use clawfleet_kit::access_token::AccessTokenKeys;
-
-use crate::verified_tokens::VerifiedTokens;
+use clawfleet_kit::{
+    access_token::AccessTokenKeys,
+    secret::{ExposeSecret, Redacted, constant_time_eq},
+    shutdown::ShutdownToken,
+};
 
 use crate::{
     auth_service::AuthClient, bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
     instance_cache::InstanceCache, lifecycle::LifecycleClient, rate_limit::RateLimiter,
-    server::EdgeError,
+    server::EdgeError, verified_tokens::VerifiedTokens,
 };
 
 /// The state behind the router; cloning it is one reference-count increment.
 #[derive(Clone, Debug)]
 pub struct EdgeState(Arc<Shared>);
 
+#[derive(Debug)]
 struct Shared {
     lifecycle: LifecycleClient,
     bridge: BridgeClient,
@@ -28,19 +29,9 @@ struct Shared {
     auth_rate_limiter: RateLimiter,
     docs_enabled: bool,
     instances: Arc<InstanceCache>,
-    platform_api_key: Box<[u8]>,
+    platform_api_key: Redacted<Box<[u8]>>,
     body_limit_bytes: usize,
     shutdown: ShutdownToken,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("EdgeState")
-            .field("lifecycle", &self.lifecycle)
-            .field("body_limit_bytes", &self.body_limit_bytes)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EdgeState {
@@ -48,14 +39,14 @@ impl EdgeState {
     /// tokio runtime. Watches end when `shutdown` is cancelled, so that graceful
     /// shutdown is not held up by open event streams.
     pub fn new(config: &EdgeConfig, shutdown: ShutdownToken) -> Result<Self, EdgeError> {
-        let lifecycle =
-            LifecycleClient::connect_lazy(&config.lifecycle_address, &config.internal_token)?;
-        let bridge = BridgeClient::connect_lazy(&config.bridge_address, &config.internal_token)?;
-        let channels =
-            ChannelsClient::connect_lazy(&config.channels_address, &config.internal_token)?;
-        let auth = AuthClient::connect_lazy(&config.auth_address, &config.internal_token)?;
-        let access_tokens = AccessTokenKeys::from_secret(config.jwt_secret.as_bytes())
-            .map_err(EdgeError::AccessTokens)?;
+        let internal_token = config.internal_token.expose_secret();
+        let lifecycle = LifecycleClient::connect_lazy(&config.lifecycle_address, internal_token)?;
+        let bridge = BridgeClient::connect_lazy(&config.bridge_address, internal_token)?;
+        let channels = ChannelsClient::connect_lazy(&config.channels_address, internal_token)?;
+        let auth = AuthClient::connect_lazy(&config.auth_address, internal_token)?;
+        let access_tokens =
+            AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())
+                .map_err(EdgeError::AccessTokens)?;
         let instances = Arc::new(InstanceCache::new(config.instance_staleness));
         instances
             .clone()
@@ -69,7 +60,7 @@ impl EdgeState {
             auth_rate_limiter: RateLimiter::new(config.auth_rate_per_minute),
             docs_enabled: config.docs_enabled,
             instances,
-            platform_api_key: config.platform_api_key.as_bytes().into(),
+            platform_api_key: Redacted(config.platform_api_key.expose_secret().as_bytes().into()),
             body_limit_bytes: config.body_limit_bytes,
             shutdown,
         })))
@@ -120,5 +111,19 @@ impl EdgeState {
 
     pub(crate) fn shutdown(&self) -> &ShutdownToken {
         &self.0.shutdown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{API_KEY, JWT_SECRET, test_state};
+
+    #[tokio::test]
+    async fn debug_output_shows_no_key_token_or_secret() {
+        let shown = format!("{:?}", test_state(1024));
+        assert!(shown.contains("body_limit_bytes: 1024"), "{shown}");
+        for secret in [API_KEY, JWT_SECRET, "internal-token"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

@@ -21,13 +21,13 @@ fn address_with_nothing_listening() -> String {
 
 pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
     EdgeConfig {
-        platform_api_key: API_KEY.to_owned(),
-        internal_token: "internal-token".to_owned(),
+        platform_api_key: API_KEY.into(),
+        internal_token: "internal-token".into(),
         lifecycle_address: address_with_nothing_listening(),
         bridge_address: address_with_nothing_listening(),
         channels_address: address_with_nothing_listening(),
         auth_address: address_with_nothing_listening(),
-        jwt_secret: JWT_SECRET.to_owned(),
+        jwt_secret: JWT_SECRET.into(),
         body_limit_bytes,
         auth_rate_per_minute: 5,
         docs_enabled: true,

@@ -10,10 +10,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use clawfleet_kit::plan::Plan;
 use clawfleet_kit::{
     access_token::{AccessTokenError, AccessTokenKeys, EXPIRY_LEEWAY_SECONDS},
     identity::Caller,
+    plan::Plan,
+    secret::Redacted,
 };
 
 /// Most tokens remembered; when full, expired ones go first, then all of them.
@@ -28,23 +29,18 @@ pub struct VerifiedToken {
 }
 
 /// The verifying keys with the cache of tokens they verified.
+#[derive(Debug)]
 pub struct VerifiedTokens {
     keys: AccessTokenKeys,
-    verified: RwLock<HashMap<Box<str>, VerifiedToken>>,
-}
-
-impl std::fmt::Debug for VerifiedTokens {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The keys are tokens: neither they nor the secret are printed.
-        formatter.write_str("VerifiedTokens { .. }")
-    }
+    /// Keyed by the bearer tokens themselves, so never printed.
+    verified: Redacted<RwLock<HashMap<Box<str>, VerifiedToken>>>,
 }
 
 impl VerifiedTokens {
     pub fn new(keys: AccessTokenKeys) -> Self {
         Self {
             keys,
-            verified: RwLock::new(HashMap::new()),
+            verified: Redacted(RwLock::new(HashMap::new())),
         }
     }
 
@@ -112,6 +108,8 @@ fn unix_seconds() -> u64 {
 mod tests {
     use std::time::Duration;
 
+    use clawfleet_kit::secret::ExposeSecret;
+
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-edge";
@@ -126,7 +124,9 @@ mod tests {
         let token = keys()
             .issue("usr_1", Plan::Pro, SystemTime::now())
             .unwrap()
-            .token;
+            .token
+            .expose_secret()
+            .to_owned();
         let first = tokens.verify(&token).unwrap();
         assert_eq!(first.caller, Caller::app_user("usr_1"));
         assert_eq!(first.plan, Plan::Pro);
@@ -135,17 +135,39 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_neither_remembered_tokens_nor_the_secret() {
+        let tokens = VerifiedTokens::new(keys());
+        let token = keys()
+            .issue("usr_1", Plan::Pro, SystemTime::now())
+            .unwrap()
+            .token
+            .expose_secret()
+            .to_owned();
+        tokens.verify(&token).unwrap();
+        let shown = format!("{tokens:?}");
+        assert!(
+            !shown.contains(&token) && !shown.contains("usr_1"),
+            "{shown}"
+        );
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
     fn refused_tokens_are_not_remembered() {
         let tokens = VerifiedTokens::new(keys());
         let token = keys()
             .issue("usr_1", Plan::Free, SystemTime::now())
             .unwrap()
-            .token;
+            .token
+            .expose_secret()
+            .to_owned();
         let foreign = AccessTokenKeys::from_secret(b"another-secret-another-secret-0123")
             .unwrap()
             .issue("usr_1", Plan::Free, SystemTime::now())
             .unwrap()
-            .token;
+            .token
+            .expose_secret()
+            .to_owned();
         let mut tampered = token.clone();
         tampered.pop();
         for bad in [foreign.as_str(), tampered.as_str(), "not.a.jwt"] {
@@ -158,7 +180,12 @@ mod tests {
     fn a_remembered_token_still_expires() {
         let tokens = VerifiedTokens::new(keys());
         let issued = SystemTime::now();
-        let token = keys().issue("usr_1", Plan::Free, issued).unwrap().token;
+        let token = keys()
+            .issue("usr_1", Plan::Free, issued)
+            .unwrap()
+            .token
+            .expose_secret()
+            .to_owned();
         let now = issued.duration_since(UNIX_EPOCH).unwrap().as_secs();
         let verified = tokens.verify_at(&token, now).unwrap();
         let fifteen_minutes = Duration::from_secs(15 * 60).as_secs();
@@ -174,7 +201,12 @@ mod tests {
     fn a_full_cache_makes_room_and_keeps_working() {
         let tokens = VerifiedTokens::new(keys());
         let now = SystemTime::now();
-        let first = keys().issue("usr_0", Plan::Free, now).unwrap().token;
+        let first = keys()
+            .issue("usr_0", Plan::Free, now)
+            .unwrap()
+            .token
+            .expose_secret()
+            .to_owned();
         tokens.verify(&first).unwrap();
         {
             let mut remembered = tokens.verified.write().unwrap();
@@ -183,7 +215,12 @@ mod tests {
                 remembered.insert(format!("filler-{index}").into(), template.clone());
             }
         }
-        let next = keys().issue("usr_1", Plan::Free, now).unwrap().token;
+        let next = keys()
+            .issue("usr_1", Plan::Free, now)
+            .unwrap()
+            .token
+            .expose_secret()
+            .to_owned();
         assert_eq!(
             tokens.verify(&next).unwrap().caller,
             Caller::app_user("usr_1")

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use clawfleet_kit::access_token::AccessTokenKeys;
+use clawfleet_kit::{access_token::AccessTokenKeys, secret::ExposeSecret};
 use clawfleet_tests::{
     app_user::{AppUser, PASSWORD, anonymous, post_raw},
     platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
@@ -301,4 +301,6 @@ fn mint_token(user: &str, issued: SystemTime) -> String {
         .issue(user, clawfleet_kit::plan::Plan::Free, issued)
         .unwrap()
         .token
+        .expose_secret()
+        .to_owned()
 }

@@ -7,7 +7,7 @@ use axum::{
     body::Body,
     http::{Method, Request, StatusCode, header},
 };
-use clawfleet_kit::access_token::AccessTokenKeys;
+use clawfleet_kit::{access_token::AccessTokenKeys, secret::ExposeSecret};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -19,6 +19,8 @@ fn token_for(user: &str, issued: SystemTime) -> String {
         .issue(user, clawfleet_kit::plan::Plan::Free, issued)
         .unwrap()
         .token
+        .expose_secret()
+        .to_owned()
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, Value) {
@@ -45,7 +47,9 @@ async fn app_routes_refuse_missing_expired_tampered_and_foreign_tokens() {
         .unwrap()
         .issue("alice", clawfleet_kit::plan::Plan::Free, SystemTime::now())
         .unwrap()
-        .token;
+        .token
+        .expose_secret()
+        .to_owned();
     // alg "none": header {"alg":"none","typ":"JWT"}, the same claims, no signature.
     let claims = fresh.split('.').nth(1).unwrap();
     let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}.");

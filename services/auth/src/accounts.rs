@@ -101,7 +101,7 @@ impl Accounts {
         // the hashing input stays bounded without a distinguishable early return.
         let stored_hash = user
             .as_ref()
-            .and_then(|user| user.password_hash.as_deref())
+            .and_then(UserRecord::password_hash)
             .filter(|_| password.len() <= crate::validation::MAX_PASSWORD_BYTES);
         let bounded_password = truncate_bytes(password, crate::validation::MAX_PASSWORD_BYTES);
         let matched = self.passwords.verify(bounded_password, stored_hash).await?;

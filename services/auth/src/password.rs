@@ -8,6 +8,7 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{PasswordHasher, PasswordVerifier},
 };
+use clawfleet_kit::secret::Redacted;
 use tokio::sync::Semaphore;
 
 /// Memory cost in KiB (OWASP 2023 minimum for argon2id: 19 MiB).
@@ -27,24 +28,13 @@ pub enum PasswordError {
 }
 
 /// Hashes and verifies passwords with bounded concurrency.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
     /// Verified against when the email is unknown, so that case costs the same time as
     /// a wrong password and does not reveal which emails have accounts.
-    dummy_hash: Arc<str>,
-}
-
-impl std::fmt::Debug for Passwords {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Passwords")
-            .field("m_cost_kib", &self.params.m_cost())
-            .field("t_cost", &self.params.t_cost())
-            .field("p_cost", &self.params.p_cost())
-            .finish_non_exhaustive()
-    }
+    dummy_hash: Redacted<Arc<str>>,
 }
 
 impl Passwords {
@@ -70,7 +60,7 @@ impl Passwords {
         Ok(Self {
             params,
             permits,
-            dummy_hash: Arc::from(dummy_hash),
+            dummy_hash: Redacted(Arc::from(dummy_hash)),
         })
     }
 
@@ -167,6 +157,17 @@ mod tests {
                 .verify("x", Some("not a phc string"))
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_the_parameters_but_no_hash() {
+        let passwords = Passwords::new().await.unwrap();
+        let shown = format!("{passwords:?}");
+        assert!(!shown.contains("$argon2id"), "{shown}");
+        assert!(
+            shown.contains("19456") && shown.contains("[redacted]"),
+            "{shown}"
         );
     }
 }

@@ -8,6 +8,7 @@ use clawfleet_kit::{
     access_token::{AccessTokenError, AccessTokenKeys, MIN_SECRET_BYTES},
     config::{self, ConfigError, EnvSource, keys},
     identity::{Credentials, IdentityInterceptor},
+    secret::{ExposeSecret, SecretString},
     server::{ServerError, serve_grpc},
     shutdown::ShutdownToken,
 };
@@ -30,12 +31,12 @@ use crate::{
 const DEFAULT_DATA_DIR: &str = ".clawfleet";
 
 /// What the auth service needs.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthConfig {
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`; secret because the URL may carry a password.
+    pub database_url: SecretString,
     /// HMAC secret of the access JWTs (at least 32 bytes), shared with the edge.
-    pub jwt_secret: String,
+    pub jwt_secret: SecretString,
     /// The `aud` of Google ID tokens; Google sign-in is refused when `None`.
     pub google_client_id: Option<String>,
     pub google_jwks_url: String,
@@ -48,22 +49,6 @@ pub struct AuthConfig {
     pub jwks_min_refetch_interval: Duration,
     /// How often refresh-token families that have fully expired are deleted (1 h).
     pub refresh_purge_interval: Duration,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The secret and the database URL (which may carry a password) stay out.
-        formatter
-            .debug_struct("AuthConfig")
-            .field("google_client_id", &self.google_client_id)
-            .field("google_jwks_url", &self.google_jwks_url)
-            .field("apple_client_id", &self.apple_client_id)
-            .field("apple_jwks_url", &self.apple_jwks_url)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .field("jwks_min_refetch_interval", &self.jwks_min_refetch_interval)
-            .field("refresh_purge_interval", &self.refresh_purge_interval)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AuthConfig {
@@ -85,8 +70,8 @@ impl AuthConfig {
             default_sqlite_url(&data_dir)
         });
         Ok(Self {
-            database_url,
-            jwt_secret,
+            database_url: database_url.into(),
+            jwt_secret: jwt_secret.into(),
             google_client_id: config::optional(env, keys::GOOGLE_CLIENT_ID),
             google_jwks_url: config::optional(env, keys::CLAWFLEET_GOOGLE_JWKS_URL)
                 .unwrap_or_else(|| DEFAULT_GOOGLE_JWKS_URL.to_owned()),
@@ -128,7 +113,7 @@ pub struct AuthServer {
 
 impl AuthServer {
     pub async fn start(config: AuthConfig) -> Result<Self, AuthStartError> {
-        let keys = AccessTokenKeys::from_secret(config.jwt_secret.as_bytes())?;
+        let keys = AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())?;
         let http = jwks::http_client()?;
         let verifier = |provider: Provider, client_id: Option<&str>, url: &str| {
             let uri: http::Uri = url.parse().map_err(|_| AuthStartError::JwksUrl {
@@ -151,7 +136,7 @@ impl AuthServer {
             config.apple_client_id.as_deref(),
             &config.apple_jwks_url,
         )?;
-        let store = Arc::new(AuthStore::open(&config.database_url).await?);
+        let store = Arc::new(AuthStore::open(config.database_url.expose_secret()).await?);
         let passwords = Passwords::new().await?;
         tracing::info!(
             backend = store.backend_name(),
@@ -235,7 +220,10 @@ mod tests {
             (keys::CLAWFLEET_DATA_DIR, "/data"),
         ]);
         let config = AuthConfig::from_env(&env).unwrap();
-        assert_eq!(config.database_url, "sqlite:///data/auth.db");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite:///data/auth.db"
+        );
         assert_eq!(config.google_jwks_url, DEFAULT_GOOGLE_JWKS_URL);
         assert_eq!(config.apple_jwks_url, DEFAULT_APPLE_JWKS_URL);
         assert_eq!(config.google_client_id, None);
@@ -266,7 +254,10 @@ mod tests {
             (keys::CLAWFLEET_APPLE_JWKS_URL, "http://127.0.0.1:1/a"),
         ]);
         let config = AuthConfig::from_env(&env).unwrap();
-        assert_eq!(config.database_url, "postgres://app:hunter2@db/auth");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "postgres://app:hunter2@db/auth"
+        );
         assert_eq!(config.apple_client_id.as_deref(), Some("com.example.app"));
         assert_eq!(config.google_jwks_url, "http://127.0.0.1:1/g");
         let printed = format!("{config:?}");

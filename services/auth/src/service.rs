@@ -8,7 +8,7 @@ use clawfleet_contracts::auth::v1::{
     SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest, SignUpResponse, TokenPair,
     User, auth_service_server::AuthService,
 };
-use clawfleet_kit::identity::Caller;
+use clawfleet_kit::{identity::Caller, secret::ExposeSecret};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -47,8 +47,8 @@ fn user_message(profile: UserProfile) -> User {
 
 fn token_pair(signed_in: SignedIn) -> Option<TokenPair> {
     Some(TokenPair {
-        access_token: signed_in.tokens.access.token,
-        refresh_token: signed_in.tokens.refresh_token,
+        access_token: signed_in.tokens.access.token.expose_secret().to_owned(),
+        refresh_token: signed_in.tokens.refresh_token.expose_secret().to_owned(),
         expires_in: signed_in.tokens.access.expires_in,
         token_type: "Bearer".to_owned(),
         user: Some(user_message(signed_in.profile)),

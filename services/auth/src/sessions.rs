@@ -8,7 +8,7 @@ use std::{
 
 use clawfleet_kit::{
     access_token::{AccessTokenKeys, IssuedToken},
-    secret::random_token,
+    secret::{SecretString, random_token},
 };
 
 use crate::{
@@ -25,20 +25,11 @@ const REFRESH_TOKEN_BYTES: usize = 32;
 const MAX_REFRESH_TOKEN_LENGTH: usize = 512;
 
 /// An access token and the refresh token issued with it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionTokens {
     pub access: IssuedToken,
     /// Opaque; only its SHA-256 is stored.
-    pub refresh_token: String,
-}
-
-impl std::fmt::Debug for SessionTokens {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("SessionTokens")
-            .field("access", &self.access)
-            .finish_non_exhaustive()
-    }
+    pub refresh_token: SecretString,
 }
 
 /// Issues and rotates tokens.
@@ -86,7 +77,7 @@ impl Sessions {
         let access = self.keys.issue(&user.id, user.plan, SystemTime::now())?;
         Ok(SessionTokens {
             access,
-            refresh_token,
+            refresh_token: refresh_token.into(),
         })
     }
 
@@ -128,7 +119,7 @@ impl Sessions {
         Ok((
             SessionTokens {
                 access,
-                refresh_token: replacement,
+                refresh_token: replacement.into(),
             },
             user,
         ))
@@ -148,5 +139,25 @@ impl Sessions {
             .store
             .revoke_family_of(&sha256_hex(presented), owner, now_ms())
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clawfleet_kit::{plan::Plan, secret::ExposeSecret};
+
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_both_tokens() {
+        let keys = AccessTokenKeys::from_secret(&[7u8; 32]).unwrap();
+        let tokens = SessionTokens {
+            access: keys.issue("usr_1", Plan::Free, SystemTime::now()).unwrap(),
+            refresh_token: random_token(REFRESH_TOKEN_BYTES).into(),
+        };
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains(tokens.access.token.expose_secret()));
+        assert!(!shown.contains(tokens.refresh_token.expose_secret()));
+        assert!(shown.contains(&tokens.access.jti), "{shown}");
     }
 }

@@ -20,7 +20,7 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// A normalised (trimmed, lowercased) and validated email address.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
@@ -47,12 +47,6 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Debug for Email {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "Email({:?})", self.0)
     }
 }
 

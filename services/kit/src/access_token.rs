@@ -13,7 +13,10 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{plan::Plan, secret::random_token};
+use crate::{
+    plan::Plan,
+    secret::{Redacted, SecretString, random_token},
+};
 
 /// Lifetime of an access token (docs/product/app-api.md#tokens: 15 minutes).
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -38,25 +41,14 @@ pub struct AccessClaims {
 }
 
 /// A freshly signed access token.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct IssuedToken {
-    /// The compact JWT.
-    pub token: String,
+    /// The compact JWT: a bearer credential, so kept out of logs.
+    pub token: SecretString,
     /// Seconds until it expires (900).
     pub expires_in: u32,
     /// Its `jti` claim.
     pub jti: String,
-}
-
-impl std::fmt::Debug for IssuedToken {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The token is a bearer credential: keep it out of logs.
-        formatter
-            .debug_struct("IssuedToken")
-            .field("expires_in", &self.expires_in)
-            .field("jti", &self.jti)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why a secret was refused or a token could not be issued or verified. Messages are
@@ -74,19 +66,14 @@ pub enum AccessTokenError {
 }
 
 /// The signing and verifying keys, with the validation rules built once: `verify`
-/// runs on every app request and only does the HMAC and the claim checks.
-#[derive(Clone)]
+/// runs on every app request and only does the HMAC and the claim checks. Both keys
+/// are the shared secret, so they are [`Redacted`].
+#[derive(Clone, Debug)]
 pub struct AccessTokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    encoding: Redacted<EncodingKey>,
+    decoding: Redacted<DecodingKey>,
     validation: Validation,
     header: Header,
-}
-
-impl std::fmt::Debug for AccessTokenKeys {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("AccessTokenKeys { algorithm: HS256, .. }")
-    }
 }
 
 impl AccessTokenKeys {
@@ -104,8 +91,8 @@ impl AccessTokenKeys {
         // `iat`, `plan` and `jti` are required by deserialising into `AccessClaims`.
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding: Redacted(EncodingKey::from_secret(secret)),
+            decoding: Redacted(DecodingKey::from_secret(secret)),
             validation,
             header: Header::new(Algorithm::HS256),
         })
@@ -132,7 +119,7 @@ impl AccessTokenKeys {
         let token = encode(&self.header, &claims, &self.encoding)
             .map_err(|error| AccessTokenError::Signing(error.to_string()))?;
         Ok(IssuedToken {
-            token,
+            token: token.into(),
             expires_in: ACCESS_TOKEN_TTL.as_secs() as u32,
             jti: claims.jti,
         })
@@ -160,6 +147,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::secret::ExposeSecret;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
@@ -195,7 +183,7 @@ mod tests {
             .issue("user-1", crate::plan::Plan::Pro, SystemTime::now())
             .unwrap();
         assert_eq!(issued.expires_in, 900);
-        let claims = keys.verify(&issued.token).unwrap();
+        let claims = keys.verify(issued.token.expose_secret()).unwrap();
         assert_eq!(claims.sub, "user-1");
         assert_eq!(claims.plan, "pro");
         assert_eq!(claims.jti, issued.jti);
@@ -221,11 +209,14 @@ mod tests {
     fn debug_output_hides_the_secret_and_the_token() {
         let keys = keys();
         let printed = format!("{keys:?}");
+        let secret_as_bytes = format!("{:?}", &SECRET[..4]);
         assert!(!printed.contains("0123456789"));
+        assert!(!printed.contains(secret_as_bytes.trim_end_matches(']')));
+        assert!(printed.contains("HS256") && printed.contains("[redacted]"));
         let issued = keys
             .issue("u", crate::plan::Plan::Free, SystemTime::now())
             .unwrap();
-        assert!(!format!("{issued:?}").contains(&issued.token));
+        assert!(!format!("{issued:?}").contains(issued.token.expose_secret()));
     }
 
     #[test]
@@ -264,7 +255,9 @@ mod tests {
         let token = keys()
             .issue("u1", crate::plan::Plan::Free, SystemTime::now())
             .unwrap()
-            .token;
+            .token
+            .expose_secret()
+            .to_owned();
         let mut bytes = token.clone().into_bytes();
         let last = bytes.len() - 2;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
@@ -289,7 +282,10 @@ mod tests {
             .issue("u1", crate::plan::Plan::Free, SystemTime::now())
             .unwrap()
             .token;
-        assert_eq!(keys().verify(&token), Err(AccessTokenError::Invalid));
+        assert_eq!(
+            keys().verify(token.expose_secret()),
+            Err(AccessTokenError::Invalid)
+        );
     }
 
     #[test]
@@ -299,7 +295,10 @@ mod tests {
             .issue("u1", crate::plan::Plan::Free, long_ago)
             .unwrap()
             .token;
-        assert_eq!(keys().verify(&token), Err(AccessTokenError::Expired));
+        assert_eq!(
+            keys().verify(token.expose_secret()),
+            Err(AccessTokenError::Expired)
+        );
 
         let now = now_seconds();
         let just_expired =

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
 
-use crate::secret::constant_time_eq;
+use crate::secret::{Redacted, constant_time_eq};
 
 /// Metadata key naming the user or principal a service calls on behalf of.
 pub const SUBJECT_METADATA_KEY: &str = "x-clawfleet-subject";
@@ -112,6 +112,8 @@ pub struct Credentials {
     pub internal_token: Arc<str>,
 }
 
+// Written by hand, not derived over `SecretString` fields, only because other crates
+// build these public `Arc<str>` fields directly (a clone per connection stays cheap).
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("Credentials { .. }")
@@ -173,9 +175,10 @@ impl Interceptor for IdentityInterceptor {
 
 /// Client-side interceptor that presents the internal credential and the caller on
 /// whose behalf a service calls another.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServiceCredentials {
-    authorization: MetadataValue<tonic::metadata::Ascii>,
+    /// `Bearer <internal token>`.
+    authorization: Redacted<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl ServiceCredentials {
@@ -183,13 +186,15 @@ impl ServiceCredentials {
         let authorization = format!("Bearer {internal_token}")
             .parse()
             .map_err(|_| Status::internal("internal token is not valid metadata"))?;
-        Ok(Self { authorization })
+        Ok(Self {
+            authorization: Redacted(authorization),
+        })
     }
 
     /// Stamps `request` with the internal credential and `caller`.
     pub fn stamp<T>(&self, request: &mut Request<T>, caller: &Caller) -> Result<(), Status> {
         let metadata = request.metadata_mut();
-        metadata.insert("authorization", self.authorization.clone());
+        metadata.insert("authorization", self.authorization.0.clone());
         metadata.insert(
             ROLE_METADATA_KEY,
             MetadataValue::from_static(caller.role.as_str()),
@@ -200,12 +205,6 @@ impl ServiceCredentials {
             .map_err(|_| Status::invalid_argument("caller subject is not valid metadata"))?;
         metadata.insert(SUBJECT_METADATA_KEY, subject);
         Ok(())
-    }
-}
-
-impl std::fmt::Debug for ServiceCredentials {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("ServiceCredentials { .. }")
     }
 }
 
@@ -290,6 +289,14 @@ mod tests {
             .get::<Caller>()
             .cloned();
         assert_eq!(caller, Some(Caller::app_user("u-9")));
+    }
+
+    #[test]
+    fn debug_output_hides_both_credentials() {
+        let credentials = ServiceCredentials::new("internal-token").unwrap();
+        let shown = format!("{credentials:?} {:?}", interceptor());
+        assert!(!shown.contains("internal-token") && !shown.contains("operator-key"));
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use clawfleet_edge::verified_tokens::VerifiedTokens;
-use clawfleet_kit::{access_token::AccessTokenKeys, plan::Plan};
+use clawfleet_kit::{access_token::AccessTokenKeys, plan::Plan, secret::ExposeSecret};
 
 const TOKENS: usize = 1_000;
 const CHECKS_PER_THREAD: usize = 200_000;
@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
         (0..TOKENS)
             .map(|user| {
                 keys.issue(&format!("usr_{user}"), Plan::Free, SystemTime::now())
-                    .map(|issued| issued.token)
+                    .map(|issued| issued.token.expose_secret().to_owned())
             })
             .collect::<Result<_, _>>()?,
     );

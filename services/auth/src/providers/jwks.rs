@@ -54,7 +54,7 @@ pub enum JwksError {
     Fetch(String),
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct CachedKeys {
     keys: HashMap<String, Arc<DecodingKey>>,
     /// Last successful fetch.
@@ -64,19 +64,14 @@ struct CachedKeys {
     attempted_at: Option<Instant>,
 }
 
-/// The keys of one JWKS URL.
+/// The keys of one JWKS URL (public keys: nothing here is secret).
+#[derive(Debug)]
 pub struct JwksCache {
     url: http::Uri,
     client: HttpClient,
     min_refetch_interval: Duration,
     cached: Mutex<CachedKeys>,
     fetch_count: std::sync::atomic::AtomicU64,
-}
-
-impl std::fmt::Debug for JwksCache {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "JwksCache {{ url: {} }}", self.url)
-    }
 }
 
 impl JwksCache {

@@ -63,7 +63,7 @@ impl AuthStore {
                 .bind(&record.id)
                 .bind(&record.email)
                 .bind(&record.name)
-                .bind(&record.password_hash)
+                .bind(record.password_hash())
                 .bind(record.plan.as_str())
                 .bind(record.email_verified)
                 .bind(record.created_at_ms)

@@ -1,6 +1,6 @@
 //! Users: one row per account, found by id or by normalised email.
 
-use clawfleet_kit::plan::Plan;
+use clawfleet_kit::{plan::Plan, secret::Redacted};
 use rand_core::{OsRng, RngCore};
 
 use super::{AuthStore, StoreError, is_unique_violation, on_backend};
@@ -20,29 +20,22 @@ pub(super) type UserRow = (
 );
 
 /// A stored account.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: String,
     pub email: Option<String>,
     pub name: String,
-    /// Argon2id PHC string; `None` for provider-only accounts.
-    pub password_hash: Option<String>,
+    /// Argon2id PHC string; `None` for provider-only accounts. Kept out of logs.
+    pub password_hash: Option<Redacted<String>>,
     pub plan: Plan,
     pub email_verified: bool,
     pub created_at_ms: i64,
 }
 
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The password hash stays out of logs.
-        formatter
-            .debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("email", &self.email)
-            .field("plan", &self.plan)
-            .field("email_verified", &self.email_verified)
-            .field("has_password", &self.password_hash.is_some())
-            .finish_non_exhaustive()
+impl UserRecord {
+    /// The stored password hash, for verifying and for writing back.
+    pub fn password_hash(&self) -> Option<&str> {
+        self.password_hash.as_deref().map(String::as_str)
     }
 }
 
@@ -63,7 +56,7 @@ impl TryFrom<UserRow> for UserRecord {
             id,
             email,
             name,
-            password_hash,
+            password_hash: password_hash.map(Redacted),
             plan,
             email_verified,
             created_at_ms,
@@ -90,7 +83,7 @@ impl NewUser {
             id: format!("usr_{}", hex(&random)),
             email: self.email.map(|email| email.as_str().to_owned()),
             name: self.name,
-            password_hash: self.password_hash,
+            password_hash: self.password_hash.map(Redacted),
             plan: Plan::DEFAULT,
             email_verified: self.email_verified,
             created_at_ms: self.created_at_ms,
@@ -119,7 +112,7 @@ impl AuthStore {
                 .bind(&record.id)
                 .bind(&record.email)
                 .bind(&record.name)
-                .bind(&record.password_hash)
+                .bind(record.password_hash())
                 .bind(record.plan.as_str())
                 .bind(record.email_verified)
                 .bind(record.created_at_ms)
@@ -176,5 +169,32 @@ impl AuthStore {
                 .fetch_one(pool)
                 .await?
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_says_whether_there_is_a_password_but_not_its_hash() {
+        let record = NewUser {
+            email: Some(Email::parse("ada@example.com").unwrap()),
+            name: "Ada".to_owned(),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+            email_verified: false,
+            created_at_ms: 0,
+        }
+        .into_record();
+        let shown = format!("{record:?}");
+        assert!(
+            !shown.contains("argon2id") && !shown.contains("aGFzaA"),
+            "{shown}"
+        );
+        assert!(shown.contains("password_hash: Some([redacted])"), "{shown}");
+        assert_eq!(
+            record.password_hash(),
+            Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+        );
     }
 }

@@ -32,8 +32,8 @@ pub struct TestServer {
 /// The configuration tests start from; JWKS URLs point nowhere until a test sets them.
 pub fn test_config(database_url: &str) -> AuthConfig {
     AuthConfig {
-        database_url: database_url.to_owned(),
-        jwt_secret: JWT_SECRET.to_owned(),
+        database_url: database_url.into(),
+        jwt_secret: JWT_SECRET.into(),
         google_client_id: Some(GOOGLE_CLIENT_ID.to_owned()),
         google_jwks_url: "http://127.0.0.1:9/unused".to_owned(),
         apple_client_id: Some(APPLE_CLIENT_ID.to_owned()),
