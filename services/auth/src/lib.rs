@@ -1,28 +1,20 @@
 //! The auth service (`clawfleet.auth.v1.AuthService`): app users, their passwords and
-//! Google/Apple identities, access JWTs and rotating refresh-token families (docs/product/app-api.md#sign-in-and-tokens).
-//!
-//! - [`validation`]: emails, passwords and names, checked before any query;
-//! - [`password`]: argon2id hashing on the blocking pool;
-//! - [`store`]: users, identities and refresh tokens on SQLite or PostgreSQL;
-//! - [`providers`]: Google and Apple ID-token verification against their JWKS;
-//! - [`sessions`]: token pairs, refresh rotation with reuse detection, log-out;
-//! - [`accounts`]: the operations behind the RPCs; [`purge`]: expired-token cleanup;
-//! - [`service`]: the gRPC handlers; [`server`]: configuration and assembly;
-//! - [`error`]: the service's errors and their codes; [`digest`]: SHA-256 and hex.
+//! Google/Apple identities, access JWTs and rotating refresh-token families
+//! (docs/product/app-api.md#sign-in-and-tokens).
 //!
 //! The access token itself lives in `clawfleet_kit::access_token`, because the edge
 //! verifies it too.
 
-pub mod accounts;
-pub mod digest;
-pub mod error;
-pub mod password;
-pub mod providers;
-pub mod purge;
-pub mod server;
-pub mod service;
-pub mod sessions;
-pub mod store;
-pub mod validation;
+pub mod accounts; // the operations behind the RPCs: sign-up, log-in, provider sign-in, refresh
+pub mod digest; // SHA-256 and hex, for stored refresh-token digests
+pub mod error; // the service's errors and their gRPC codes
+pub mod password; // argon2id hashing on the blocking pool, behind a semaphore
+pub mod providers; // Google and Apple ID-token verification against their JWKS
+pub mod purge; // periodic deletion of fully expired refresh-token families
+pub mod server; // configuration from the environment and assembly
+pub mod service; // the gRPC handlers
+pub mod sessions; // token pairs, refresh rotation with reuse detection, log-out
+pub mod store; // users, identities and refresh tokens on SQLite or PostgreSQL
+pub mod validation; // emails, passwords and names, checked before any query
 
 pub use server::{AuthConfig, AuthServer, AuthStartError};

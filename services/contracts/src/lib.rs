@@ -3,7 +3,7 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
-pub mod json;
+pub mod json; // JSON <-> google.protobuf.Struct/Value for gateway params and results
 
 /// Encoded `FileDescriptorSet` of every clawfleet proto and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -34,31 +34,30 @@
 //! # let _ = yaml; Ok(()) }
 //! ```
 
-mod apply;
-mod controller;
-mod crud;
-mod defaults;
-mod deployment_status;
-mod discovery;
-mod exec;
-mod fields;
-mod gc;
-mod kubelet;
-mod logs;
-mod merge;
-mod patch;
-mod routing;
-mod scale;
-mod selectors;
-mod server;
-mod state;
-mod status;
-mod store;
-mod util;
-mod validation;
-mod watch;
-
-pub mod resources;
+mod apply; // server-side apply and managedFields bookkeeping
+mod controller; // Deployment -> ReplicaSet -> pod controllers
+mod crud; // GET, LIST, POST, PUT, PATCH and DELETE on objects and their status
+mod defaults; // the defaults the real apiserver fills in
+mod deployment_status; // Deployment status counts and conditions as the controller reports them
+mod discovery; // /version, /api, /apis and their aggregated form
+mod exec; // pods/exec over WebSocket (v4 and v5 channel protocols)
+mod fields; // field sets in the fieldsV1 vocabulary
+mod gc; // deletion: preconditions, finalizers, propagation, garbage collection
+mod kubelet; // a stand-in kubelet: pods follow test-scripted states
+mod logs; // pods/log, with tailLines and follow
+mod merge; // JSON merge, strategic merge and JSON patch
+mod patch; // PATCH in all four formats, on objects and status
+pub mod resources; // the table of resource kinds served
+mod routing; // authentication, URL parsing, request log, faults, dispatch
+mod scale; // the scale subresource of Deployments and ReplicaSets
+mod selectors; // label and field selectors with the real semantics
+mod server; // the test-facing handle
+mod state; // options and the state every handler shares
+mod status; // errors as kind: Status bodies
+mod store; // objects with one resourceVersion counter and a watch history
+mod util; // timestamps, uids and random name suffixes
+mod validation; // the 422 rules a fake would most likely let slip
+mod watch; // WATCH streams of newline-delimited JSON events
 
 pub use exec::{ExecCall, ExecHandler, ExecResult};
 pub use kubelet::{PodScript, PodState};
