@@ -118,15 +118,16 @@ mod tests {
         AccessTokenKeys::from_secret(SECRET).unwrap()
     }
 
+    /// A token for `user` on `plan`, signed with [`SECRET`] at `issued`.
+    fn token_for(user: &str, plan: Plan, issued: SystemTime) -> String {
+        let issued = keys().issue(user, plan, issued).unwrap();
+        issued.token.expose_secret().to_owned()
+    }
+
     #[test]
     fn a_verified_token_is_remembered_with_its_user_and_plan() {
         let tokens = VerifiedTokens::new(keys());
-        let token = keys()
-            .issue("usr_1", Plan::Pro, SystemTime::now())
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let token = token_for("usr_1", Plan::Pro, SystemTime::now());
         let first = tokens.verify(&token).unwrap();
         assert_eq!(first.caller, Caller::app_user("usr_1"));
         assert_eq!(first.plan, Plan::Pro);
@@ -137,12 +138,7 @@ mod tests {
     #[test]
     fn debug_output_shows_neither_remembered_tokens_nor_the_secret() {
         let tokens = VerifiedTokens::new(keys());
-        let token = keys()
-            .issue("usr_1", Plan::Pro, SystemTime::now())
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let token = token_for("usr_1", Plan::Pro, SystemTime::now());
         tokens.verify(&token).unwrap();
         let shown = format!("{tokens:?}");
         assert!(
@@ -155,12 +151,7 @@ mod tests {
     #[test]
     fn refused_tokens_are_not_remembered() {
         let tokens = VerifiedTokens::new(keys());
-        let token = keys()
-            .issue("usr_1", Plan::Free, SystemTime::now())
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let token = token_for("usr_1", Plan::Free, SystemTime::now());
         let foreign = AccessTokenKeys::from_secret(b"another-secret-another-secret-0123")
             .unwrap()
             .issue("usr_1", Plan::Free, SystemTime::now())
@@ -180,12 +171,7 @@ mod tests {
     fn a_remembered_token_still_expires() {
         let tokens = VerifiedTokens::new(keys());
         let issued = SystemTime::now();
-        let token = keys()
-            .issue("usr_1", Plan::Free, issued)
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let token = token_for("usr_1", Plan::Free, issued);
         let now = issued.duration_since(UNIX_EPOCH).unwrap().as_secs();
         let verified = tokens.verify_at(&token, now).unwrap();
         let fifteen_minutes = Duration::from_secs(15 * 60).as_secs();
@@ -201,12 +187,7 @@ mod tests {
     fn a_full_cache_makes_room_and_keeps_working() {
         let tokens = VerifiedTokens::new(keys());
         let now = SystemTime::now();
-        let first = keys()
-            .issue("usr_0", Plan::Free, now)
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let first = token_for("usr_0", Plan::Free, now);
         tokens.verify(&first).unwrap();
         {
             let mut remembered = tokens.verified.write().unwrap();
@@ -215,12 +196,7 @@ mod tests {
                 remembered.insert(format!("filler-{index}").into(), template.clone());
             }
         }
-        let next = keys()
-            .issue("usr_1", Plan::Free, now)
-            .unwrap()
-            .token
-            .expose_secret()
-            .to_owned();
+        let next = token_for("usr_1", Plan::Free, now);
         assert_eq!(
             tokens.verify(&next).unwrap().caller,
             Caller::app_user("usr_1")

@@ -25,6 +25,23 @@ fn is_persisted_but_superseded(error: &clawfleet_contracts::bridge::v1::GatewayE
         && error.message.contains("superseded")
 }
 
+/// `config.get`: the config with its hash.
+async fn config_get(
+    upstream: &Upstream,
+    caller: &Caller,
+    instance_id: &str,
+) -> Result<Value, ServiceError> {
+    upstream
+        .call_ok(
+            caller,
+            instance_id,
+            "config.get",
+            json!({}),
+            CONFIG_CALL_DEADLINE,
+        )
+        .await
+}
+
 /// Applies `patch` (a JSON object merged into the config); returns `config.patch`'s result.
 pub async fn patch_config(
     upstream: &Upstream,
@@ -35,15 +52,7 @@ pub async fn patch_config(
     let raw = patch.to_string();
     let mut last_error = None;
     for _ in 0..PATCH_ATTEMPTS {
-        let current = upstream
-            .call_ok(
-                caller,
-                instance_id,
-                "config.get",
-                json!({}),
-                CONFIG_CALL_DEADLINE,
-            )
-            .await?;
+        let current = config_get(upstream, caller, instance_id).await?;
         let base_hash = current
             .get("hash")
             .and_then(Value::as_str)
@@ -63,15 +72,7 @@ pub async fn patch_config(
             Ok(result) => return Ok(result),
             Err(error) if is_persisted_but_superseded(&error) => {
                 // Saved, and a newer change that contains it was applied instead: it landed.
-                let config = upstream
-                    .call_ok(
-                        caller,
-                        instance_id,
-                        "config.get",
-                        json!({}),
-                        CONFIG_CALL_DEADLINE,
-                    )
-                    .await?;
+                let config = config_get(upstream, caller, instance_id).await?;
                 return Ok(
                     json!({"ok": true, "config": config.get("config").cloned().unwrap_or_else(|| json!({}))}),
                 );

@@ -56,6 +56,17 @@ impl AuthStore {
         provider: &str,
         subject: &str,
     ) -> Result<UserRecord, StoreError> {
+        self.insert_user_linked_to(new_user, Some((provider, subject)))
+            .await
+    }
+
+    /// Creates a user and, when given, links the `(provider, subject)` account to it,
+    /// in one transaction: the one place a user row is written.
+    pub(super) async fn insert_user_linked_to(
+        &self,
+        new_user: NewUser,
+        identity: Option<(&str, &str)>,
+    ) -> Result<UserRecord, StoreError> {
         let record = new_user.into_record();
         on_backend!(self, |pool, begin_write| {
             let mut transaction = pool.begin_with(begin_write).await?;
@@ -70,14 +81,16 @@ impl AuthStore {
                 .execute(&mut *transaction)
                 .await
                 .map_err(user_insert_error)?;
-            sqlx::query(INSERT_IDENTITY)
-                .bind(provider)
-                .bind(subject)
-                .bind(&record.id)
-                .bind(record.created_at_ms)
-                .execute(&mut *transaction)
-                .await
-                .map_err(identity_insert_error)?;
+            if let Some((provider, subject)) = identity {
+                sqlx::query(INSERT_IDENTITY)
+                    .bind(provider)
+                    .bind(subject)
+                    .bind(&record.id)
+                    .bind(record.created_at_ms)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(identity_insert_error)?;
+            }
             transaction.commit().await?;
         });
         Ok(record)

@@ -106,21 +106,7 @@ pub(super) fn user_insert_error(error: sqlx::Error) -> StoreError {
 impl AuthStore {
     /// Creates a user; [`StoreError::EmailTaken`] when the email is in use.
     pub async fn insert_user(&self, new_user: NewUser) -> Result<UserRecord, StoreError> {
-        let record = new_user.into_record();
-        on_backend!(self, |pool, _begin| {
-            sqlx::query(INSERT_USER)
-                .bind(&record.id)
-                .bind(&record.email)
-                .bind(&record.name)
-                .bind(record.password_hash())
-                .bind(record.plan.as_str())
-                .bind(record.email_verified)
-                .bind(record.created_at_ms)
-                .execute(pool)
-                .await
-                .map_err(user_insert_error)?;
-        });
-        Ok(record)
+        self.insert_user_linked_to(new_user, None).await
     }
 
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
