@@ -106,18 +106,10 @@ impl Caller {
 }
 
 /// The credentials a service accepts.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Credentials {
-    pub platform_api_key: Arc<str>,
-    pub internal_token: Arc<str>,
-}
-
-// Written by hand, not derived over `SecretString` fields, only because other crates
-// build these public `Arc<str>` fields directly (a clone per connection stays cheap).
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("Credentials { .. }")
-    }
+    pub platform_api_key: Redacted<Arc<str>>,
+    pub internal_token: Redacted<Arc<str>>,
 }
 
 /// Server-side interceptor that authenticates every call and attaches its [`Caller`].
@@ -214,8 +206,8 @@ mod tests {
 
     fn interceptor() -> IdentityInterceptor {
         IdentityInterceptor::new(Credentials {
-            platform_api_key: Arc::from("operator-key"),
-            internal_token: Arc::from("internal-token"),
+            platform_api_key: "operator-key".into(),
+            internal_token: "internal-token".into(),
         })
     }
 

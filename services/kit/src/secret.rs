@@ -38,6 +38,19 @@ impl<T> fmt::Debug for Redacted<T> {
     }
 }
 
+/// Shared string secrets (a clone per connection stays cheap) built from text.
+impl From<String> for Redacted<std::sync::Arc<str>> {
+    fn from(text: String) -> Self {
+        Self(text.into())
+    }
+}
+
+impl From<&str> for Redacted<std::sync::Arc<str>> {
+    fn from(text: &str) -> Self {
+        Self(text.into())
+    }
+}
+
 impl<T> Deref for Redacted<T> {
     type Target = T;
 

@@ -115,8 +115,6 @@ async fn create_get_and_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run with --ignored --nocapture in release"]
 async fn create_get_and_list_through_the_instance_service() {
-    use std::sync::Arc;
-
     use clawfleet_contracts::{
         common::v1::{PageRequest, Plan},
         lifecycle::v1::{
@@ -137,8 +135,8 @@ async fn create_get_and_list_through_the_instance_service() {
     let serving = tokio::spawn(lifecycle.serve(
         listener,
         Credentials {
-            platform_api_key: Arc::from(API_KEY),
-            internal_token: Arc::from("bench-internal-token"),
+            platform_api_key: API_KEY.into(),
+            internal_token: "bench-internal-token".into(),
         },
         shutdown.clone(),
     ));

@@ -60,8 +60,8 @@ impl TestServer {
         let address = listener.local_addr().unwrap();
         let shutdown = ShutdownToken::new();
         let credentials = Credentials {
-            platform_api_key: Arc::from(PLATFORM_API_KEY),
-            internal_token: Arc::from(INTERNAL_TOKEN),
+            platform_api_key: PLATFORM_API_KEY.into(),
+            internal_token: INTERNAL_TOKEN.into(),
         };
         let serving = shutdown.clone();
         let task = tokio::spawn(async move {
