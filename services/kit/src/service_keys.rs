@@ -153,6 +153,7 @@ pub const LOCAL_RUNTIME: RuntimeKeys = RuntimeKeys {
             CLAWFLEET_GATEWAY_PORT_BASE,
             CLAWFLEET_TOOLCHAIN_DIR,
             OPENCLAW_BIN,
+            CLAWFLEET_EXECUTABLE,
         ],
     },
 };

@@ -1,18 +1,18 @@
-//! The local runtime: every instance is a real `openclaw gateway run` child process on
-//! its own loopback port with its own state dir under the data dir, supervised by a
-//! task that restarts it with backoff. Desired state lives in the store, so after a
-//! platform restart the reconciler applies every instance again and they come back
-//! with their data. When Xvfb, x11vnc and websockify are installed, each running gateway
-//! also gets its own virtual display and NoVNC endpoint (see [`vnc`]).
+//! The local runtime: every instance is a `clawfleet instance run` child process — the
+//! same entrypoint a pod runs (docs/product/runtimes.md#one-entrypoint), which prepares
+//! the state dir, starts the virtual display and runs `openclaw gateway run` — on its own
+//! loopback port with its own state dir under the data dir, supervised by a task that
+//! restarts it with backoff, as a kubelet would. Desired state lives in the store, so
+//! after a platform restart the reconciler applies every instance again and they come
+//! back with their data. When Xvfb, x11vnc and websockify are installed, each running
+//! gateway also gets its own virtual display, with NoVNC on its port + 6.
 
 mod exec;
 pub mod layout;
 pub mod ports;
 mod process;
 pub mod readiness;
-pub mod state_dir;
 mod supervisor;
-pub mod vnc;
 
 use std::{
     collections::HashMap,
@@ -28,8 +28,7 @@ pub use self::process::OpenclawCommand;
 use self::{
     layout::InstanceLayout,
     ports::PortAllocator,
-    supervisor::{LivePort, Supervisor, Target},
-    vnc::{LiveVncUrl, VncTools},
+    supervisor::{LivePort, LiveVncUrl, Supervisor, Target},
 };
 use super::{
     DataRetention, ExecOutput, ExecRequest, GatewayEndpoint, Observed, Runtime, RuntimeError,
@@ -44,12 +43,14 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LocalRuntimeConfig {
     pub data_dir: PathBuf,
+    /// The `clawfleet` executable; each instance runs as `<executable> instance run`.
+    pub executable: PathBuf,
     pub openclaw: OpenclawCommand,
     /// First loopback port handed to a gateway.
     pub port_base: u16,
     /// After this long without readiness a starting gateway is reported as an error.
     pub start_timeout: Duration,
-    /// How long a gateway may take to stop after SIGTERM before it is killed.
+    /// How long an instance may take to stop after SIGTERM before it is killed.
     pub stop_grace: Duration,
     /// Gives every running gateway a virtual display (Xvfb) with a NoVNC endpoint when
     /// `Xvfb`, `x11vnc` and `websockify` are on `PATH`; without them gateways run
@@ -59,12 +60,13 @@ pub struct LocalRuntimeConfig {
 
 /// Settings every supervisor shares.
 pub struct LocalSettings {
+    pub executable: PathBuf,
     pub openclaw: OpenclawCommand,
     pub ports: PortAllocator,
     pub start_timeout: Duration,
     pub stop_grace: Duration,
-    /// The virtual display tools, when displays are enabled and installed.
-    pub vnc: Option<VncTools>,
+    /// Displays are enabled and their tools installed.
+    pub display: bool,
 }
 
 struct SupervisedInstance {
@@ -86,23 +88,22 @@ pub struct LocalRuntime {
 impl LocalRuntime {
     pub fn new(config: LocalRuntimeConfig) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.data_dir.join("instances"))?;
-        let vnc = if config.vnc {
-            let tools = VncTools::detect();
-            if tools.is_none() {
+        let display = config.vnc && {
+            let found = clawfleet_instance::display::VncTools::detect().is_some();
+            if !found {
                 tracing::info!("virtual displays disabled: xvfb, x11vnc or websockify not found");
             }
-            tools
-        } else {
-            None
+            found
         };
         Ok(Self {
             data_dir: config.data_dir,
             settings: Arc::new(LocalSettings {
+                executable: config.executable,
                 openclaw: config.openclaw,
                 ports: PortAllocator::new(config.port_base),
                 start_timeout: config.start_timeout,
                 stop_grace: config.stop_grace,
-                vnc,
+                display,
             }),
             board: StatusBoard::default(),
             instances: Mutex::new(HashMap::new()),
@@ -219,9 +220,8 @@ impl Runtime for LocalRuntime {
         let layout = self.layout(id);
         // An instance this process never supervised (an orphan found by the
         // reconciler after a crash of an earlier platform process) may still have its
-        // gateway and display running; they are stopped before the data goes.
+        // runner, gateway and display running; they are stopped before the data goes.
         process::stop_orphan(&layout, self.settings.stop_grace).await;
-        vnc::stop_orphaned_display(&vnc::DisplayFiles::for_instance(&layout)).await;
         if retention == DataRetention::Purge {
             remove_instance_dir(&layout.root).await?;
         }
@@ -323,9 +323,26 @@ mod tests {
     use super::*;
     use crate::model::Plan;
 
+    /// The built `clawfleet` binary: every instance runs as `clawfleet instance run`.
+    fn clawfleet_executable() -> PathBuf {
+        let path = std::env::var_os("CLAWFLEET_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../target/debug/clawfleet")
+            });
+        assert!(
+            path.exists(),
+            "{} is missing: build it first (cargo build -p clawfleet)",
+            path.display()
+        );
+        path
+    }
+
     fn runtime(data_dir: &std::path::Path) -> LocalRuntime {
         LocalRuntime::new(LocalRuntimeConfig {
             data_dir: data_dir.to_path_buf(),
+            executable: clawfleet_executable(),
             openclaw: OpenclawCommand {
                 program: "/bin/echo".into(),
                 path_prefix: Vec::new(),
@@ -478,6 +495,7 @@ mod tests {
         let mut config_runtime = runtime(data.path());
         // `false` exits 1 at once: a crash loop.
         config_runtime.settings = Arc::new(LocalSettings {
+            executable: clawfleet_executable(),
             openclaw: OpenclawCommand {
                 program: "/bin/false".into(),
                 path_prefix: Vec::new(),
@@ -486,7 +504,7 @@ mod tests {
             ports: PortAllocator::new(30100),
             start_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(1),
-            vnc: None,
+            display: false,
         });
         let mut spec = stopped_spec("dave");
         spec.desired_state = DesiredState::Running;
@@ -531,10 +549,13 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
     #[tokio::test]
     async fn a_running_gateway_gets_a_virtual_display_and_a_vnc_url_until_it_stops() {
         use std::os::unix::fs::PermissionsExt;
-        use tokio::{io::AsyncReadExt, net::TcpStream};
+        use tokio::{
+            io::{AsyncReadExt, AsyncWriteExt},
+            net::TcpStream,
+        };
 
         assert!(
-            VncTools::detect().is_some(),
+            clawfleet_instance::display::VncTools::detect().is_some(),
             "this test needs Xvfb, x11vnc and websockify on PATH: \
              apt-get install -y xvfb x11vnc websockify novnc"
         );
@@ -544,6 +565,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
         let runtime = LocalRuntime::new(LocalRuntimeConfig {
             data_dir: data.path().to_path_buf(),
+            executable: clawfleet_executable(),
             openclaw: OpenclawCommand {
                 program,
                 path_prefix: Vec::new(),
@@ -580,7 +602,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
             .unwrap()
             .parse()
             .unwrap();
-        let websocket_port = gateway_port + vnc::WEBSOCKET_PORT_OFFSET;
+        let websocket_port = gateway_port + ports::WEBSOCKET_PORT_OFFSET;
         assert_eq!(endpoint.vnc_url, format!("ws://127.0.0.1:{websocket_port}"));
         let display = std::fs::read_to_string(data.path().join("instances/erin/home/display"))
             .expect("the gateway recorded its DISPLAY");
@@ -590,13 +612,35 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
             .unwrap_or_else(|| panic!("DISPLAY is {display:?}"));
         let lock = std::path::PathBuf::from(format!("/tmp/.X{number}-lock"));
         assert!(lock.exists());
-        let mut vnc = TcpStream::connect(("127.0.0.1", gateway_port + vnc::VNC_PORT_OFFSET))
+        // RFB reaches the platform through websockify only: nothing listens on x11vnc's
+        // usual TCP ports.
+        let mut websocket = TcpStream::connect(("127.0.0.1", websocket_port))
             .await
             .unwrap();
-        let mut banner = [0u8; 12];
-        vnc.read_exact(&mut banner).await.unwrap();
-        assert!(banner.starts_with(b"RFB "), "{banner:?}");
-        drop(vnc);
+        websocket
+            .write_all(
+                b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Protocol: binary\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = vec![0u8; 1024];
+        let read = websocket.read(&mut answer).await.unwrap();
+        assert!(
+            answer[..read].starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&answer[..read])
+        );
+        drop(websocket);
+        for port in [5900, 5900 + number] {
+            assert!(
+                TcpStream::connect(("127.0.0.1", u16::try_from(port).unwrap()))
+                    .await
+                    .is_err(),
+                "something listens on {port}"
+            );
+        }
 
         // Stopping the instance takes its display down with it.
         spec.desired_state = DesiredState::Stopped;
