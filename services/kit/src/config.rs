@@ -113,9 +113,6 @@ pub mod keys {
     pub const OPENCLAW_STORAGE_CLASS: &str = "OPENCLAW_STORAGE_CLASS";
     /// Comma-separated exact proxy addresses written to the gateways' `gateway.trustedProxies`.
     pub const OPENCLAW_TRUSTED_PROXIES: &str = "OPENCLAW_TRUSTED_PROXIES";
-    /// Image of the clawfleet binary, run beside each gateway as the pairing-approval
-    /// sidecar (`clawfleet approve-pairing`); set together with `CLAWFLEET_PLATFORM_DEVICE_ID`.
-    pub const CLAWFLEET_PLATFORM_IMAGE: &str = "CLAWFLEET_PLATFORM_IMAGE";
     /// Namespace of the platform's bridge pods when it is not the instances' namespace; the
     /// instances' NetworkPolicy admits the bridge from there.
     pub const CLAWFLEET_PLATFORM_NAMESPACE: &str = "CLAWFLEET_PLATFORM_NAMESPACE";

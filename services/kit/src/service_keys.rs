@@ -174,7 +174,6 @@ pub const KUBERNETES_RUNTIME: RuntimeKeys = RuntimeKeys {
             OPENCLAW_RUNTIME_CLASS,
             OPENCLAW_STORAGE_CLASS,
             OPENCLAW_TRUSTED_PROXIES,
-            CLAWFLEET_PLATFORM_IMAGE,
             CLAWFLEET_PLATFORM_DEVICE_ID,
             CLAWFLEET_PLATFORM_NAMESPACE,
         ],
