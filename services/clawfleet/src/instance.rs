@@ -79,6 +79,11 @@ pub async fn run(command: InstanceCommand, env: &dyn EnvSource) -> anyhow::Resul
         None
     };
     let settings = settings(args, env, installed)?;
+    // In a pod HOME is a folder on the instance's volume (/data/home) that nothing else
+    // creates; the local supervisor has made it already.
+    if let Some(home) = std::env::var_os("HOME") {
+        std::fs::create_dir_all(home)?;
+    }
     let children = Arc::new(Children::adopting_orphans()?);
     let terminate = token_cancelled_on_signal();
     Ok(runner::run(settings.config, children, settings.sidecar, terminate).await)
