@@ -106,6 +106,12 @@ impl PlatformOptions {
                 "CLAWFLEET_TOOLCHAIN_DIR",
                 tools::toolchain_dir().display().to_string(),
             ),
+            // Instances run as `clawfleet instance run`; inside the test process the
+            // running executable is the test binary, so name the built one.
+            (
+                "CLAWFLEET_EXECUTABLE",
+                tools::clawfleet_bin().display().to_string(),
+            ),
             (
                 "CLAWFLEET_GATEWAY_PORT_BASE",
                 self.gateway_port_base.to_string(),

@@ -34,6 +34,29 @@ async fn wait_until_dead(pid: i32) {
     }
 }
 
+/// Waits until `path` is gone: a delete whose teardown outlasts DeleteInstance's wait
+/// answers `inProgress` and finishes on its own.
+async fn wait_until_removed(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} is still there",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the edge no longer knows the instance (see [`wait_until_removed`]).
+async fn wait_until_not_found(operator: &Operator<'_>, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while operator.get(&format!("/api/instances/{id}")).await.status != StatusCode::NOT_FOUND {
+        assert!(Instant::now() < deadline, "instance {id} is still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn is_rfc3339_utc(value: &serde_json::Value) -> bool {
     value
         .as_str()
@@ -174,10 +197,7 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
     let deleted = operator.delete("/api/instances/alice").await;
     assert_eq!(deleted.status, StatusCode::OK);
     assert_eq!(deleted.json()["dataPreserved"], true);
-    assert_eq!(
-        operator.get("/api/instances/alice").await.status,
-        StatusCode::NOT_FOUND
-    );
+    wait_until_not_found(&operator, "alice").await;
     wait_until_dead(third_pid).await;
     assert!(state_dir.join("marker.txt").exists());
 
@@ -200,7 +220,7 @@ async fn an_instance_lives_through_create_watch_heal_stop_start_and_delete() {
     assert_eq!(purged.status, StatusCode::OK);
     assert_eq!(purged.json()["dataPreserved"], false);
     wait_until_dead(fourth_pid).await;
-    assert!(!platform.instance_dir("alice").exists());
+    wait_until_removed(&platform.instance_dir("alice")).await;
     let list = operator.get("/api/instances").await.json();
     assert_eq!(list["instances"], json!([]));
 }

@@ -88,7 +88,7 @@ fn valid_value(key: &str) -> &'static str {
         keys::OPENCLAW_TRUSTED_PROXIES => "10.0.0.1",
         // Names the test's own executable: OPENCLAW_BIN must exist, and the toolchain is
         // never resolved here anyway.
-        keys::OPENCLAW_BIN => "/proc/self/exe",
+        keys::OPENCLAW_BIN | keys::CLAWFLEET_EXECUTABLE => "/proc/self/exe",
         _ => "a-plain-value",
     }
 }

@@ -6,6 +6,7 @@
 
 mod dockerfiles; // tests: the Dockerfiles against the toolchain pins and the manifests
 pub mod install_progress; // one line per first-use install step, with size and time
+pub mod instance; // `clawfleet instance run`: the one entrypoint of every gateway
 mod key_table_tests; // tests: the kit's key table against the services' loaders
 pub mod mesh; // every service on its own loopback port, started and stopped together
 pub mod settings; // data dir, listen host, ports, credentials and per-service config

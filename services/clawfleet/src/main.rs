@@ -6,7 +6,10 @@
 mod up;
 
 use clap::{Parser, Subcommand};
-use clawfleet::{settings, toolchain};
+use clawfleet::{
+    instance::{self, InstanceCommand},
+    settings, toolchain,
+};
 use clawfleet_kit::{
     config::{EnvSource, ProcessEnv},
     server,
@@ -40,9 +43,12 @@ enum Command {
     Auth,
     /// Run only the edge (REST APIs), talking to the lifecycle service over gRPC.
     Edge,
-    /// Instance side: approve device pairing for the platform's bridge (and nobody else)
-    /// on the gateway at 127.0.0.1:$OPENCLAW_GATEWAY_PORT.
-    ApprovePairing,
+    /// Instance side: run one gateway (the gateway container's entrypoint, and how the
+    /// local runtime starts every instance).
+    Instance {
+        #[command(subcommand)]
+        command: InstanceCommand,
+    },
     /// Install (if needed) and print the openclaw CLI the local runtime uses.
     Toolchain,
 }
@@ -60,7 +66,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        // `instance run` exits with its gateway's status, so its supervisor counts the restart.
+        Ok(code) => std::process::ExitCode::from(code),
         Err(error) => {
             eprintln!("clawfleet: {error:#}");
             std::process::ExitCode::FAILURE
@@ -68,22 +75,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<u8> {
     let env = ProcessEnv;
     match command {
-        Command::Up => up::run(&env).await,
-        Command::Lifecycle => run_lifecycle(&env).await,
-        Command::Edge => run_edge(&env).await,
-        Command::Bridge => run_bridge(&env).await,
-        Command::Channels => run_channels(&env).await,
-        Command::Auth => run_auth(&env).await,
-        Command::ApprovePairing => run_pairing_approver(&env).await,
+        Command::Instance { command } => return instance::run(command, &env).await,
+        Command::Up => up::run(&env).await?,
+        Command::Lifecycle => run_lifecycle(&env).await?,
+        Command::Edge => run_edge(&env).await?,
+        Command::Bridge => run_bridge(&env).await?,
+        Command::Channels => run_channels(&env).await?,
+        Command::Auth => run_auth(&env).await?,
         Command::Toolchain => {
             let openclaw = toolchain::resolve_openclaw(&env)?;
             println!("{}", openclaw.program.display());
-            Ok(())
         }
     }
+    Ok(0)
 }
 
 async fn run_lifecycle(env: &dyn EnvSource) -> anyhow::Result<()> {
@@ -131,20 +138,6 @@ async fn run_auth(env: &dyn EnvSource) -> anyhow::Result<()> {
     let listener = server::bind(address).await?;
     let auth = clawfleet_auth::server::AuthServer::start(config).await?;
     auth.serve(listener, credentials, shutdown).await?;
-    Ok(())
-}
-
-async fn run_pairing_approver(env: &dyn EnvSource) -> anyhow::Result<()> {
-    use clawfleet_kit::config::{self, keys};
-    let port: u16 = config::parsed_or(env, keys::OPENCLAW_GATEWAY_PORT, 18789)?;
-    let approver = clawfleet_gateway_bridge::pairing_approver::ApproverConfig {
-        gateway_url: format!("ws://127.0.0.1:{port}"),
-        gateway_token: config::required(env, keys::OPENCLAW_GATEWAY_TOKEN)?.into(),
-        platform_device_id: config::required(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID)?,
-    };
-    let _telemetry = telemetry::init("clawfleet-pairing-approver", env);
-    let shutdown = token_cancelled_on_signal();
-    clawfleet_gateway_bridge::pairing_approver::run(approver, shutdown).await;
     Ok(())
 }
 

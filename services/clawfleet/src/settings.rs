@@ -104,6 +104,7 @@ where
     let runtime = match config::optional(env, keys::CLAWFLEET_RUNTIME).as_deref() {
         None | Some("local") => RuntimeChoice::Local(LocalRuntimeConfig {
             data_dir: data_dir.clone(),
+            executable: clawfleet_executable(env)?,
             port_base: config::parsed_or(
                 env,
                 keys::CLAWFLEET_GATEWAY_PORT_BASE,
@@ -137,6 +138,29 @@ where
             DEFAULT_BOOKMARK_INTERVAL.as_secs(),
         )?),
     })
+}
+
+/// The `clawfleet` executable the local runtime starts instances with: `CLAWFLEET_EXECUTABLE`,
+/// else this process's own (a test process that runs the mesh inside itself names the
+/// built binary).
+pub fn clawfleet_executable(env: &dyn EnvSource) -> Result<PathBuf, ConfigError> {
+    match config::optional(env, keys::CLAWFLEET_EXECUTABLE) {
+        Some(path) => {
+            let path = std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path));
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(ConfigError::Invalid {
+                    key: keys::CLAWFLEET_EXECUTABLE,
+                    reason: format!("{} is not a file", path.display()),
+                })
+            }
+        }
+        None => std::env::current_exe().map_err(|error| ConfigError::Invalid {
+            key: keys::CLAWFLEET_EXECUTABLE,
+            reason: format!("unset, and the running executable is unknown ({error})"),
+        }),
+    }
 }
 
 /// Where `up` keeps the API key it generated, so it stays the same across restarts.

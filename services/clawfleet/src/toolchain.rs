@@ -103,6 +103,16 @@ pub fn resolve_openclaw(env: &dyn EnvSource) -> Result<OpenclawCommand, Toolchai
     Ok(local.command())
 }
 
+/// The toolchain installed in `CLAWFLEET_TOOLCHAIN_DIR`, if it is: never installs
+/// anything (a pod's root filesystem is read-only, and its image carries the toolchain).
+pub fn installed_openclaw(env: &dyn EnvSource) -> Option<OpenclawCommand> {
+    let toolchain_dir = config::optional(env, keys::CLAWFLEET_TOOLCHAIN_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_TOOLCHAIN_DIR));
+    let local = ProjectToolchain::new(&absolute(&toolchain_dir));
+    local.is_installed().then(|| local.command())
+}
+
 /// Where the WhatsApp plugin's package lies in a toolchain dir (what gateways load).
 pub fn whatsapp_plugin_dir(toolchain_dir: &Path) -> PathBuf {
     let mut dir = toolchain_dir.join(PLUGINS_DIR).join("node_modules");

@@ -31,6 +31,12 @@ pub mod keys {
     pub const CLAWFLEET_BRIDGE_IDENTITY_FILE: &str = "CLAWFLEET_BRIDGE_IDENTITY_FILE";
     /// The gateway's shared token, as the gateway itself reads it.
     pub const OPENCLAW_GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
+    /// The gateway's state dir, as the gateway itself reads it (`clawfleet instance run`
+    /// prepares it first).
+    pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
+    /// The platform's keys for the gateway's `openclaw.json`, a JSON file (`clawfleet
+    /// instance run`; the instance's ConfigMap in a pod).
+    pub const CLAWFLEET_BASE_CONFIG: &str = "CLAWFLEET_BASE_CONFIG";
     /// The platform bridge's device id, the only device the pairing approver approves.
     pub const CLAWFLEET_PLATFORM_DEVICE_ID: &str = "CLAWFLEET_PLATFORM_DEVICE_ID";
     /// Address of the channels service's gRPC listener (`host:port`).
@@ -45,6 +51,9 @@ pub mod keys {
     pub const OPENCLAW_BIN: &str = "OPENCLAW_BIN";
     /// Where the local runtime installs Node and openclaw on first use.
     pub const CLAWFLEET_TOOLCHAIN_DIR: &str = "CLAWFLEET_TOOLCHAIN_DIR";
+    /// The `clawfleet` executable the local runtime starts each instance with (`clawfleet
+    /// instance run`); default: the running executable.
+    pub const CLAWFLEET_EXECUTABLE: &str = "CLAWFLEET_EXECUTABLE";
     /// First loopback port the local runtime hands to gateways (default 19000).
     pub const CLAWFLEET_GATEWAY_PORT_BASE: &str = "CLAWFLEET_GATEWAY_PORT_BASE";
     /// Seconds between bookmarks on a quiet WatchInstances stream (default 10).
@@ -104,9 +113,6 @@ pub mod keys {
     pub const OPENCLAW_STORAGE_CLASS: &str = "OPENCLAW_STORAGE_CLASS";
     /// Comma-separated exact proxy addresses written to the gateways' `gateway.trustedProxies`.
     pub const OPENCLAW_TRUSTED_PROXIES: &str = "OPENCLAW_TRUSTED_PROXIES";
-    /// Image of the clawfleet binary, run beside each gateway as the pairing-approval
-    /// sidecar (`clawfleet approve-pairing`); set together with `CLAWFLEET_PLATFORM_DEVICE_ID`.
-    pub const CLAWFLEET_PLATFORM_IMAGE: &str = "CLAWFLEET_PLATFORM_IMAGE";
     /// Namespace of the platform's bridge pods when it is not the instances' namespace; the
     /// instances' NetworkPolicy admits the bridge from there.
     pub const CLAWFLEET_PLATFORM_NAMESPACE: &str = "CLAWFLEET_PLATFORM_NAMESPACE";

@@ -153,6 +153,7 @@ pub const LOCAL_RUNTIME: RuntimeKeys = RuntimeKeys {
             CLAWFLEET_GATEWAY_PORT_BASE,
             CLAWFLEET_TOOLCHAIN_DIR,
             OPENCLAW_BIN,
+            CLAWFLEET_EXECUTABLE,
         ],
     },
 };
@@ -173,7 +174,6 @@ pub const KUBERNETES_RUNTIME: RuntimeKeys = RuntimeKeys {
             OPENCLAW_RUNTIME_CLASS,
             OPENCLAW_STORAGE_CLASS,
             OPENCLAW_TRUSTED_PROXIES,
-            CLAWFLEET_PLATFORM_IMAGE,
             CLAWFLEET_PLATFORM_DEVICE_ID,
             CLAWFLEET_PLATFORM_NAMESPACE,
         ],

@@ -13,10 +13,8 @@ use std::{
 };
 
 use clawfleet_gateway_bridge::{CallError, ConnectOptions, Connection};
-use clawfleet_lifecycle::runtime::local::{
-    readiness::{self, Readiness},
-    state_dir::prepare_state_dir,
-};
+use clawfleet_instance::state_dir::{PlatformConfig, platform_keys, prepare_state_dir};
+use clawfleet_lifecycle::runtime::local::readiness::{self, Readiness};
 use nix::{
     sys::signal::{Signal, killpg},
     unistd::Pid,
@@ -182,7 +180,12 @@ async fn a_gateway_loads_the_shared_whatsapp_plugin_and_login_answers_in_time() 
     let root = tempfile::tempdir().unwrap();
     let state = root.path().join("state");
     let token = format!("whatsapp-test-{}", std::process::id());
-    prepare_state_dir(&state, "", &token, std::slice::from_ref(&plugin)).unwrap();
+    let platform = PlatformConfig {
+        base: platform_keys("", &[]),
+        gateway_token: token.clone().into(),
+        plugin_paths: vec![plugin.clone()],
+    };
+    prepare_state_dir(&state, &platform).unwrap();
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("openclaw.json")).unwrap())
             .unwrap();

@@ -10,7 +10,7 @@ use clawfleet_lifecycle::{
     instance_id::InstanceId,
     model::{DesiredState, InstanceSpec, Plan},
     runtime::kubernetes::{
-        config::{ClusterAccess, KubernetesConfig, PairingApprover},
+        config::{ClusterAccess, KubernetesConfig},
         kinds::ObjectKind,
         manifests::{DesiredObject, GATEWAY_CONTAINER, desired_objects},
     },
@@ -35,10 +35,7 @@ fn golden_config() -> KubernetesConfig {
     config.ingress_domain_base = Some("claw.example.com".into());
     config.runtime_class = Some("gvisor".into());
     config.trusted_proxies = vec!["10.0.0.10".into()];
-    config.pairing_approver = Some(PairingApprover {
-        image: "registry.example/clawfleet:0.1.0".into(),
-        platform_device_id: "golden-platform-device".into(),
-    });
+    config.platform_device_id = Some("golden-platform-device".into());
     config
 }
 
@@ -237,11 +234,10 @@ fn the_gateway_pod_is_hardened_sized_and_probed() {
             .map(|var| var.name.as_str())
             .collect();
         assert!(env.contains(&"OPENCLAW_STATE_DIR"));
-        for container in pod
-            .containers
-            .iter()
-            .chain(pod.init_containers.as_ref().unwrap())
-        {
+        // One container: the runner prepares the state dir and approves pairing itself.
+        assert!(pod.init_containers.is_none());
+        assert_eq!(pod.containers.len(), 1);
+        for container in &pod.containers {
             let security = container.security_context.as_ref().unwrap();
             assert_eq!(
                 security.allow_privilege_escalation,
@@ -260,23 +256,34 @@ fn the_gateway_pod_is_hardened_sized_and_probed() {
                 Some(&["ALL".to_owned()][..])
             );
         }
-        let approver = pod
-            .containers
-            .iter()
-            .find(|container| container.name == "pairing-approver")
-            .unwrap();
         assert_eq!(
-            approver.command.as_deref(),
-            Some(&["clawfleet".to_owned(), "approve-pairing".to_owned()][..])
+            gateway.command.as_deref(),
+            Some(&["/usr/local/bin/clawfleet", "instance", "run"].map(str::to_owned)[..])
         );
-        assert!(
-            approver
+        let value_of = |name: &str| {
+            gateway
                 .env
                 .as_ref()
                 .unwrap()
                 .iter()
-                .any(|var| var.name == "CLAWFLEET_PLATFORM_DEVICE_ID"
-                    && var.value.as_deref() == Some("golden-platform-device"))
+                .find(|var| var.name == name)
+                .and_then(|var| var.value.clone())
+        };
+        assert_eq!(
+            value_of("CLAWFLEET_PLATFORM_DEVICE_ID").as_deref(),
+            Some("golden-platform-device")
+        );
+        assert_eq!(
+            value_of("CLAWFLEET_BASE_CONFIG").as_deref(),
+            Some("/etc/clawfleet/openclaw.json")
+        );
+        assert!(
+            gateway
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|mount| mount.mount_path == "/etc/clawfleet" && mount.read_only == Some(true))
         );
     }
 }
@@ -339,7 +346,7 @@ fn ingress_objects_exist_only_when_enabled_and_the_rest_is_deterministic() {
     let mut config = golden_config();
     config.ingress_domain_base = None;
     config.runtime_class = None;
-    config.pairing_approver = None;
+    config.platform_device_id = None;
     let spec = golden_spec(Plan::Free);
     let objects = desired_objects(&config, &spec);
     let kinds: Vec<ObjectKind> = objects.iter().map(|object| object.kind).collect();

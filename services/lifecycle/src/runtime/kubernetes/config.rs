@@ -34,8 +34,9 @@ pub struct KubernetesConfig {
     pub ingress_domain_base: Option<String>,
     pub runtime_class: Option<String>,
     pub storage_class: Option<String>,
-    /// The pairing-approval sidecar: the platform image and the bridge's device id.
-    pub pairing_approver: Option<PairingApprover>,
+    /// The platform bridge's device id: each gateway's runner approves its pairing (and
+    /// only its); `None` approves nothing.
+    pub platform_device_id: Option<String>,
     pub bridge_namespace: Option<String>,
     pub trusted_proxies: Vec<String>,
     /// How long a gateway may run with `/readyz` failing after its startup probe
@@ -48,12 +49,6 @@ pub struct KubernetesConfig {
     pub api_timeout: Duration,
     /// How the leader Lease among lifecycle replicas is held.
     pub lease: super::lease::LeaseTiming,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairingApprover {
-    pub image: String,
-    pub platform_device_id: String,
 }
 
 impl KubernetesConfig {
@@ -71,7 +66,7 @@ impl KubernetesConfig {
             ingress_domain_base: None,
             runtime_class: None,
             storage_class: None,
-            pairing_approver: None,
+            platform_device_id: None,
             bridge_namespace: None,
             trusted_proxies: Vec::new(),
             ready_grace: Duration::from_secs(60),
@@ -109,26 +104,7 @@ impl KubernetesConfig {
         config.runtime_class = config::optional(env, keys::OPENCLAW_RUNTIME_CLASS);
         config.storage_class = config::optional(env, keys::OPENCLAW_STORAGE_CLASS);
         config.bridge_namespace = config::optional(env, keys::CLAWFLEET_PLATFORM_NAMESPACE);
-        config.pairing_approver = match (
-            config::optional(env, keys::CLAWFLEET_PLATFORM_IMAGE),
-            config::optional(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID),
-        ) {
-            (Some(image), Some(platform_device_id)) => Some(PairingApprover {
-                image,
-                platform_device_id,
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::Missing {
-                    key: keys::CLAWFLEET_PLATFORM_DEVICE_ID,
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    key: keys::CLAWFLEET_PLATFORM_IMAGE,
-                });
-            }
-        };
+        config.platform_device_id = config::optional(env, keys::CLAWFLEET_PLATFORM_DEVICE_ID);
         config.trusted_proxies = config::optional(env, keys::OPENCLAW_TRUSTED_PROXIES)
             .map(|list| {
                 list.split(',')
@@ -173,7 +149,7 @@ mod tests {
         assert_eq!(config.image, "registry.example/openclaw:latest");
         assert_eq!(config.gateway_port, 18789);
         assert_eq!(config.ingress_domain_base, None);
-        assert_eq!(config.pairing_approver, None);
+        assert_eq!(config.platform_device_id, None);
     }
 
     #[test]
@@ -187,10 +163,6 @@ mod tests {
             (keys::OPENCLAW_DOMAIN_BASE, "claw.example.com"),
             (keys::OPENCLAW_RUNTIME_CLASS, "gvisor"),
             (keys::CLAWFLEET_PLATFORM_DEVICE_ID, "device-1"),
-            (
-                keys::CLAWFLEET_PLATFORM_IMAGE,
-                "registry.example/clawfleet:1",
-            ),
             (keys::OPENCLAW_TRUSTED_PROXIES, "10.0.0.1, 10.0.0.2"),
             (keys::OPENCLAW_STORAGE_CLASS, "premium-rwo"),
             (keys::CLAWFLEET_PLATFORM_NAMESPACE, "clawfleet"),
@@ -210,13 +182,7 @@ mod tests {
         assert_eq!(config.trusted_proxies, ["10.0.0.1", "10.0.0.2"]);
         assert_eq!(config.storage_class.as_deref(), Some("premium-rwo"));
         assert_eq!(config.bridge_namespace.as_deref(), Some("clawfleet"));
-        assert_eq!(
-            config.pairing_approver,
-            Some(PairingApprover {
-                image: "registry.example/clawfleet:1".into(),
-                platform_device_id: "device-1".into(),
-            })
-        );
+        assert_eq!(config.platform_device_id.as_deref(), Some("device-1"));
     }
 
     #[test]

@@ -37,12 +37,6 @@ pub fn plan_resources(plan: Plan) -> PlanResources {
 pub const DATA_VOLUME_SIZE: &str = "5Gi";
 /// Scratch space of the read-only root filesystem.
 pub const TMP_SIZE_LIMIT: &str = "1Gi";
-/// The pairing-approval sidecar is a small Rust process.
-pub const SIDECAR_RESOURCES: PlanResources = PlanResources {
-    requests: ("10m", "32Mi"),
-    limits: ("100m", "64Mi"),
-};
-
 impl PlanResources {
     pub fn requirements(self) -> ResourceRequirements {
         let pair = |(cpu, memory): (&str, &str)| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::instance_id::InstanceId;
 
 /// Paths of one local instance: `<data>/instances/<id>/{state,home,tmp,gateway.pid,gateway.log,
-/// display.pids,display.log}`.
+/// display.log,base-config.json,termination.log}`.
 #[derive(Debug, Clone)]
 pub struct InstanceLayout {
     pub root: PathBuf,
@@ -33,24 +33,31 @@ impl InstanceLayout {
         self.root.join("tmp")
     }
 
-    /// The running gateway's pid, to find it again after a platform crash.
+    /// The pid of the instance's runner (`clawfleet instance run`), to find it again
+    /// after a platform crash.
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("gateway.pid")
     }
 
-    /// The gateway's stdout and stderr.
+    /// The runner's and the gateway's stdout and stderr.
     pub fn log_file(&self) -> PathBuf {
         self.root.join("gateway.log")
-    }
-
-    /// The pids of the instance's virtual display processes (Xvfb, x11vnc, websockify),
-    /// to find them again after a platform crash.
-    pub fn display_pid_file(&self) -> PathBuf {
-        self.root.join("display.pids")
     }
 
     /// The virtual display processes' stdout and stderr.
     pub fn display_log_file(&self) -> PathBuf {
         self.root.join("display.log")
+    }
+
+    /// The platform's keys for the gateway's config (`CLAWFLEET_BASE_CONFIG`), the
+    /// counterpart of a pod's ConfigMap.
+    pub fn base_config_file(&self) -> PathBuf {
+        self.root.join("base-config.json")
+    }
+
+    /// Where `clawfleet instance run` says why it could not run the gateway, the
+    /// counterpart of a container's termination log.
+    pub fn termination_log(&self) -> PathBuf {
+        self.root.join("termination.log")
     }
 }

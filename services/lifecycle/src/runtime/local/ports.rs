@@ -1,7 +1,8 @@
 //! Loopback ports for local gateways.
 //!
-//! A gateway also opens a browser relay on its port + 10, so ports are handed out in
-//! steps of 20 and both the port and port + 10 must be free.
+//! A gateway also opens a browser relay on its port + 10, and its display's websockify
+//! listens on port + 6, so ports are handed out in steps of 20 and both the port and
+//! port + 10 must be free.
 
 use std::{
     collections::BTreeSet,
@@ -13,6 +14,10 @@ use std::{
 pub const PORT_STRIDE: u16 = 20;
 /// The gateway's browser relay sits this far above its port.
 pub const RELAY_OFFSET: u16 = 10;
+/// websockify (the instance's NoVNC endpoint) sits this far above the gateway's port,
+/// inside its slot.
+pub const WEBSOCKET_PORT_OFFSET: u16 = 6;
+const _: () = assert!(WEBSOCKET_PORT_OFFSET > 0 && WEBSOCKET_PORT_OFFSET < RELAY_OFFSET);
 
 #[derive(Clone)]
 pub struct PortAllocator {

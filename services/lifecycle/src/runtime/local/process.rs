@@ -1,8 +1,10 @@
-//! Starting and stopping gateway processes.
+//! Starting and stopping an instance's process: `clawfleet instance run`
+//! (docs/product/runtimes.md#one-entrypoint), the same entrypoint a pod runs, which
+//! prepares the state dir, starts the display and runs the gateway.
 //!
-//! Each gateway runs in its own process group so that stopping it reaches every
-//! worker it spawned. Its environment is built from scratch: platform credentials
-//! in the platform's own environment never leak into a user's gateway.
+//! Each instance runs in its own process group so that stopping it reaches every
+//! process it started. Its environment is built from scratch: platform credentials in
+//! the platform's own environment never leak into a user's gateway.
 
 use std::{
     ffi::OsString,
@@ -11,8 +13,9 @@ use std::{
     time::Duration,
 };
 
+use clawfleet_kit::config::keys;
 use nix::{
-    sys::signal::{Signal, killpg},
+    sys::signal::{Signal, kill, killpg},
     unistd::Pid,
 };
 use tokio::process::{Child, Command};
@@ -81,39 +84,80 @@ impl OpenclawCommand {
     }
 }
 
-/// Spawns `openclaw gateway run` on `port`, output appended to the instance's log file.
-/// With `display` (`:<n>`), browsers the gateway starts draw on that X display.
-pub fn spawn_gateway(
+/// What the local runtime tells `clawfleet instance run` beyond the instance's own
+/// environment.
+pub struct RunnerSettings<'a> {
+    /// The `clawfleet` executable.
+    pub executable: &'a Path,
+    pub port: u16,
+    /// Where websockify serves NoVNC; `None` runs the gateway without a display.
+    pub websocket_port: Option<u16>,
+    /// How long the gateway may drain after SIGTERM (shorter than the supervisor's own
+    /// grace, so the runner can stop the display and exit on its own).
+    pub grace: Duration,
+}
+
+/// Spawns `clawfleet instance run` for the instance on loopback `port`, its output (and
+/// the gateway's) appended to the instance's log file. The platform's keys are in the
+/// base config file written beside the instance.
+pub fn spawn_runner(
     openclaw: &OpenclawCommand,
     layout: &InstanceLayout,
     spec: &InstanceSpec,
-    port: u16,
-    display: Option<&str>,
+    runner: &RunnerSettings<'_>,
 ) -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(layout.log_file())?;
-    let port_text = port.to_string();
-    let mut command = openclaw.command(
-        layout,
-        spec,
-        &["gateway", "run", "--bind", "loopback", "--port", &port_text],
-    );
-    if let Some(display) = display {
-        command.env("DISPLAY", display);
+    let mut command = Command::new(runner.executable);
+    command.args(["instance", "run", "--bind", "loopback"]);
+    command.arg("--port").arg(runner.port.to_string());
+    command.arg("--openclaw").arg(&openclaw.program);
+    for plugin in &openclaw.plugin_paths {
+        command.arg("--plugin").arg(plugin);
     }
+    command
+        .arg("--grace-seconds")
+        .arg(runner.grace.as_secs().max(1).to_string());
+    command
+        .arg("--termination-log")
+        .arg(layout.termination_log());
+    match runner.websocket_port {
+        Some(port) => {
+            command
+                .arg("--websocket-listen")
+                .arg(format!("127.0.0.1:{port}"));
+            command.arg("--display-log").arg(layout.display_log_file());
+        }
+        None => {
+            command.arg("--no-display");
+        }
+    }
+    openclaw.apply_environment(&mut command, layout, spec);
+    command.env(keys::OPENCLAW_GATEWAY_TOKEN, &spec.gateway_token);
+    command.env(keys::CLAWFLEET_BASE_CONFIG, layout.base_config_file());
+    command.env(keys::CLAWFLEET_LOG_FORMAT, "text");
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0)
         .kill_on_drop(true);
+    let _ = std::fs::remove_file(layout.termination_log());
     let child = command.spawn()?;
     if let Some(pid) = child.id() {
         std::fs::write(layout.pid_file(), pid.to_string())?;
     }
     Ok(child)
+}
+
+/// Why the runner could not run the gateway, when it said so (its termination log).
+pub fn termination_message(layout: &InstanceLayout) -> Option<String> {
+    std::fs::read_to_string(layout.termination_log())
+        .ok()
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
 }
 
 /// Kills whatever is left of a gateway's process group after its main process
@@ -122,20 +166,24 @@ pub fn kill_group(pid: u32) {
     let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
-/// Asks a child's process group (a gateway's, or a virtual display part's) to stop,
-/// then kills it after `grace`. Returns once the child has exited.
+/// Asks the instance's runner to stop, as a kubelet asks a container: SIGTERM to the
+/// runner alone (it forwards it to the gateway and stops the rest itself), then SIGKILL
+/// to the whole process group after `grace`. Returns once the runner has exited.
 pub async fn terminate(child: &mut Child, grace: Duration) {
     let Some(pid) = child.id() else {
         return;
     };
     let group = Pid::from_raw(pid as i32);
-    let _ = killpg(group, Signal::SIGTERM);
+    let _ = kill(group, Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "process group did not stop in time; killing it");
+        tracing::warn!(
+            pid,
+            "instance did not stop in time; killing its process group"
+        );
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
     }
-    // Workers that outlived their parent in the group.
+    // Anything that outlived the runner in its group.
     let _ = killpg(group, Signal::SIGKILL);
 }
 
@@ -172,7 +220,7 @@ pub fn kill_stragglers(layout: &InstanceLayout) -> usize {
     killed
 }
 
-/// Stops a gateway left running by an earlier platform process that died without
+/// Stops an instance left running by an earlier platform process that died without
 /// stopping it, so its port and state dir are free again. Only a process whose
 /// working directory is this instance's root is touched.
 pub async fn stop_orphan(layout: &InstanceLayout, grace: Duration) {

@@ -1,5 +1,8 @@
-//! One task per local instance: prepares the state dir, runs the gateway, watches its
-//! readiness, restarts it with backoff when it dies, and stops it on request.
+//! One task per local instance, the local runtime's kubelet
+//! (docs/decisions/0003-local-runtime-supervises-like-a-kubelet.md): starts the instance
+//! through `clawfleet instance run` (which prepares the state dir, starts the display and
+//! runs the gateway, as in a pod), watches the gateway's readiness, restarts the runner
+//! with backoff when it exits, and stops it on request.
 
 use std::{
     sync::{Arc, Mutex},
@@ -7,16 +10,18 @@ use std::{
 };
 
 use clawfleet_contracts::lifecycle::v1::{Pod, PodConditions, PodState};
-use tokio::{process::Child, sync::watch};
+use clawfleet_instance::state_dir::{PlatformConfig, platform_keys, prepare_state_dir};
+use clawfleet_kit::{backoff::Backoff, private_file::write_private};
+use tokio::{net::TcpStream, process::Child, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     LocalSettings,
     layout::InstanceLayout,
-    process, readiness,
+    ports::WEBSOCKET_PORT_OFFSET,
+    process::{self, RunnerSettings},
+    readiness,
     readiness::Readiness,
-    state_dir::prepare_state_dir,
-    vnc::{self, DisplayFiles, DisplayKeeper, DisplayNumber, DisplayPorts, LiveVncUrl},
 };
 use crate::{
     instance_id::InstanceId,
@@ -34,12 +39,19 @@ pub enum Target {
 /// The port of the running gateway, readable by the runtime.
 pub type LivePort = Arc<Mutex<Option<u16>>>;
 
+/// The NoVNC URL of a running instance's display, readable by the runtime.
+pub type LiveVncUrl = Arc<Mutex<Option<String>>>;
+
 /// How often readiness is probed while the gateway starts, and once it is ready.
 const PROBE_WHILE_STARTING: Duration = Duration::from_millis(250);
 const PROBE_WHILE_READY: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A gateway that stayed up this long has recovered: the next crash starts backoff over.
 const HEALTHY_RUN_RESETS_BACKOFF: Duration = Duration::from_secs(60);
+const RESTART_DELAY_FLOOR: Duration = Duration::from_secs(1);
+const RESTART_DELAY_CAP: Duration = Duration::from_secs(60);
+/// What the runner keeps of the supervisor's grace to stop the display and exit itself.
+const RUNNER_CLEANUP: Duration = Duration::from_secs(3);
 
 pub struct Supervisor {
     pub id: InstanceId,
@@ -79,9 +91,8 @@ impl Supervisor {
             created_at_ms: now_ms(),
             restart_count: 0,
         };
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut backoff = Backoff::new(RESTART_DELAY_FLOOR, RESTART_DELAY_CAP);
         process::stop_orphan(&self.layout, self.settings.stop_grace).await;
-        vnc::stop_orphaned_display(&DisplayFiles::for_instance(&self.layout)).await;
         loop {
             if self.stop.is_cancelled() {
                 return;
@@ -158,23 +169,24 @@ impl Supervisor {
             )],
         );
         let layout = self.layout.clone();
-        let model = spec.model.clone();
-        let token = spec.gateway_token.clone();
-        let plugin_paths = self.settings.openclaw.plugin_paths.clone();
+        let base = platform_keys(&spec.model, &[]);
         let prepared = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(layout.home_dir())?;
             std::fs::create_dir_all(layout.tmp_dir())?;
-            prepare_state_dir(&layout.state_dir(), &model, &token, &plugin_paths)
+            write_private(
+                &layout.base_config_file(),
+                serde_json::to_string_pretty(&base)?.as_bytes(),
+            )
         })
         .await;
         let prepare_error = match prepared {
-            Ok(Ok(_)) => None,
+            Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
             Err(error) => Some(error.to_string()),
         };
         if let Some(error) = prepare_error {
             return RunEnd::Exited {
-                description: format!("could not prepare its state directory ({error})"),
+                description: format!("could not prepare its instance directory ({error})"),
                 exit_code: -1,
                 ran_for: Duration::ZERO,
             };
@@ -191,40 +203,45 @@ impl Supervisor {
         if stragglers > 0 {
             tracing::warn!(instance = %self.id, stragglers, "killed processes a previous gateway left behind");
         }
-        let display = self.start_display(port);
-        let spawned = process::spawn_gateway(
-            &self.settings.openclaw,
-            &self.layout,
-            spec,
+        let websocket_port = self
+            .settings
+            .display
+            .then(|| port.checked_add(WEBSOCKET_PORT_OFFSET))
+            .flatten();
+        let runner = RunnerSettings {
+            executable: &self.settings.executable,
             port,
-            display.as_ref().map(DisplayKeeper::display_name),
-        );
+            websocket_port,
+            grace: self
+                .settings
+                .stop_grace
+                .saturating_sub(RUNNER_CLEANUP)
+                .max(Duration::from_secs(1)),
+        };
+        let spawned = process::spawn_runner(&self.settings.openclaw, &self.layout, spec, &runner);
         let mut child = match spawned {
             Ok(child) => child,
             Err(error) => {
-                if let Some(display) = display {
-                    display.stop().await;
-                }
                 self.settings.ports.release(port);
                 return RunEnd::Exited {
                     description: format!(
-                        "could not start ({error}; openclaw at {})",
-                        self.settings.openclaw.program.display()
+                        "could not start ({error}; clawfleet at {})",
+                        self.settings.executable.display()
                     ),
                     exit_code: -1,
                     ran_for: Duration::ZERO,
                 };
             }
         };
-        tracing::info!(instance = %self.id, port, pid = child.id(), "gateway started");
-        let end = self.watch_gateway(&mut child, spec, pod, port).await;
-        if let Some(display) = display {
-            display.stop().await;
-        }
+        tracing::info!(instance = %self.id, port, pid = child.id(), "instance started");
+        let end = self
+            .watch_gateway(&mut child, spec, pod, port, websocket_port)
+            .await;
         *self
             .live_port
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.publish_vnc(None);
         let _ = std::fs::remove_file(self.layout.pid_file());
         self.settings.ports.release(port);
         end
@@ -236,6 +253,7 @@ impl Supervisor {
         spec: &InstanceSpec,
         pod: &PodView,
         port: u16,
+        websocket_port: Option<u16>,
     ) -> RunEnd {
         let started = Instant::now();
         let started_at_ms = now_ms();
@@ -262,10 +280,13 @@ impl Supervisor {
                     if let Some(pid) = gateway_pid {
                         process::kill_group(pid);
                     }
-                    let (description, exit_code) = match status {
+                    let (mut description, exit_code) = match status {
                         Ok(status) => describe_exit(status),
                         Err(error) => (format!("could not be waited for ({error})"), -1),
                     };
+                    if let Some(message) = process::termination_message(&self.layout) {
+                        description = format!("{description}: {message}");
+                    }
                     return RunEnd::Exited { description, exit_code, ran_for: started.elapsed() };
                 }
                 changed = self.target.changed() => {
@@ -297,6 +318,9 @@ impl Supervisor {
                     return RunEnd::Stopped;
                 }
                 _ = tokio::time::sleep(next_probe) => {
+                    if let Some(websocket_port) = websocket_port {
+                        self.probe_display(websocket_port).await;
+                    }
                     let readiness = readiness::probe(port, PROBE_TIMEOUT).await;
                     let late = started.elapsed() > self.settings.start_timeout;
                     match readiness {
@@ -335,37 +359,37 @@ impl Supervisor {
         }
     }
 
-    /// Starts the virtual display of one gateway run, when the tools are installed. It
-    /// comes up beside the gateway (never delaying or stopping it) on ports inside the
-    /// gateway's port slot.
-    fn start_display(&self, gateway_port: u16) -> Option<DisplayKeeper> {
-        let tools = self.settings.vnc.as_ref()?;
-        let ports = DisplayPorts::beside_gateway(gateway_port)?;
-        let Some(number) = DisplayNumber::reserve() else {
-            tracing::warn!(instance = %self.id, "found no free x display number; the gateway runs without a display");
-            return None;
-        };
-        Some(DisplayKeeper::spawn(
-            self.id.clone(),
-            tools.clone(),
-            number,
-            ports,
-            DisplayFiles::for_instance(&self.layout),
-            self.live_vnc.clone(),
-        ))
+    /// Publishes the NoVNC URL while websockify accepts connections: the display comes
+    /// up beside the gateway and may restart on its own.
+    async fn probe_display(&self, websocket_port: u16) {
+        let up = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            TcpStream::connect(("127.0.0.1", websocket_port)),
+        )
+        .await
+        .is_ok_and(|connected| connected.is_ok());
+        self.publish_vnc(up.then(|| format!("ws://127.0.0.1:{websocket_port}")));
     }
 
-    /// Writes the spec's gateway token into the running gateway's config file.
+    fn publish_vnc(&self, url: Option<String>) {
+        *self
+            .live_vnc
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = url;
+    }
+
+    /// Writes the spec's gateway token into the running gateway's config file, the way
+    /// the runner does at start, so the gateway hot-applies it.
     async fn write_gateway_token(&self, spec: &InstanceSpec) -> std::io::Result<()> {
         let state_dir = self.layout.state_dir();
-        let model = spec.model.clone();
-        let token = spec.gateway_token.clone();
-        let plugin_paths = self.settings.openclaw.plugin_paths.clone();
-        tokio::task::spawn_blocking(move || {
-            prepare_state_dir(&state_dir, &model, &token, &plugin_paths).map(|_| ())
-        })
-        .await
-        .map_err(std::io::Error::other)?
+        let platform = PlatformConfig {
+            base: platform_keys(&spec.model, &[]),
+            gateway_token: spec.gateway_token.clone().into(),
+            plugin_paths: self.settings.openclaw.plugin_paths.clone(),
+        };
+        tokio::task::spawn_blocking(move || prepare_state_dir(&state_dir, &platform).map(|_| ()))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// Waits for a new target; false when the supervisor should end.
@@ -435,46 +459,5 @@ fn describe_exit(status: std::process::ExitStatus) -> (String, i32) {
     match status.signal() {
         Some(signal) => (format!("was killed by signal {signal}"), 128 + signal),
         None => ("exited".to_owned(), -1),
-    }
-}
-
-/// Exponential backoff with a cap.
-struct Backoff {
-    initial: Duration,
-    maximum: Duration,
-    current: Duration,
-}
-
-impl Backoff {
-    fn new(initial: Duration, maximum: Duration) -> Self {
-        Self {
-            initial,
-            maximum,
-            current: initial,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.current;
-        self.current = (self.current * 2).min(self.maximum);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.current = self.initial;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        let delays: Vec<u64> = (0..5).map(|_| backoff.next_delay().as_secs()).collect();
-        assert_eq!(delays, vec![1, 2, 4, 5, 5]);
-        backoff.reset();
-        assert_eq!(backoff.next_delay().as_secs(), 1);
     }
 }

@@ -1,12 +1,14 @@
-//! The base gateway config (docs/product/instances.md#state-directory): the keys the platform owns in `openclaw.json`.
-//! An init container merges them into the config on the PVC before the gateway
-//! starts (see [`super::state_dir`]), so what the user changed through the gateway
-//! survives. The token is not here: the gateway reads it from its environment.
+//! The base gateway config (docs/product/instances.md#state-directory): the keys the
+//! platform owns in `openclaw.json`. The gateway container's entrypoint, `clawfleet
+//! instance run`, reads it from the mounted ConfigMap (`CLAWFLEET_BASE_CONFIG`) and lays it
+//! over the config on the PVC before the gateway starts, so what the user changed through
+//! the gateway survives. The token is not here: the runner takes it from the Secret.
 
 use std::collections::BTreeMap;
 
+use clawfleet_instance::state_dir::platform_keys;
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::metadata;
 use crate::{
@@ -14,23 +16,12 @@ use crate::{
     runtime::kubernetes::{config::KubernetesConfig, kinds::ObjectKind},
 };
 
-/// The ConfigMap key, and the file name in the state dir.
-pub const CONFIG_FILE: &str = "openclaw.json";
+pub use clawfleet_instance::state_dir::CONFIG_FILE;
 
 /// `gateway.mode=local`, `gateway.auth.mode=token`, the exact trusted proxies, and the
-/// instance's default model when it has one.
+/// instance's default model when it has one: the same keys the local runtime gives.
 pub fn base_gateway_config(config: &KubernetesConfig, spec: &InstanceSpec) -> Value {
-    let mut base = json!({
-        "gateway": {
-            "mode": "local",
-            "auth": {"mode": "token"},
-            "trustedProxies": config.trusted_proxies,
-        }
-    });
-    if !spec.model.is_empty() {
-        base["agents"] = json!({"defaults": {"model": spec.model}});
-    }
-    base
+    platform_keys(&spec.model, &config.trusted_proxies)
 }
 
 pub fn config_map(config: &KubernetesConfig, spec: &InstanceSpec) -> ConfigMap {

@@ -1,6 +1,10 @@
-//! The gateway Deployment (docs/product/instances.md#kubernetes-objects): one replica (zero when stopped), Recreate (two
-//! gateways must never share a state dir), the hardened pod, probes on the gateway
-//! port, the state dir on the PVC, and the pairing-approval sidecar.
+//! The gateway Deployment (docs/product/instances.md#kubernetes-objects): one replica
+//! (zero when stopped), Recreate (two gateways must never share a state dir), the
+//! hardened pod, probes on the gateway port, the state dir on the PVC, and one container
+//! running the image's entrypoint, `clawfleet instance run`
+//! (docs/product/runtimes.md#one-entrypoint): it prepares the state dir from the mounted
+//! ConfigMap, starts the virtual display, runs the gateway and approves the platform
+//! bridge's pairing — the same code the local runtime starts each instance with.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +14,9 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
         core::v1::{
             Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaimVolumeSource,
+            EnvFromSource, EnvVar, HTTPGetAction, PersistentVolumeClaimVolumeSource,
             PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource,
-            SecretKeySelector, SecurityContext, Volume, VolumeMount,
+            SecurityContext, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -24,20 +28,23 @@ use k8s_openapi::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{CONFIG_FILE, metadata, state_dir};
+use super::{CONFIG_FILE, metadata};
 use crate::{
     model::{DesiredState, InstanceSpec},
     runtime::kubernetes::{
-        config::{KubernetesConfig, NOVNC_PORT, PairingApprover},
+        config::{KubernetesConfig, NOVNC_PORT},
         kinds::ObjectKind,
         names,
-        plan::{SIDECAR_RESOURCES, TMP_SIZE_LIMIT, plan_resources},
+        plan::{TMP_SIZE_LIMIT, plan_resources},
     },
 };
 
 pub const GATEWAY_CONTAINER: &str = "gateway";
-pub const PAIRING_CONTAINER: &str = "pairing-approver";
-const INIT_CONTAINER: &str = "prepare-state";
+/// The gateway image's entrypoint (Dockerfile.gke), named here so the manifest says
+/// what runs.
+const ENTRYPOINT: [&str; 3] = ["/usr/local/bin/clawfleet", "instance", "run"];
+/// Where the ConfigMap (the platform's keys) is mounted.
+pub const BASE_CONFIG_DIR: &str = "/etc/clawfleet";
 
 /// The gateway drains for up to 315 s after SIGTERM (docs/reference/openclaw-gateway.md#startup-and-shutdown: `drain=315000ms`).
 pub const TERMINATION_GRACE_SECONDS: i64 = 330;
@@ -75,10 +82,6 @@ pub fn deployment(
     rollout_hash: &str,
 ) -> Deployment {
     let id = &spec.id;
-    let mut containers = vec![gateway_container(config, spec)];
-    if let Some(approver) = &config.pairing_approver {
-        containers.push(pairing_container(config, spec, approver));
-    }
     Deployment {
         metadata: metadata(config, ObjectKind::Deployment, id),
         spec: Some(DeploymentSpec {
@@ -120,8 +123,7 @@ pub fn deployment(
                         seccomp_profile: Some(runtime_default_seccomp()),
                         ..PodSecurityContext::default()
                     }),
-                    init_containers: Some(vec![init_container(config, spec)]),
-                    containers,
+                    containers: vec![gateway_container(config, spec)],
                     volumes: Some(volumes(spec)),
                     ..PodSpec::default()
                 }),
@@ -157,7 +159,7 @@ fn hardened() -> SecurityContext {
     }
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+fn env_var(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: Some(value.to_owned()),
@@ -194,16 +196,24 @@ fn probe(path: &str, port: u16, period: i32, failures: i32) -> Probe {
 fn gateway_container(config: &KubernetesConfig, spec: &InstanceSpec) -> Container {
     let port = config.gateway_port;
     let port_text = port.to_string();
+    let mut env = vec![
+        env_var(keys::OPENCLAW_STATE_DIR, STATE_DIR),
+        env_var("HOME", HOME_DIR),
+        env_var("TMPDIR", "/tmp"),
+        env_var("OPENCLAW_DISABLE_BONJOUR", "1"),
+        env_var(keys::OPENCLAW_GATEWAY_PORT, &port_text),
+        env_var(
+            keys::CLAWFLEET_BASE_CONFIG,
+            &format!("{BASE_CONFIG_DIR}/{CONFIG_FILE}"),
+        ),
+    ];
+    if let Some(device) = &config.platform_device_id {
+        env.push(env_var(keys::CLAWFLEET_PLATFORM_DEVICE_ID, device));
+    }
     Container {
         name: GATEWAY_CONTAINER.to_owned(),
         image: Some(config.image.clone()),
-        command: Some(
-            [
-                "openclaw", "gateway", "run", "--port", &port_text, "--bind", "lan",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        ),
+        command: Some(ENTRYPOINT.map(str::to_owned).to_vec()),
         ports: Some(vec![
             ContainerPort {
                 name: Some("gateway".to_owned()),
@@ -218,13 +228,7 @@ fn gateway_container(config: &KubernetesConfig, spec: &InstanceSpec) -> Containe
                 ..ContainerPort::default()
             },
         ]),
-        env: Some(vec![
-            env("OPENCLAW_STATE_DIR", STATE_DIR),
-            env("HOME", HOME_DIR),
-            env("TMPDIR", "/tmp"),
-            env("OPENCLAW_DISABLE_BONJOUR", "1"),
-            env(keys::OPENCLAW_GATEWAY_PORT, &port_text),
-        ]),
+        env: Some(env),
         // The gateway token and provider API keys.
         env_from: Some(vec![EnvFromSource {
             secret_ref: Some(SecretEnvSource {
@@ -242,74 +246,8 @@ fn gateway_container(config: &KubernetesConfig, spec: &InstanceSpec) -> Containe
         volume_mounts: Some(vec![
             mount(DATA_VOLUME, DATA_DIR, false),
             mount(TMP_VOLUME, "/tmp", false),
+            mount(CONFIG_VOLUME, BASE_CONFIG_DIR, true),
         ]),
-        ..Container::default()
-    }
-}
-
-fn init_container(config: &KubernetesConfig, spec: &InstanceSpec) -> Container {
-    Container {
-        name: INIT_CONTAINER.to_owned(),
-        image: Some(config.image.clone()),
-        command: Some(vec![
-            "node".to_owned(),
-            "-e".to_owned(),
-            state_dir::PREPARE_STATE_DIR_JS.to_owned(),
-        ]),
-        env: Some(vec![
-            env("OPENCLAW_STATE_DIR", STATE_DIR),
-            env(
-                "CLAWFLEET_BASE_CONFIG",
-                &format!("{}/{CONFIG_FILE}", state_dir::BASE_CONFIG_DIR),
-            ),
-        ]),
-        resources: Some(plan_resources(spec.plan).requirements()),
-        security_context: Some(hardened()),
-        volume_mounts: Some(vec![
-            mount(DATA_VOLUME, DATA_DIR, false),
-            mount(TMP_VOLUME, "/tmp", false),
-            mount(CONFIG_VOLUME, state_dir::BASE_CONFIG_DIR, true),
-        ]),
-        ..Container::default()
-    }
-}
-
-/// `clawfleet approve-pairing`: approves the platform bridge's device (and only it)
-/// over the pod's loopback, where the gateway grants full scopes.
-fn pairing_container(
-    config: &KubernetesConfig,
-    spec: &InstanceSpec,
-    approver: &PairingApprover,
-) -> Container {
-    Container {
-        name: PAIRING_CONTAINER.to_owned(),
-        image: Some(approver.image.clone()),
-        command: Some(vec!["clawfleet".to_owned(), "approve-pairing".to_owned()]),
-        env: Some(vec![
-            env(
-                keys::OPENCLAW_GATEWAY_PORT,
-                &config.gateway_port.to_string(),
-            ),
-            env(
-                keys::CLAWFLEET_PLATFORM_DEVICE_ID,
-                &approver.platform_device_id,
-            ),
-            EnvVar {
-                name: keys::OPENCLAW_GATEWAY_TOKEN.to_owned(),
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: names::object_name(&spec.id),
-                        key: keys::OPENCLAW_GATEWAY_TOKEN.to_owned(),
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-        ]),
-        resources: Some(SIDECAR_RESOURCES.requirements()),
-        security_context: Some(hardened()),
-        volume_mounts: Some(vec![mount(TMP_VOLUME, "/tmp", false)]),
         ..Container::default()
     }
 }

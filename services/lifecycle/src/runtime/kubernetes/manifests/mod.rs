@@ -9,7 +9,6 @@ mod network_policy;
 mod pvc;
 mod secret;
 mod service;
-pub mod state_dir;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -20,7 +19,7 @@ use crate::{instance_id::InstanceId, model::InstanceSpec};
 
 pub use self::{
     config_map::{CONFIG_FILE, base_gateway_config},
-    deployment::{GATEWAY_CONTAINER, PAIRING_CONTAINER, TERMINATION_GRACE_SECONDS},
+    deployment::{BASE_CONFIG_DIR, GATEWAY_CONTAINER, TERMINATION_GRACE_SECONDS},
 };
 
 /// One object to apply.
