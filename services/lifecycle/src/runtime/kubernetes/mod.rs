@@ -259,14 +259,14 @@ impl KubernetesRuntime {
 /// Lists ingress leftovers until it works: the watchers just listed, so a failure here
 /// is a blip, and the start's own timeout bounds the retries.
 async fn find_leftovers(api: &ClusterApi, state: &RuntimeState) {
-    let mut pause = Duration::from_millis(100);
+    let mut backoff =
+        clawfleet_kit::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match leftovers::find(api, state).await {
             Ok(_) => return,
             Err(error) => {
                 tracing::warn!(%error, "cannot list ingress leftovers; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
