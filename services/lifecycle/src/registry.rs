@@ -165,15 +165,17 @@ impl Registry {
 
     /// Reloads `id` from the store after another replica changed it.
     pub async fn refresh(&self, id: &InstanceId) -> Result<Option<Change>, StoreError> {
+        let read_from = revision::next();
         Ok(match self.store.get(id).await? {
             Some(record) => self.upsert_if_newer(record).map(Change::Upserted),
-            None => self.forget(id).map(Change::Removed),
+            None => self.forget_unless_newer(id, read_from).map(Change::Removed),
         })
     }
 
     /// Reloads every record (at start, and whenever change notifications may have been
     /// missed); returns what changed.
     pub async fn resync(&self) -> Result<Vec<Change>, StoreError> {
+        let read_from = revision::next();
         let stored = self.store.load_all().await?;
         let mut changes = Vec::new();
         let present: std::collections::HashSet<InstanceId> =
@@ -188,7 +190,10 @@ impl Registry {
             .cloned()
             .collect();
         for id in gone {
-            changes.extend(self.forget(&id).map(Change::Removed));
+            changes.extend(
+                self.forget_unless_newer(&id, read_from)
+                    .map(Change::Removed),
+            );
         }
         Ok(changes)
     }
@@ -238,6 +243,18 @@ impl Registry {
         record.revision = revision::next();
         records.insert(record.id.clone(), record.clone());
         Merged::Replaced(record)
+    }
+
+    /// Forgets `id` unless the map's copy changed after `read_from`, the revision taken
+    /// before a store read that did not find it: a create that landed after the read
+    /// began is not a deletion.
+    fn forget_unless_newer(&self, id: &InstanceId, read_from: u64) -> Option<InstanceRecord> {
+        let mut records = self.write();
+        match records.get(id) {
+            Some(held) if held.revision > read_from => None,
+            Some(_) => records.remove(id),
+            None => None,
+        }
     }
 
     fn forget(&self, id: &InstanceId) -> Option<InstanceRecord> {
