@@ -70,6 +70,10 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
                 "info,h2=off,hyper=off,tower=off,opentelemetry=off",
             ))
     });
+    // Libraries that propagate through the global API speak W3C trace context too.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let _ = tracing_subscriber::registry()
         .with(log_layer)
         .with(otel_layer)
