@@ -8,6 +8,7 @@ pub mod error; // the one table from error codes to gRPC and HTTP statuses
 pub mod grpc_tracing; // the tracing layer of every gRPC server: spans continuing the caller's trace
 pub mod identity; // who is calling (platform API key, internal credential, caller metadata)
 pub mod instance_id; // the instance id rule: one type and its pattern
+pub mod log_trace_ids; // trace_id and span_id on every log line written inside a traced span
 pub mod plan; // plan names, the proto enum and what each plan allows
 pub mod private_file; // owner-only files and folders, written atomically
 pub mod secret; // random tokens, constant-time comparison, redacted secrets
