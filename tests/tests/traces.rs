@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use clawfleet_kit::{access_token::AccessTokenKeys, config::EnvMap, plan::Plan, telemetry};
+use clawfleet_kit::{
+    access_token::AccessTokenKeys, config::EnvMap, plan::Plan, secret::ExposeSecret, telemetry,
+};
 use clawfleet_tests::{
     http::{client, send},
     platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
@@ -168,7 +170,9 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
         .unwrap()
         .issue("u-traced", Plan::Free, SystemTime::now())
         .unwrap()
-        .token;
+        .token
+        .expose_secret()
+        .to_owned();
 
     let http = client();
     let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
