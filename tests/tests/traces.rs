@@ -2,7 +2,8 @@
 //! `TraceService` served with tonic) on loopback receives the spans of an in-process
 //! platform exporting with the kit's telemetry. One `POST /api/instances` sent with a
 //! known `traceparent` yields the edge's route span and the lifecycle's gRPC server span
-//! in that one trace, each the child of the one before; no planted secret reaches a span.
+//! in that one trace, each the child of the one before; a refused create records the
+//! gRPC status (`ALREADY_EXISTS`) and the 409; no planted secret reaches a span.
 //!
 //! The process has one global subscriber, so this file holds one test.
 
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const DUPLICATE_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
 const PROVIDER_KEY: &str = "sk-ant-planted-provider-key-0123456789";
 
@@ -175,23 +177,29 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
         .to_owned();
 
     let http = client();
-    let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
-    let request = http::Request::builder()
-        .method(Method::POST)
-        .uri(format!("{}/api/instances", platform.edge_url))
-        .header(
-            "authorization",
-            format!("Bearer {}", platform.options.api_key),
-        )
-        .header("content-type", "application/json")
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
-        .header("x-planted-jwt", jwt.as_str())
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .unwrap();
-    let reply = http.request(request).await.unwrap();
+    let create_traced = |trace_id: &'static str| {
+        let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/api/instances", platform.edge_url))
+            .header(
+                "authorization",
+                format!("Bearer {}", platform.options.api_key),
+            )
+            .header("content-type", "application/json")
+            .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN_ID}-01"))
+            .header("x-planted-jwt", jwt.as_str())
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+        http.request(request)
+    };
+    let reply = create_traced(TRACE_ID).await.unwrap();
     assert_eq!(reply.status(), StatusCode::CREATED);
+    // The same id again: the lifecycle refuses it, and its span says so.
+    let reply = create_traced(DUPLICATE_TRACE_ID).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CONFLICT);
     // A second request without a traceparent starts its own trace.
     let listed = send(
         &http,
@@ -245,6 +253,24 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
     assert_eq!(
         number(attribute(lifecycle, "rpc.grpc.status_code")),
         Some(0)
+    );
+
+    // A refused call records its gRPC status (ALREADY_EXISTS) and the edge's 409.
+    let refused = receiver
+        .trace(DUPLICATE_TRACE_ID, |spans| {
+            named(spans, "POST /api/instances").is_some() && named(spans, create).is_some()
+        })
+        .await;
+    let refused_edge = named(&refused, "POST /api/instances").expect("edge span");
+    assert_eq!(
+        number(attribute(refused_edge, "http.response.status_code")),
+        Some(409)
+    );
+    let refused_call = named(&refused, create).expect("lifecycle span");
+    assert_eq!(refused_call.parent_span_id, refused_edge.span_id);
+    assert_eq!(
+        number(attribute(refused_call, "rpc.grpc.status_code")),
+        Some(6)
     );
 
     // The list started a trace of its own, named by its route.
