@@ -254,6 +254,10 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
         number(attribute(lifecycle, "rpc.grpc.status_code")),
         Some(0)
     );
+    assert_eq!(
+        text(attribute(lifecycle, "clawfleet.caller.role")),
+        Some("operator")
+    );
 
     // A refused call records its gRPC status (ALREADY_EXISTS) and the edge's 409.
     let refused = receiver

@@ -1,8 +1,9 @@
 //! The one tracing layer of every gRPC server (added by [`crate::server`]): each call
 //! becomes a server span named `<package.Service>/<Method>` that continues the caller's
 //! W3C trace context from the request metadata, with the OpenTelemetry RPC attributes
-//! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`). Health checks
-//! and reflection get no span: probes every few seconds would bury the real traces.
+//! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and the caller's
+//! role (`clawfleet.caller.role`). Health checks and reflection get no span: probes
+//! every few seconds would bury the real traces.
 
 use std::time::Duration;
 
@@ -13,7 +14,10 @@ use tower_http::{
 };
 use tracing::{Span, field::Empty};
 
-use crate::trace_context;
+use crate::{
+    identity::{ROLE_METADATA_KEY, Role},
+    trace_context,
+};
 
 /// The tower layer that traces every call of a gRPC server.
 pub type GrpcServerTraceLayer = TraceLayer<
@@ -70,10 +74,18 @@ impl<B> MakeSpan<B> for GrpcServerSpan {
             rpc.method = method,
             rpc.grpc.status_code = Empty,
             otel.status_code = Empty,
+            clawfleet.caller.role = caller_role(request.headers()),
         );
         trace_context::continue_from(&span, request.headers());
         span
     }
+}
+
+/// The role the calling service stamped (`app`, `operator`, `service`), only when it is
+/// one of those: a metadata value is never copied into a span as it came.
+pub fn caller_role(headers: &HeaderMap) -> Option<&'static str> {
+    let name = headers.get(ROLE_METADATA_KEY)?.to_str().ok()?;
+    Role::from_name(name).map(Role::as_str)
 }
 
 /// Records `grpc-status` on the span: from the response headers of a trailers-only

@@ -33,3 +33,16 @@ fn the_grpc_status_is_read_from_headers_or_trailers() {
     headers.insert("grpc-status", "five".parse().unwrap());
     assert_eq!(grpc_status(&headers), None);
 }
+
+#[test]
+fn only_a_known_role_is_recorded() {
+    let mut headers = HeaderMap::new();
+    assert_eq!(caller_role(&headers), None);
+    headers.insert(ROLE_METADATA_KEY, "operator".parse().unwrap());
+    assert_eq!(caller_role(&headers), Some("operator"));
+    headers.insert(
+        ROLE_METADATA_KEY,
+        "sk-secret-looking-value".parse().unwrap(),
+    );
+    assert_eq!(caller_role(&headers), None);
+}
