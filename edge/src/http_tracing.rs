@@ -82,3 +82,7 @@ impl<B> OnResponse<B> for RecordHttpStatus {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "http_tracing_tests.rs"]
+mod tests;
