@@ -3,7 +3,9 @@
 //! platform exporting with the kit's telemetry. One `POST /api/instances` sent with a
 //! known `traceparent` yields the edge's route span and the lifecycle's gRPC server span
 //! in that one trace, each the child of the one before; a refused create records the
-//! gRPC status (`ALREADY_EXISTS`) and the 409; no planted secret reaches a span.
+//! gRPC status (`ALREADY_EXISTS`) and the 409; a gateway call through
+//! `POST /api/instances/{userId}/rpc` yields the edge span and the bridge's `Call` span
+//! under it; no planted secret reaches a span.
 //!
 //! The process has one global subscriber, so this file holds one test.
 
@@ -19,6 +21,7 @@ use clawfleet_kit::{
 use clawfleet_tests::{
     http::{client, send},
     platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
+    scenario::Operator,
 };
 use http::{Method, StatusCode};
 use opentelemetry_proto::tonic::{
@@ -35,6 +38,7 @@ use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const DUPLICATE_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+const RPC_TRACE_ID: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
 const PROVIDER_KEY: &str = "sk-ant-planted-provider-key-0123456789";
 
@@ -154,7 +158,7 @@ fn named<'a>(spans: &'a [Span], name: &str) -> Option<&'a Span> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
+async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge() {
     let (receiver, address) = Receiver::serve().await;
     let _telemetry = telemetry::init(
         "clawfleet",
@@ -177,11 +181,10 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
         .to_owned();
 
     let http = client();
-    let create_traced = |trace_id: &'static str| {
-        let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
+    let post_traced = |path: &str, body: serde_json::Value, trace_id: &str| {
         let request = http::Request::builder()
             .method(Method::POST)
-            .uri(format!("{}/api/instances", platform.edge_url))
+            .uri(format!("{}{path}", platform.edge_url))
             .header(
                 "authorization",
                 format!("Bearer {}", platform.options.api_key),
@@ -195,11 +198,26 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
             .unwrap();
         http.request(request)
     };
+    let create_traced = |trace_id: &'static str| {
+        let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
+        post_traced("/api/instances", body, trace_id)
+    };
     let reply = create_traced(TRACE_ID).await.unwrap();
     assert_eq!(reply.status(), StatusCode::CREATED);
     // The same id again: the lifecycle refuses it, and its span says so.
     let reply = create_traced(DUPLICATE_TRACE_ID).await.unwrap();
     assert_eq!(reply.status(), StatusCode::CONFLICT);
+    // A gateway call: edge, then the bridge, then (resolving the gateway) the lifecycle.
+    Operator::new(&platform).wait_running("traced").await;
+    let reply = post_traced(
+        "/api/instances/traced/rpc",
+        json!({"method": "status"}),
+        RPC_TRACE_ID,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+
     // A second request without a traceparent starts its own trace.
     let listed = send(
         &http,
@@ -275,6 +293,24 @@ async fn one_request_is_one_trace_from_the_edge_to_the_lifecycle() {
     assert_eq!(
         number(attribute(refused_call, "rpc.grpc.status_code")),
         Some(6)
+    );
+
+    let rpc = receiver
+        .trace(RPC_TRACE_ID, |spans| {
+            named(spans, "POST /api/instances/{userId}/rpc").is_some()
+                && named(spans, "clawfleet.bridge.v1.GatewayBridgeService/Call").is_some()
+        })
+        .await;
+    let names: Vec<&str> = rpc.iter().map(|span| span.name.as_str()).collect();
+    let rpc_edge = named(&rpc, "POST /api/instances/{userId}/rpc")
+        .unwrap_or_else(|| panic!("no edge span for the gateway call: {names:?}"));
+    assert_eq!(hex(&rpc_edge.parent_span_id), CALLER_SPAN_ID);
+    let bridge_call = named(&rpc, "clawfleet.bridge.v1.GatewayBridgeService/Call")
+        .unwrap_or_else(|| panic!("no bridge span: {names:?}"));
+    assert_eq!(bridge_call.parent_span_id, rpc_edge.span_id);
+    assert_eq!(
+        number(attribute(bridge_call, "rpc.grpc.status_code")),
+        Some(0)
     );
 
     // The list started a trace of its own, named by its route.
