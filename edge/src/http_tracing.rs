@@ -1,5 +1,5 @@
 //! One server span per HTTP request, named by the route template (`POST
-//! /api/instances/{id}`, never the raw path), continuing the caller's W3C `traceparent`
+//! /api/instances/{userId}`, never the raw path), continuing the caller's W3C `traceparent`
 //! or starting a trace. Attributes follow the OpenTelemetry HTTP conventions; no header
 //! value, token, query or body is ever recorded.
 
