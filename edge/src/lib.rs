@@ -15,6 +15,7 @@ mod channels; // the gRPC client of the channels service
 pub mod config; // EdgeConfig, read from the environment
 pub mod error; // ApiError: the kit's error rendered as the JSON error shape
 mod extract; // extractors that reject with JSON errors (bodies, queries, instance ids)
+mod http_tracing; // one server span per request, named by its route template
 mod instance_cache; // the watch-fed replica that answers single-instance reads
 mod instance_json; // instances as the manager's JSON
 mod lifecycle; // the gRPC client of the lifecycle service

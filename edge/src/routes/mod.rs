@@ -33,6 +33,7 @@ use utoipa_axum::{
 use crate::{
     access, auth,
     error::{ApiError, ensure_json_errors},
+    http_tracing,
     lifecycle::CALL_DEADLINE,
     openapi::{self, ApiDoc, schemas::HealthJson},
     rate_limit,
@@ -56,6 +57,7 @@ pub fn router(state: EdgeState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(middleware::map_response(ensure_json_errors))
+        .layer(http_tracing::layer())
         .with_state(state)
 }
 

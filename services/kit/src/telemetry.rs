@@ -1,5 +1,6 @@
 //! Logs and traces: JSON logs on stderr (or text for people), and OTLP trace export
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; log lines inside a traced span carry its
+//! `trace_id` and `span_id`.
 
 use std::io::IsTerminal;
 
@@ -8,7 +9,10 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::{self, EnvSource, keys};
+use crate::{
+    config::{self, EnvSource, keys},
+    log_trace_ids::{RecordTraceIds, WithTraceIds},
+};
 
 /// Keeps the trace exporter alive; flushes it when dropped.
 #[must_use = "dropping the guard stops trace export"]
@@ -37,16 +41,21 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
     );
     // The filter sits on the log layer only, so spans stay available to the OTLP layer
     // and trace context propagation never breaks on a filtered span.
+    // Lines inside a traced span carry its trace_id and span_id.
     let log_layer = if text_logs {
         tracing_subscriber::fmt::layer()
+            .event_format(WithTraceIds::new(tracing_subscriber::fmt::format(), false))
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
+        let json = tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(false);
+        tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(WithTraceIds::new(json, true))
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()
@@ -70,9 +79,14 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
                 "info,h2=off,hyper=off,tower=off,opentelemetry=off",
             ))
     });
+    // Libraries that propagate through the global API speak W3C trace context too.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let _ = tracing_subscriber::registry()
         .with(log_layer)
         .with(otel_layer)
+        .with(provider.as_ref().map(|_| RecordTraceIds))
         .try_init();
     TelemetryGuard { provider }
 }

@@ -1,0 +1,341 @@
+//! Traces end to end: a real OTLP/gRPC trace receiver (the OpenTelemetry proto's
+//! `TraceService` served with tonic) on loopback receives the spans of an in-process
+//! platform exporting with the kit's telemetry. One `POST /api/instances` sent with a
+//! known `traceparent` yields the edge's route span and the lifecycle's gRPC server span
+//! in that one trace, each the child of the one before; a refused create records the
+//! gRPC status (`ALREADY_EXISTS`) and the 409; a gateway call through
+//! `POST /api/instances/{userId}/rpc` yields the edge span and the bridge's `Call` span
+//! under it; no planted secret reaches a span.
+//!
+//! The process has one global subscriber, so this file holds one test.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use clawfleet_kit::{
+    access_token::AccessTokenKeys, config::EnvMap, plan::Plan, secret::ExposeSecret, telemetry,
+};
+use clawfleet_tests::{
+    http::{client, send},
+    platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
+    scenario::Operator,
+};
+use http::{Method, StatusCode};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+    trace::v1::{Span, span::SpanKind},
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const DUPLICATE_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+const RPC_TRACE_ID: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+const PROVIDER_KEY: &str = "sk-ant-planted-provider-key-0123456789";
+
+/// Every span the receiver got.
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Receiver {
+    async fn serve() -> (Receiver, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let receiver = Receiver::default();
+        let service = TraceServiceServer::new(receiver.clone());
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpIncoming::from(listener))
+                .await
+        });
+        (receiver, address)
+    }
+
+    /// The spans of `trace_id` once `wanted` of them have arrived (the batch exporter
+    /// sends every few seconds).
+    async fn trace(&self, trace_id: &str, wanted: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let spans: Vec<Span> = self
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|span| hex(&span.trace_id) == trace_id)
+                .cloned()
+                .collect();
+            if wanted(&spans) || Instant::now() > deadline {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn all(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+}
+
+fn text(value: Option<&Value>) -> Option<&str> {
+    match value {
+        Some(Value::StringValue(text)) => Some(text),
+        _ => None,
+    }
+}
+
+fn number(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::IntValue(number)) => Some(*number),
+        _ => None,
+    }
+}
+
+/// Every string in every attribute and event of `spans`, with its span's name.
+fn attribute_texts(spans: &[Span]) -> Vec<(String, String)> {
+    fn texts(owner: &str, attributes: &[KeyValue], out: &mut Vec<(String, String)>) {
+        for attribute in attributes {
+            out.push((owner.to_owned(), attribute.key.clone()));
+            if let Some(AnyValue { value: Some(value) }) = &attribute.value {
+                out.push((owner.to_owned(), format!("{value:?}")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for span in spans {
+        out.push((span.name.clone(), span.name.clone()));
+        texts(&span.name, &span.attributes, &mut out);
+        for event in &span.events {
+            out.push((span.name.clone(), event.name.clone()));
+            texts(&span.name, &event.attributes, &mut out);
+        }
+    }
+    out
+}
+
+fn named<'a>(spans: &'a [Span], name: &str) -> Option<&'a Span> {
+    spans.iter().find(|span| span.name == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge() {
+    let (receiver, address) = Receiver::serve().await;
+    let _telemetry = telemetry::init(
+        "clawfleet",
+        &EnvMap::from_pairs([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                format!("http://{address}"),
+            ),
+            ("CLAWFLEET_LOG_FORMAT".to_owned(), "json".to_owned()),
+        ]),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let platform = Platform::start(PlatformOptions::new(data.path(), 29500)).unwrap();
+    let jwt = AccessTokenKeys::from_secret(TEST_JWT_SECRET.as_bytes())
+        .unwrap()
+        .issue("u-traced", Plan::Free, SystemTime::now())
+        .unwrap()
+        .token
+        .expose_secret()
+        .to_owned();
+
+    let http = client();
+    let post_traced = |path: &str, body: serde_json::Value, trace_id: &str| {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path}", platform.edge_url))
+            .header(
+                "authorization",
+                format!("Bearer {}", platform.options.api_key),
+            )
+            .header("content-type", "application/json")
+            .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN_ID}-01"))
+            .header("x-planted-jwt", jwt.as_str())
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+        http.request(request)
+    };
+    let create_traced = |trace_id: &'static str| {
+        let body = json!({"userId": "traced", "secrets": {"ANTHROPIC_API_KEY": PROVIDER_KEY}});
+        post_traced("/api/instances", body, trace_id)
+    };
+    let reply = create_traced(TRACE_ID).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    // The same id again: the lifecycle refuses it, and its span says so.
+    let reply = create_traced(DUPLICATE_TRACE_ID).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CONFLICT);
+    // A gateway call: edge, then the bridge, then (resolving the gateway) the lifecycle.
+    Operator::new(&platform).wait_running("traced").await;
+    let reply = post_traced(
+        "/api/instances/traced/rpc",
+        json!({"method": "status"}),
+        RPC_TRACE_ID,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+
+    // A second request without a traceparent starts its own trace.
+    let listed = send(
+        &http,
+        Method::GET,
+        &format!("{}/api/instances", platform.edge_url),
+        Some(&platform.options.api_key),
+        None,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.status, StatusCode::OK);
+
+    let create = "clawfleet.lifecycle.v1.InstanceService/CreateInstance";
+    let spans = receiver
+        .trace(TRACE_ID, |spans| {
+            named(spans, "POST /api/instances").is_some() && named(spans, create).is_some()
+        })
+        .await;
+    let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
+
+    // The edge continues the caller's trace with a span named by the route template.
+    let edge = named(&spans, "POST /api/instances")
+        .unwrap_or_else(|| panic!("no edge span in the trace: {names:?}"));
+    assert_eq!(hex(&edge.parent_span_id), CALLER_SPAN_ID);
+    assert_eq!(edge.kind, SpanKind::Server as i32);
+    assert_eq!(text(attribute(edge, "http.request.method")), Some("POST"));
+    assert_eq!(
+        text(attribute(edge, "url.template")),
+        Some("/api/instances")
+    );
+    assert_eq!(
+        number(attribute(edge, "http.response.status_code")),
+        Some(201),
+        "{edge:?}"
+    );
+
+    // The lifecycle's server span is the edge span's child, across the gRPC hop.
+    let lifecycle = named(&spans, create).unwrap_or_else(|| panic!("no lifecycle span: {names:?}"));
+    assert_eq!(lifecycle.parent_span_id, edge.span_id, "spans: {names:?}");
+    assert_eq!(lifecycle.kind, SpanKind::Server as i32);
+    assert_eq!(text(attribute(lifecycle, "rpc.system")), Some("grpc"));
+    assert_eq!(
+        text(attribute(lifecycle, "rpc.service")),
+        Some("clawfleet.lifecycle.v1.InstanceService")
+    );
+    assert_eq!(
+        text(attribute(lifecycle, "rpc.method")),
+        Some("CreateInstance")
+    );
+    assert_eq!(
+        number(attribute(lifecycle, "rpc.grpc.status_code")),
+        Some(0)
+    );
+    assert_eq!(
+        text(attribute(lifecycle, "clawfleet.caller.role")),
+        Some("operator")
+    );
+
+    // A refused call records its gRPC status (ALREADY_EXISTS) and the edge's 409.
+    let refused = receiver
+        .trace(DUPLICATE_TRACE_ID, |spans| {
+            named(spans, "POST /api/instances").is_some() && named(spans, create).is_some()
+        })
+        .await;
+    let refused_edge = named(&refused, "POST /api/instances").expect("edge span");
+    assert_eq!(
+        number(attribute(refused_edge, "http.response.status_code")),
+        Some(409)
+    );
+    let refused_call = named(&refused, create).expect("lifecycle span");
+    assert_eq!(refused_call.parent_span_id, refused_edge.span_id);
+    assert_eq!(
+        number(attribute(refused_call, "rpc.grpc.status_code")),
+        Some(6)
+    );
+
+    let rpc = receiver
+        .trace(RPC_TRACE_ID, |spans| {
+            named(spans, "POST /api/instances/{userId}/rpc").is_some()
+                && named(spans, "clawfleet.bridge.v1.GatewayBridgeService/Call").is_some()
+        })
+        .await;
+    let names: Vec<&str> = rpc.iter().map(|span| span.name.as_str()).collect();
+    let rpc_edge = named(&rpc, "POST /api/instances/{userId}/rpc")
+        .unwrap_or_else(|| panic!("no edge span for the gateway call: {names:?}"));
+    assert_eq!(hex(&rpc_edge.parent_span_id), CALLER_SPAN_ID);
+    let bridge_call = named(&rpc, "clawfleet.bridge.v1.GatewayBridgeService/Call")
+        .unwrap_or_else(|| panic!("no bridge span: {names:?}"));
+    assert_eq!(bridge_call.parent_span_id, rpc_edge.span_id);
+    assert_eq!(
+        number(attribute(bridge_call, "rpc.grpc.status_code")),
+        Some(0)
+    );
+
+    // The list started a trace of its own, named by its route.
+    let everything = receiver.all();
+    let list = everything
+        .iter()
+        .find(|span| span.name == "GET /api/instances")
+        .expect("the list request has a span");
+    assert_ne!(hex(&list.trace_id), TRACE_ID);
+    assert!(list.parent_span_id.is_empty());
+
+    // No planted secret is in any span name, attribute or event.
+    let planted = [
+        platform.options.api_key.as_str(),
+        platform.options.internal_token.as_str(),
+        jwt.as_str(),
+        PROVIDER_KEY,
+    ];
+    for (span, value) in attribute_texts(&everything) {
+        for secret in planted {
+            assert!(
+                !value.contains(secret),
+                "span {span} carries a secret: {value}"
+            );
+        }
+    }
+    drop(platform);
+}
