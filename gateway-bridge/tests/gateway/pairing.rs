@@ -175,7 +175,7 @@ async fn a_client_retries_pairing_in_the_background_until_approved(
     client.shutdown().await;
 }
 
-/// The instance-side helper (`clawfleet approve-pairing`) approves the platform's device
+/// The instance-side approver (a task of `clawfleet instance run`) approves the platform's device
 /// by itself, so the bridge reconnects with full scopes with no manual step, while a
 /// request from any other device stays pending.
 async fn the_approval_helper_approves_the_platform_device_and_nobody_else(
