@@ -69,6 +69,29 @@ macro_rules! notify {
     };
 }
 
+/// Runs `$sql` (an UPDATE of the row `$id` = `$1`, RETURNING its columns, with `$binds`
+/// as `$2`…) in a write transaction that also notifies other replicas when a row changed,
+/// and tells what it found. A macro for the same reason as [`notify!`].
+macro_rules! update_returning {
+    ($store:expr, $id:expr, $sql:expr, $($bind:expr),*) => {{
+        let postgres = $store.notifies();
+        let row: Option<Row> = on_backend!($store, |pool, begin_write| {
+            let mut transaction = pool.begin_with(begin_write).await?;
+            let row = sqlx::query_as(sqlx::AssertSqlSafe($sql))
+                .bind($id.as_str())
+                $(.bind($bind))*
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if postgres && row.is_some() {
+                notify!(transaction, $id);
+            }
+            transaction.commit().await?;
+            row
+        });
+        $store.update_from($id, row).await
+    }};
+}
+
 /// What a conditional change found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
@@ -249,27 +272,12 @@ impl InstanceStore {
         preserve_data: bool,
         now_ms: i64,
     ) -> Result<Update, StoreError> {
-        let postgres = self.notifies();
         let update = format!(
             "UPDATE instances SET deleting_since_ms = $2, delete_preserve_data = $3, \
              updated_at_ms = $2, generation = generation + 1 \
              WHERE id = $1 AND deleting_since_ms IS NULL RETURNING {COLUMNS}"
         );
-        let row: Option<Row> = on_backend!(self, |pool, begin_write| {
-            let mut transaction = pool.begin_with(begin_write).await?;
-            let row = sqlx::query_as(sqlx::AssertSqlSafe(update.as_str()))
-                .bind(id.as_str())
-                .bind(now_ms)
-                .bind(preserve_data)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            if postgres && row.is_some() {
-                notify!(transaction, id);
-            }
-            transaction.commit().await?;
-            row
-        });
-        self.update_from(id, row).await
+        update_returning!(self, id, update.as_str(), now_ms, preserve_data)
     }
 
     /// Removes the row of a finished delete; a row not marked deleting stays (a delete
@@ -311,26 +319,11 @@ impl InstanceStore {
         value: &str,
         updated_at_ms: i64,
     ) -> Result<Update, StoreError> {
-        let postgres = self.notifies();
         let update = format!(
             "UPDATE instances SET {assignments}, generation = generation + 1 \
              WHERE id = $1 AND deleting_since_ms IS NULL RETURNING {COLUMNS}"
         );
-        let row: Option<Row> = on_backend!(self, |pool, begin_write| {
-            let mut transaction = pool.begin_with(begin_write).await?;
-            let row = sqlx::query_as(sqlx::AssertSqlSafe(update.as_str()))
-                .bind(id.as_str())
-                .bind(value)
-                .bind(updated_at_ms)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            if postgres && row.is_some() {
-                notify!(transaction, id);
-            }
-            transaction.commit().await?;
-            row
-        });
-        self.update_from(id, row).await
+        update_returning!(self, id, update.as_str(), value, updated_at_ms)
     }
 
     /// The outcome of a conditional update that returned `row` (none when the row is
