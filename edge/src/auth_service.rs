@@ -8,8 +8,8 @@ use clawfleet_contracts::auth::v1::{
     SignInWithGoogleRequest, SignUpRequest, TokenPair, User,
     auth_service_client::AuthServiceClient,
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::identity::Caller;
-use tonic::transport::Channel;
 
 use crate::{
     error::ApiError,
@@ -23,7 +23,7 @@ const AUTH_CALL_DEADLINE: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub struct AuthClient {
-    client: AuthServiceClient<Channel>,
+    client: AuthServiceClient<GrpcChannel>,
     stamper: Stamper,
 }
 

@@ -29,7 +29,7 @@ pub enum RpcOutcome {
 
 #[derive(Clone, Debug)]
 pub struct BridgeClient {
-    client: GatewayBridgeServiceClient<tonic::transport::Channel>,
+    client: GatewayBridgeServiceClient<clawfleet_kit::client::GrpcChannel>,
     stamper: Stamper,
 }
 

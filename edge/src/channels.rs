@@ -10,8 +10,8 @@ use clawfleet_contracts::channels::v1::{
     StartWhatsAppLoginResponse, WaitWhatsAppLoginRequest, WaitWhatsAppLoginResponse,
     channel_service_client::ChannelServiceClient,
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::identity::Caller;
-use tonic::transport::Channel;
 
 use crate::{
     error::ApiError,
@@ -25,7 +25,7 @@ pub const CHANNEL_CALL_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct ChannelsClient {
-    client: ChannelServiceClient<Channel>,
+    client: ChannelServiceClient<GrpcChannel>,
     stamper: Stamper,
 }
 

@@ -13,8 +13,9 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient,
     },
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::{error::ErrorCode, identity::Caller};
-use tonic::{Request, Status, Streaming, transport::Channel};
+use tonic::{Request, Status, Streaming};
 
 use crate::{
     error::ApiError,
@@ -29,7 +30,7 @@ const SERVICE_NAME: &str = "lifecycle service";
 /// Calls the lifecycle service on behalf of the caller the edge authenticated.
 #[derive(Clone, Debug)]
 pub struct LifecycleClient {
-    client: InstanceServiceClient<Channel>,
+    client: InstanceServiceClient<GrpcChannel>,
     stamper: Stamper,
 }
 

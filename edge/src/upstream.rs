@@ -3,13 +3,10 @@
 //! authenticated.
 
 use clawfleet_kit::{
-    client::{self, InvalidAddress},
+    client::{self, GrpcChannel, InvalidAddress},
     identity::{Caller, ServiceCredentials},
 };
-use tonic::{
-    Request,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Request, transport::Endpoint};
 
 use crate::error::ApiError;
 
@@ -26,8 +23,8 @@ pub enum UpstreamClientError {
 pub fn lazy_channel(
     address: &str,
     configure: impl FnOnce(Endpoint) -> Endpoint,
-) -> Result<Channel, UpstreamClientError> {
-    Ok(configure(client::endpoint(address)?).connect_lazy())
+) -> Result<GrpcChannel, UpstreamClientError> {
+    Ok(client::lazy_channel_with(address, configure)?)
 }
 
 /// Stamps requests with the internal credential and the caller the edge authenticated

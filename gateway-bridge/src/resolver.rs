@@ -11,9 +11,10 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient, watch_instances_response::Kind,
     },
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::identity::{Caller, ServiceCredentials};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, Request};
 
 use crate::{
     client::{Endpoint, EndpointSource, ResolveError},
@@ -29,13 +30,13 @@ const BRIDGE_PRINCIPAL: &str = "gateway-bridge";
 
 /// Resolves gateway endpoints through the lifecycle service.
 pub struct LifecycleEndpoints {
-    client: InstanceServiceClient<Channel>,
+    client: InstanceServiceClient<GrpcChannel>,
     credentials: ServiceCredentials,
     cache: Mutex<HashMap<String, Endpoint>>,
 }
 
 impl LifecycleEndpoints {
-    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+    pub fn new(channel: GrpcChannel, credentials: ServiceCredentials) -> Self {
         Self {
             client: InstanceServiceClient::new(channel),
             credentials,

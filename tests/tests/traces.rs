@@ -15,10 +15,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use clawfleet_contracts::lifecycle::v1::ResolveGatewayRequest;
 use clawfleet_kit::{
     access_token::AccessTokenKeys, config::EnvMap, plan::Plan, secret::ExposeSecret, telemetry,
 };
 use clawfleet_tests::{
+    grpc::lifecycle_client,
     http::{client, send},
     platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
     scenario::Operator,
@@ -41,6 +43,9 @@ const DUPLICATE_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const RPC_TRACE_ID: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
 const PROVIDER_KEY: &str = "sk-ant-planted-provider-key-0123456789";
+const LOGIN_TRACE_ID: &str = "7bf92f3577b34da6a3ce929d0e0e4739";
+const PASSWORD: &str = "planted-password-0123456789";
+const BOT_TOKEN: &str = "123456789:AAplanted-bot-token-0123456789abcdef";
 
 /// Every span the receiver got.
 #[derive(Clone, Default)]
@@ -157,6 +162,29 @@ fn named<'a>(spans: &'a [Span], name: &str) -> Option<&'a Span> {
     spans.iter().find(|span| span.name == name)
 }
 
+/// The span named `name` of `kind` (a gRPC call has a client and a server span of one
+/// name).
+fn named_kind<'a>(spans: &'a [Span], name: &str, kind: SpanKind) -> Option<&'a Span> {
+    spans
+        .iter()
+        .find(|span| span.name == name && span.kind == kind as i32)
+}
+
+/// Whether `ancestor` is `span`'s parent, or its parent's, and so on.
+fn descends_from(spans: &[Span], span: &Span, ancestor: &Span) -> bool {
+    let mut parent = span.parent_span_id.clone();
+    while !parent.is_empty() {
+        if parent == ancestor.span_id {
+            return true;
+        }
+        match spans.iter().find(|candidate| candidate.span_id == parent) {
+            Some(next) => parent = next.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge() {
     let (receiver, address) = Receiver::serve().await;
@@ -218,6 +246,53 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
     .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
 
+    // A bot token handed to the gateway (whatever the gateway makes of it).
+    let _ = post_traced(
+        "/api/instances/traced/telegram/setup",
+        json!({"botToken": BOT_TOKEN}),
+        "8bf92f3577b34da6a3ce929d0e0e4740",
+    )
+    .await
+    .unwrap();
+    // The gateway token, as the bridge gets it.
+    let gateway_token = lifecycle_client(
+        &platform.lifecycle_address,
+        &platform.options.internal_token,
+    )
+    .await
+    .unwrap()
+    .resolve_gateway(ResolveGatewayRequest {
+        instance_id: "traced".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .gateway_token;
+
+    // An app sign-up, then a traced sign-in: edge, then auth, then the password check.
+    let credentials = json!({"email": "traced@example.com", "password": PASSWORD});
+    let signed_up = post_traced(
+        "/auth/signup",
+        credentials.clone(),
+        "9bf92f3577b34da6a3ce929d0e0e4741",
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed_up.status(), StatusCode::CREATED);
+    let logged_in = post_traced("/auth/login", credentials, LOGIN_TRACE_ID)
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), StatusCode::OK);
+    let session = http_body_util::BodyExt::collect(logged_in.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let session: serde_json::Value = serde_json::from_slice(&session).unwrap();
+    let app_tokens = [
+        session["accessToken"].as_str().unwrap().to_owned(),
+        session["refreshToken"].as_str().unwrap().to_owned(),
+    ];
+
     // A second request without a traceparent starts its own trace.
     let listed = send(
         &http,
@@ -234,7 +309,10 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
     let create = "clawfleet.lifecycle.v1.InstanceService/CreateInstance";
     let spans = receiver
         .trace(TRACE_ID, |spans| {
-            named(spans, "POST /api/instances").is_some() && named(spans, create).is_some()
+            named(spans, "POST /api/instances").is_some()
+                && named_kind(spans, create, SpanKind::Server).is_some()
+                && named(spans, "runtime apply").is_some()
+                && named(spans, "INSERT instances").is_some()
         })
         .await;
     let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
@@ -255,10 +333,22 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
         "{edge:?}"
     );
 
-    // The lifecycle's server span is the edge span's child, across the gRPC hop.
-    let lifecycle = named(&spans, create).unwrap_or_else(|| panic!("no lifecycle span: {names:?}"));
-    assert_eq!(lifecycle.parent_span_id, edge.span_id, "spans: {names:?}");
-    assert_eq!(lifecycle.kind, SpanKind::Server as i32);
+    // The edge's client span is the route span's child, and the lifecycle's server span
+    // the client span's, across the gRPC hop.
+    let edge_client = named_kind(&spans, create, SpanKind::Client)
+        .unwrap_or_else(|| panic!("no client span: {names:?}"));
+    assert_eq!(edge_client.parent_span_id, edge.span_id, "spans: {names:?}");
+    assert_eq!(text(attribute(edge_client, "rpc.system")), Some("grpc"));
+    assert_eq!(
+        number(attribute(edge_client, "rpc.grpc.status_code")),
+        Some(0)
+    );
+    let lifecycle = named_kind(&spans, create, SpanKind::Server)
+        .unwrap_or_else(|| panic!("no lifecycle span: {names:?}"));
+    assert_eq!(
+        lifecycle.parent_span_id, edge_client.span_id,
+        "spans: {names:?}"
+    );
     assert_eq!(text(attribute(lifecycle, "rpc.system")), Some("grpc"));
     assert_eq!(
         text(attribute(lifecycle, "rpc.service")),
@@ -276,11 +366,27 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
         text(attribute(lifecycle, "clawfleet.caller.role")),
         Some("operator")
     );
+    // Inside the lifecycle: the store's insert and the runtime's apply, both under it.
+    let insert = named(&spans, "INSERT instances").expect("store span");
+    assert!(descends_from(&spans, insert, lifecycle), "spans: {names:?}");
+    assert_eq!(text(attribute(insert, "db.system.name")), Some("sqlite"));
+    assert_eq!(
+        text(attribute(insert, "db.collection.name")),
+        Some("instances")
+    );
+    let apply = named(&spans, "runtime apply").expect("runtime span");
+    assert!(descends_from(&spans, apply, lifecycle), "spans: {names:?}");
+    assert_eq!(text(attribute(apply, "clawfleet.runtime")), Some("local"));
+    assert_eq!(
+        text(attribute(apply, "clawfleet.instance.id")),
+        Some("traced")
+    );
 
     // A refused call records its gRPC status (ALREADY_EXISTS) and the edge's 409.
     let refused = receiver
         .trace(DUPLICATE_TRACE_ID, |spans| {
-            named(spans, "POST /api/instances").is_some() && named(spans, create).is_some()
+            named(spans, "POST /api/instances").is_some()
+                && named_kind(spans, create, SpanKind::Server).is_some()
         })
         .await;
     let refused_edge = named(&refused, "POST /api/instances").expect("edge span");
@@ -288,30 +394,90 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
         number(attribute(refused_edge, "http.response.status_code")),
         Some(409)
     );
-    let refused_call = named(&refused, create).expect("lifecycle span");
-    assert_eq!(refused_call.parent_span_id, refused_edge.span_id);
+    let refused_client = named_kind(&refused, create, SpanKind::Client).expect("client span");
+    assert_eq!(refused_client.parent_span_id, refused_edge.span_id);
+    assert_eq!(
+        number(attribute(refused_client, "rpc.grpc.status_code")),
+        Some(6)
+    );
+    let refused_call = named_kind(&refused, create, SpanKind::Server).expect("lifecycle span");
+    assert_eq!(refused_call.parent_span_id, refused_client.span_id);
     assert_eq!(
         number(attribute(refused_call, "rpc.grpc.status_code")),
         Some(6)
     );
 
+    let call = "clawfleet.bridge.v1.GatewayBridgeService/Call";
+    let resolve = "clawfleet.lifecycle.v1.InstanceService/ResolveGateway";
     let rpc = receiver
         .trace(RPC_TRACE_ID, |spans| {
             named(spans, "POST /api/instances/{userId}/rpc").is_some()
-                && named(spans, "clawfleet.bridge.v1.GatewayBridgeService/Call").is_some()
+                && named_kind(spans, call, SpanKind::Server).is_some()
+                && named(spans, "gateway status").is_some()
+                && named_kind(spans, resolve, SpanKind::Server).is_some()
         })
         .await;
     let names: Vec<&str> = rpc.iter().map(|span| span.name.as_str()).collect();
     let rpc_edge = named(&rpc, "POST /api/instances/{userId}/rpc")
         .unwrap_or_else(|| panic!("no edge span for the gateway call: {names:?}"));
     assert_eq!(hex(&rpc_edge.parent_span_id), CALLER_SPAN_ID);
-    let bridge_call = named(&rpc, "clawfleet.bridge.v1.GatewayBridgeService/Call")
+    let bridge_call = named_kind(&rpc, call, SpanKind::Server)
         .unwrap_or_else(|| panic!("no bridge span: {names:?}"));
-    assert_eq!(bridge_call.parent_span_id, rpc_edge.span_id);
+    assert!(descends_from(&rpc, bridge_call, rpc_edge), "{names:?}");
     assert_eq!(
         number(attribute(bridge_call, "rpc.grpc.status_code")),
         Some(0)
     );
+    // The bridge's gateway call, with its method, instance and outcome...
+    let gateway_call = named(&rpc, "gateway status").expect("gateway call span");
+    assert_eq!(
+        gateway_call.parent_span_id, bridge_call.span_id,
+        "{names:?}"
+    );
+    assert_eq!(
+        text(attribute(gateway_call, "clawfleet.gateway.method")),
+        Some("status")
+    );
+    assert_eq!(
+        text(attribute(gateway_call, "clawfleet.instance.id")),
+        Some("traced")
+    );
+    assert_eq!(
+        text(attribute(gateway_call, "clawfleet.gateway.outcome")),
+        Some("ok")
+    );
+    // ...which connected first: the connect, and the lifecycle resolving the gateway
+    // for it, are in the same trace.
+    let connect = named(&rpc, "gateway connect").expect("connect span");
+    assert!(descends_from(&rpc, connect, gateway_call), "{names:?}");
+    assert_eq!(
+        text(attribute(connect, "clawfleet.gateway.outcome")),
+        Some("connected")
+    );
+    let resolved = named_kind(&rpc, resolve, SpanKind::Server).expect("ResolveGateway span");
+    assert!(descends_from(&rpc, resolved, connect), "{names:?}");
+    assert_eq!(
+        text(attribute(resolved, "clawfleet.caller.role")),
+        Some("service")
+    );
+    assert!(named(&rpc, "gateway handshake").is_some(), "{names:?}");
+
+    let log_in = "clawfleet.auth.v1.AuthService/LogIn";
+    let login = receiver
+        .trace(LOGIN_TRACE_ID, |spans| {
+            named_kind(spans, log_in, SpanKind::Server).is_some()
+                && named(spans, "password verify").is_some()
+        })
+        .await;
+    let names: Vec<&str> = login.iter().map(|span| span.name.as_str()).collect();
+    let login_edge = named(&login, "POST /auth/login")
+        .unwrap_or_else(|| panic!("no edge span for the sign-in: {names:?}"));
+    assert_eq!(hex(&login_edge.parent_span_id), CALLER_SPAN_ID);
+    let auth = named_kind(&login, log_in, SpanKind::Server)
+        .unwrap_or_else(|| panic!("no auth span: {names:?}"));
+    assert!(descends_from(&login, auth, login_edge), "{names:?}");
+    let verify = named(&login, "password verify").expect("password span");
+    assert!(descends_from(&login, verify, auth), "{names:?}");
 
     // The list started a trace of its own, named by its route.
     let everything = receiver.all();
@@ -328,6 +494,11 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
         platform.options.internal_token.as_str(),
         jwt.as_str(),
         PROVIDER_KEY,
+        PASSWORD,
+        BOT_TOKEN,
+        gateway_token.as_str(),
+        app_tokens[0].as_str(),
+        app_tokens[1].as_str(),
     ];
     for (span, value) in attribute_texts(&everything) {
         for secret in planted {

@@ -9,8 +9,11 @@ use tokio::{
     time::{Instant, timeout, timeout_at},
 };
 
+use tracing::Instrument;
+
 use super::{
     ClientError,
+    spans::{self, Trigger},
     state::{AttemptOutcome, Inner, Link, State},
 };
 use crate::connection::{ConnectError, ConnectOptions, Connection};
@@ -20,6 +23,7 @@ impl Inner {
     pub(super) async fn connection(
         self: &Arc<Self>,
         deadline_at: Instant,
+        trigger: Trigger,
     ) -> Result<Arc<Connection>, ClientError> {
         let mut outcome = {
             let mut state = self.lock_state();
@@ -28,7 +32,7 @@ impl Inner {
             {
                 return Ok(connection.clone());
             }
-            self.start_attempt(&mut state)
+            self.start_attempt(&mut state, trigger)
         };
         match timeout_at(deadline_at, outcome.wait_for(Option::is_some)).await {
             Err(_) => Err(ClientError::DeadlineExceeded),
@@ -47,6 +51,7 @@ impl Inner {
     pub(super) fn start_attempt(
         self: &Arc<Self>,
         state: &mut State,
+        trigger: Trigger,
     ) -> watch::Receiver<AttemptOutcome> {
         match &state.link {
             Link::Connecting { outcome, .. } => return outcome.clone(),
@@ -75,14 +80,23 @@ impl Inner {
         let refresh = std::mem::take(&mut state.refresh_endpoint);
         let device_token = state.device_token.clone();
         let inner = self.clone();
+        let span = spans::connect_span(
+            &self.instance_id,
+            attempt,
+            trigger,
+            state.last_close.as_ref(),
+        );
         // Owned by its bounds: resolve and connect each end within `connect_timeout`.
         tokio::spawn(async move {
             let outcome = tokio::select! {
-                outcome = inner.connect_once(attempt, refresh, device_token) => outcome,
+                outcome = inner
+                    .connect_once(attempt, refresh, device_token)
+                    .instrument(span.clone()) => outcome,
                 () = inner.stop.cancelled() => Err(ClientError::Unavailable(
                     "gateway client shut down".to_owned(),
                 )),
             };
+            spans::record_connect_outcome(&span, &outcome);
             if outcome.is_err() {
                 let mut state = inner.lock_state();
                 if matches!(state.link, Link::Connecting { attempt: current, .. } if current == attempt)

@@ -13,6 +13,7 @@ mod attempt; // connect attempts: one shared attempt, and what a failed one teac
 mod endpoint; // where an instance's gateway is, asked before each connect
 mod errors; // why a call failed
 mod options; // tuning: bounds, timeouts, backoff
+mod spans; // the spans of calls and connect attempts, with closed-vocabulary attributes
 mod state; // the link and demand shared by the client, its supervisor and its attempts
 mod supervisor; // event forwarding, idle close and background reconnects
 
@@ -20,12 +21,16 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use serde_json::Value;
 use tokio::{sync::broadcast, time::Instant};
+use tracing::{Instrument, Span};
 
-use self::state::{Inner, Link};
 pub use self::{
     endpoint::{Endpoint, EndpointSource, ResolveError},
     errors::ClientError,
     options::ClientOptions,
+};
+use self::{
+    spans::Trigger,
+    state::{Inner, Link},
 };
 use crate::{device_identity::DeviceIdentity, protocol::GatewayEvent};
 
@@ -65,11 +70,35 @@ impl GatewayClient {
         params: Value,
         deadline: Duration,
     ) -> Result<Value, ClientError> {
-        let deadline_at = Instant::now() + deadline;
+        let span = spans::call_span(&self.inner.instance_id, method);
+        let result = self
+            .call_in_span(method, params, deadline, &span)
+            .instrument(span.clone())
+            .await;
+        spans::record_call_outcome(&span, &result);
+        result
+    }
+
+    async fn call_in_span(
+        &self,
+        method: &str,
+        params: Value,
+        deadline: Duration,
+        span: &Span,
+    ) -> Result<Value, ClientError> {
+        let started = Instant::now();
+        let deadline_at = started + deadline;
         let _demand = Demand::begin(&self.inner)?;
-        let connection = self.inner.connection(deadline_at).await?;
-        let remaining = deadline_at.saturating_duration_since(Instant::now());
-        Ok(connection.call(method, params, remaining).await?)
+        let connection = self.inner.connection(deadline_at, Trigger::Request).await?;
+        span.record(
+            "clawfleet.gateway.connect_wait_ms",
+            millis(started.elapsed()),
+        );
+        let on_gateway = Instant::now();
+        let remaining = deadline_at.saturating_duration_since(on_gateway);
+        let result = connection.call(method, params, remaining).await;
+        span.record("clawfleet.gateway.call_ms", millis(on_gateway.elapsed()));
+        Ok(result?)
     }
 
     /// Events of the instance's gateway from now on, across reconnects. Connects first (bounded
@@ -80,7 +109,7 @@ impl GatewayClient {
         {
             let _demand = Demand::begin(&self.inner)?;
             let deadline_at = Instant::now() + self.inner.options.connect_timeout;
-            self.inner.connection(deadline_at).await?;
+            self.inner.connection(deadline_at, Trigger::Request).await?;
         }
         Ok(receiver)
     }
@@ -133,6 +162,11 @@ impl fmt::Debug for GatewayClient {
             .field("instance_id", &self.inner.instance_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Whole milliseconds, for span attributes.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Marks a call or subscribe in progress, so the connection is neither idle-closed under it

@@ -57,6 +57,8 @@ pub(super) struct State {
     pub(super) last_demand: Instant,
     pub(super) pairing_pending: bool,
     pub(super) shut_down: bool,
+    /// Why the last connection ended, for the span of the next connect attempt.
+    pub(super) last_close: Option<CloseReason>,
 }
 
 /// The client's connection, if any.
@@ -89,12 +91,16 @@ impl Inner {
             state: Mutex::new(State {
                 link: Link::Idle,
                 next_attempt: 0,
-                refresh_endpoint: false,
+                // A new client asks where the gateway is rather than trust a cache
+                // filled in the background: the first connect is part of the request
+                // that needed it, ResolveGateway included.
+                refresh_endpoint: true,
                 device_token: None,
                 active_calls: 0,
                 last_demand: Instant::now(),
                 pairing_pending: false,
                 shut_down: false,
+                last_close: None,
             }),
             wake: Notify::new(),
             stop: CancellationToken::new(),
@@ -154,9 +160,10 @@ impl Inner {
         }
         tracing::info!(
             instance = %self.instance_id,
-            reason = reason.map(|reason| reason.to_string()).unwrap_or_default(),
+            reason = reason.as_ref().map(ToString::to_string).unwrap_or_default(),
             "gateway connection retired"
         );
+        state.last_close = reason;
     }
 
     /// Background reconnects are wanted by event subscribers, and by recent callers while a

@@ -10,7 +10,10 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
-use super::state::{AttemptOutcome, Inner, Link};
+use super::{
+    spans::Trigger,
+    state::{AttemptOutcome, Inner, Link},
+};
 use crate::{connection::Connection, protocol::GatewayEvent};
 
 enum Step {
@@ -61,7 +64,7 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                     {
                         continue;
                     }
-                    inner.start_attempt(&mut state)
+                    inner.start_attempt(&mut state, Trigger::Reconnect)
                 };
                 tokio::select! {
                     _ = outcome.wait_for(Option::is_some) => {}

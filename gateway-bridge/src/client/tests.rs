@@ -177,7 +177,8 @@ async fn concurrent_first_calls_share_one_connect_attempt() {
     {
         assert_eq!(result.unwrap()["params"]["n"], n);
     }
-    assert_eq!(source.refreshes(), [false]);
+    // A new client asks afresh, once for all of them.
+    assert_eq!(source.refreshes(), [true]);
     assert_eq!(fake.connects().len(), 1);
     client.shutdown().await;
 }
@@ -189,7 +190,8 @@ async fn the_granted_device_token_is_sent_on_the_next_connect() {
         ..Script::default()
     })
     .await;
-    let client = client_of(RecordingSource::new(&fake), fast_options());
+    let source = RecordingSource::new(&fake);
+    let client = client_of(source.clone(), fast_options());
     client
         .call("echo", json!({}), Duration::from_secs(5))
         .await
@@ -207,6 +209,8 @@ async fn the_granted_device_token_is_sent_on_the_next_connect() {
         connects[1]["auth"],
         json!({"token": "fake-token", "deviceToken": "granted-device-token"})
     );
+    // A restart close keeps the endpoint: only the new client's first connect asked.
+    assert_eq!(source.refreshes(), [true, false]);
     client.shutdown().await;
 }
 
@@ -232,7 +236,7 @@ async fn a_rotated_token_close_resolves_afresh_and_reconnects_with_the_new_token
         .call("echo", json!({}), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(source.refreshes(), [false, true]);
+    assert_eq!(source.refreshes(), [true, true]);
     assert_eq!(fake.connects()[1]["auth"]["token"], "rotated-token");
     client.shutdown().await;
 }
@@ -253,7 +257,7 @@ async fn a_refused_token_is_an_auth_error_and_the_next_attempt_refreshes() {
         .call("echo", json!({}), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(source.refreshes(), [false, true]);
+    assert_eq!(source.refreshes(), [true, true]);
     client.shutdown().await;
 }
 
@@ -273,7 +277,7 @@ async fn invalidate_drops_the_connection_and_resolves_afresh() {
         .call("echo", json!({}), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(source.refreshes(), [false, true]);
+    assert_eq!(source.refreshes(), [true, true]);
     assert_eq!(fake.connects().len(), 2);
     client.shutdown().await;
 }

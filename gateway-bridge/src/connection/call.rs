@@ -44,6 +44,7 @@ impl Connection {
                 TryAcquireError::NoPermits => CallError::Overloaded,
                 TryAcquireError::Closed => CallError::Unavailable(self.shared.close_description()),
             })?;
+        let queued = Instant::now();
         let _on_the_wire = match self.shared.wire.try_acquire() {
             Ok(permit) => permit,
             Err(TryAcquireError::NoPermits) => timeout_at(deadline, self.shared.wire.acquire())
@@ -54,6 +55,11 @@ impl Connection {
                 return Err(CallError::Unavailable(self.shared.close_description()));
             }
         };
+        // On the client's call span (a no-op outside one).
+        tracing::Span::current().record(
+            "clawfleet.gateway.queue_wait_ms",
+            u64::try_from(queued.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
         let mut busy_retries = 0u32;
         // Made on the first busy answer only: most calls are admitted at once.
         let mut busy_pauses = None;

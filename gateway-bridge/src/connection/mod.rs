@@ -27,6 +27,7 @@ use tokio::{
     time::timeout,
 };
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::Instrument;
 
 pub use self::{
     errors::{CallError, CloseReason, ConnectError},
@@ -74,8 +75,19 @@ impl Connection {
     async fn open_within_deadline(
         options: &ConnectOptions,
     ) -> Result<(Connection, HelloOk), ConnectError> {
-        let mut socket = dial(options).await?;
-        let hello = match handshake(&mut socket, options).await {
+        let mut socket = dial(options)
+            .instrument(tracing::info_span!(
+                "gateway.dial",
+                otel.name = "gateway dial"
+            ))
+            .await?;
+        let hello = match handshake(&mut socket, options)
+            .instrument(tracing::info_span!(
+                "gateway.handshake",
+                otel.name = "gateway handshake"
+            ))
+            .await
+        {
             Ok(hello) => hello,
             Err(error) => {
                 let _ = timeout(CLOSE_GRACE, socket.close(None)).await;

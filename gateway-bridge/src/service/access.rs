@@ -6,22 +6,23 @@ use std::time::Duration;
 use clawfleet_contracts::lifecycle::v1::{
     GetInstanceRequest, instance_service_client::InstanceServiceClient,
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::{
     error::ServiceError,
     identity::{Caller, ServiceCredentials},
 };
-use tonic::{Request, transport::Channel};
+use tonic::Request;
 
 const OWNERSHIP_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct InstanceAccess {
-    lifecycle: InstanceServiceClient<Channel>,
+    lifecycle: InstanceServiceClient<GrpcChannel>,
     credentials: ServiceCredentials,
 }
 
 impl InstanceAccess {
-    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+    pub fn new(channel: GrpcChannel, credentials: ServiceCredentials) -> Self {
         Self {
             lifecycle: InstanceServiceClient::new(channel),
             credentials,

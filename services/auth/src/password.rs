@@ -65,6 +65,7 @@ impl Passwords {
     }
 
     /// The argon2id PHC string of `password` with a fresh random salt.
+    #[tracing::instrument(name = "password.hash", skip_all, fields(otel.name = "password hash"))]
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let params = self.params.clone();
         let password = password.to_owned();
@@ -77,6 +78,11 @@ impl Passwords {
     /// True when `password` matches `stored_hash`. With no stored hash (unknown email,
     /// or an account without a password) it verifies against a dummy hash and returns
     /// false, taking the same time as a wrong password.
+    #[tracing::instrument(
+        name = "password.verify",
+        skip_all,
+        fields(otel.name = "password verify")
+    )]
     pub async fn verify(
         &self,
         password: &str,

@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use clawfleet_kit::shutdown::ShutdownToken;
+use tracing::Instrument;
 
 use crate::{sessions::now_ms, store::AuthStore};
 
@@ -24,7 +25,13 @@ pub async fn purge_expired_tokens_until(
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        match store.purge_expired_refresh_tokens(now_ms()).await {
+        // Background work: each purge is a trace of its own.
+        let span = tracing::info_span!(parent: None, "purge", otel.name = "refresh token purge");
+        match store
+            .purge_expired_refresh_tokens(now_ms())
+            .instrument(span)
+            .await
+        {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired refresh tokens purged"),
             Err(error) => tracing::warn!(%error, "purging expired refresh tokens failed"),

@@ -52,7 +52,7 @@ pub struct ChannelsServer {
     channels: Arc<Channels>,
 }
 
-fn lazy_channel(address: &str) -> Result<tonic::transport::Channel, ChannelsStartError> {
+fn lazy_channel(address: &str) -> Result<client::GrpcChannel, ChannelsStartError> {
     client::lazy_channel(address).map_err(|_| ChannelsStartError::Address(address.to_owned()))
 }
 

@@ -15,11 +15,12 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient,
     },
 };
+use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::{
     error::ServiceError,
     identity::{Caller, ServiceCredentials},
 };
-use tonic::{Request, transport::Channel};
+use tonic::Request;
 
 /// How long an ownership check may take.
 const ACCESS_DEADLINE: Duration = Duration::from_secs(5);
@@ -31,13 +32,17 @@ pub type GatewayAnswer = Result<serde_json::Value, GatewayError>;
 
 #[derive(Clone)]
 pub struct Upstream {
-    bridge: GatewayBridgeServiceClient<Channel>,
-    lifecycle: InstanceServiceClient<Channel>,
+    bridge: GatewayBridgeServiceClient<GrpcChannel>,
+    lifecycle: InstanceServiceClient<GrpcChannel>,
     credentials: ServiceCredentials,
 }
 
 impl Upstream {
-    pub fn new(bridge: Channel, lifecycle: Channel, credentials: ServiceCredentials) -> Self {
+    pub fn new(
+        bridge: GrpcChannel,
+        lifecycle: GrpcChannel,
+        credentials: ServiceCredentials,
+    ) -> Self {
         Self {
             bridge: GatewayBridgeServiceClient::new(bridge),
             lifecycle: InstanceServiceClient::new(lifecycle),

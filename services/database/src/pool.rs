@@ -117,6 +117,14 @@ impl Database {
         }
     }
 
+    /// The engine as OpenTelemetry's `db.system.name` names it, for query spans.
+    pub fn system_name(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgresql",
+        }
+    }
+
     /// Closes every pooled connection.
     pub async fn close(&self) {
         match self {

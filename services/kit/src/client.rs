@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+pub use crate::grpc_client_tracing::GrpcChannel;
+use crate::grpc_client_tracing::traced;
 
 /// How long establishing the TCP connection to a service may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,9 +42,18 @@ pub fn endpoint(address: &str) -> Result<Endpoint, InvalidAddress> {
         .keep_alive_while_idle(true))
 }
 
-/// A channel to the service at `host:port` that connects on first use.
-pub fn lazy_channel(address: &str) -> Result<Channel, InvalidAddress> {
-    Ok(endpoint(address)?.connect_lazy())
+/// A channel to the service at `host:port` that connects on first use; its calls are
+/// traced as client spans carrying the trace context to the server.
+pub fn lazy_channel(address: &str) -> Result<GrpcChannel, InvalidAddress> {
+    lazy_channel_with(address, |endpoint| endpoint)
+}
+
+/// [`lazy_channel`] with the endpoint adjusted first (a call deadline, say).
+pub fn lazy_channel_with(
+    address: &str,
+    configure: impl FnOnce(Endpoint) -> Endpoint,
+) -> Result<GrpcChannel, InvalidAddress> {
+    Ok(traced(configure(endpoint(address)?).connect_lazy()))
 }
 
 #[cfg(test)]

@@ -63,8 +63,19 @@ pub mod keys {
     pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";
     /// Largest request body the edge accepts, in bytes (default 1 MiB).
     pub const EDGE_BODY_LIMIT_BYTES: &str = "EDGE_BODY_LIMIT_BYTES";
-    /// OTLP gRPC endpoint; traces are exported only when it is set.
+    /// OTLP endpoint; traces are exported only when it (or the traces endpoint) is set.
     pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// OTLP endpoint for traces alone, used as given (for HTTP, the full URL).
+    pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    /// `grpc` (default) or `http/protobuf`.
+    pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    /// Which traces are kept (`parentbased_traceidratio`, ...; default: all, following
+    /// the caller's decision).
+    pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+    /// The sampler's ratio, 0 to 1.
+    pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    /// `key=value,...` attributes of every exported span's resource.
+    pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
     /// Overrides the service name in exported traces.
     pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
     /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).

@@ -115,8 +115,8 @@ pub fn grpc_status(headers: &HeaderMap) -> Option<i64> {
 fn record_status(headers: &HeaderMap, span: &Span) {
     if let Some(code) = grpc_status(headers) {
         span.record("rpc.grpc.status_code", code);
-        // Server spans are errors for the codes that mean the server failed.
-        // https://opentelemetry.io/docs/specs/semconv/rpc/grpc/#grpc-status
+        // Server spans are errors only for the codes that mean the server failed
+        // (docs/product/traces.md, "Status").
         if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
             span.record("otel.status_code", "ERROR");
         }

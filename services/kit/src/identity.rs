@@ -13,10 +13,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
 
-use crate::{
-    secret::{Redacted, constant_time_eq},
-    trace_context,
-};
+use crate::secret::{Redacted, constant_time_eq};
 
 /// Metadata key naming the user or principal a service calls on behalf of.
 pub const SUBJECT_METADATA_KEY: &str = "x-clawfleet-subject";
@@ -199,8 +196,6 @@ impl ServiceCredentials {
             .parse()
             .map_err(|_| Status::invalid_argument("caller subject is not valid metadata"))?;
         metadata.insert(SUBJECT_METADATA_KEY, subject);
-        // Every stamped call continues the caller's trace on the server.
-        trace_context::inject_current_into_metadata(metadata);
         Ok(())
     }
 }

@@ -5,10 +5,12 @@ pub mod backoff; // the one retry delay policy (exponential, jittered, resettabl
 pub mod client; // gRPC channels between services: lazy, keepalive on HTTP/2 and TCP
 pub mod config; // env keys as named constants, read through an env map
 pub mod error; // the one table from error codes to gRPC and HTTP statuses
+pub mod grpc_client_tracing; // the tracing layer of every gRPC client channel: client spans, context injected
 pub mod grpc_tracing; // the tracing layer of every gRPC server: spans continuing the caller's trace
 pub mod identity; // who is calling (platform API key, internal credential, caller metadata)
 pub mod instance_id; // the instance id rule: one type and its pattern
 pub mod log_trace_ids; // trace_id and span_id on every log line written inside a traced span
+pub mod otel_settings; // what the standard OTEL_* variables ask of trace export
 pub mod plan; // plan names, the proto enum and what each plan allows
 pub mod private_file; // owner-only files and folders, written atomically
 pub mod secret; // random tokens, constant-time comparison, redacted secrets

@@ -56,6 +56,11 @@ const EDGE: KeyTable = KeyTable {
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
         OTEL_SERVICE_NAME,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_PROTOCOL,
+        OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+        OTEL_RESOURCE_ATTRIBUTES,
     ],
 };
 
@@ -79,6 +84,11 @@ const AUTH: KeyTable = KeyTable {
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
         OTEL_SERVICE_NAME,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_PROTOCOL,
+        OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+        OTEL_RESOURCE_ATTRIBUTES,
     ],
 };
 
@@ -97,6 +107,11 @@ const LIFECYCLE: KeyTable = KeyTable {
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
         OTEL_SERVICE_NAME,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_PROTOCOL,
+        OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+        OTEL_RESOURCE_ATTRIBUTES,
     ],
 };
 
@@ -115,6 +130,11 @@ const BRIDGE: KeyTable = KeyTable {
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
         OTEL_SERVICE_NAME,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_PROTOCOL,
+        OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+        OTEL_RESOURCE_ATTRIBUTES,
     ],
 };
 
@@ -133,6 +153,11 @@ const CHANNELS: KeyTable = KeyTable {
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
         OTEL_SERVICE_NAME,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        OTEL_EXPORTER_OTLP_PROTOCOL,
+        OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+        OTEL_RESOURCE_ATTRIBUTES,
     ],
 };
 
@@ -287,7 +312,14 @@ mod tests {
     fn every_service_reads_its_credentials_port_listen_host_and_telemetry() {
         for service in Service::ALL {
             let keys = service.keys();
-            for key in [RUST_LOG, CLAWFLEET_LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT] {
+            for key in [
+                RUST_LOG,
+                CLAWFLEET_LOG_FORMAT,
+                OTEL_EXPORTER_OTLP_ENDPOINT,
+                OTEL_EXPORTER_OTLP_PROTOCOL,
+                OTEL_TRACES_SAMPLER,
+                OTEL_RESOURCE_ATTRIBUTES,
+            ] {
                 assert!(keys.optional.contains(&key), "{service:?} reads {key}");
             }
             for key in [OPENCLAW_MANAGER_API_KEY, CLAWFLEET_INTERNAL_TOKEN] {

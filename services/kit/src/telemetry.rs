@@ -1,10 +1,10 @@
 //! Logs and traces: JSON logs on stderr (or text for people), and OTLP trace export
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; log lines inside a traced span carry its
+//! (gRPC or HTTP/protobuf) when an OTLP endpoint is set (see [`crate::otel_settings`]); log lines inside a traced span carry its
 //! `trace_id` and `span_id`.
 
 use std::io::IsTerminal;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
@@ -12,6 +12,7 @@ use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::Subscribe
 use crate::{
     config::{self, EnvSource, keys},
     log_trace_ids::{RecordTraceIds, WithTraceIds},
+    otel_settings::{ExportSettings, Protocol},
 };
 
 /// Keeps the trace exporter alive; flushes it when dropped.
@@ -61,17 +62,20 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
             .boxed()
     };
 
-    let provider = config::optional(env, keys::OTEL_EXPORTER_OTLP_ENDPOINT).and_then(|endpoint| {
-        let name = config::optional(env, keys::OTEL_SERVICE_NAME)
-            .unwrap_or_else(|| service_name.to_owned());
-        match build_provider(&endpoint, name) {
+    let provider = match ExportSettings::from_env(env, service_name) {
+        Ok(Some(settings)) => match build_provider(settings) {
             Ok(provider) => Some(provider),
             Err(error) => {
                 eprintln!("otlp export disabled: {error}");
                 None
             }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            eprintln!("otlp export disabled: {error}");
+            None
         }
-    });
+    };
     let otel_layer = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("clawfleet"))
@@ -102,31 +106,33 @@ fn wants_text_logs(format: Option<&str>, stderr_is_terminal: bool) -> bool {
 }
 
 fn build_provider(
-    endpoint: &str,
-    service_name: String,
+    settings: ExportSettings,
 ) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()?;
-    let resource = Resource::builder().with_service_name(service_name).build();
+    let exporter = match settings.protocol {
+        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&settings.endpoint)
+            .build()?,
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(&settings.endpoint)
+            .build()?,
+    };
+    let resource = Resource::builder_empty()
+        .with_attributes(
+            settings
+                .resource_attributes
+                .into_iter()
+                .map(|(key, value)| KeyValue::new(key, value)),
+        )
+        .with_service_name(settings.service_name)
+        .build();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
+        .with_sampler(settings.sampler)
         .with_resource(resource)
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(provider)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn people_get_text_and_collectors_get_json_unless_asked_otherwise() {
-        assert!(wants_text_logs(None, true));
-        assert!(!wants_text_logs(None, false));
-        assert!(wants_text_logs(Some("text"), false));
-        assert!(!wants_text_logs(Some("json"), true));
-    }
 }

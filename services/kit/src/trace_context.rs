@@ -1,7 +1,7 @@
 //! W3C trace context (`traceparent`, `tracestate`) across process boundaries: read from
 //! incoming HTTP headers or gRPC metadata (both are an `http::HeaderMap` on the wire),
-//! written into outgoing gRPC metadata. Only these two headers are ever read or written;
-//! no other header value reaches a span.
+//! written into outgoing gRPC metadata (by the client channel's tracing layer). Only
+//! these two headers are ever read or written; no other header value reaches a span.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::{
@@ -10,7 +10,6 @@ use opentelemetry::{
     trace::TraceContextExt,
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tonic::metadata::MetadataMap;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The trace context carried by `headers`, or an empty context when there is none (the
@@ -36,13 +35,6 @@ pub fn inject_current(headers: &mut HeaderMap) {
     if context.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
     }
-}
-
-/// [`inject_current`] for a tonic request's metadata.
-pub fn inject_current_into_metadata(metadata: &mut MetadataMap) {
-    let mut headers = std::mem::take(metadata).into_headers();
-    inject_current(&mut headers);
-    *metadata = MetadataMap::from_headers(headers);
 }
 
 /// The current span's `(trace_id, span_id)` in hex, when it belongs to a trace.

@@ -41,6 +41,7 @@ use crate::{
             lease::{self, LeaseElector},
         },
         local::{LocalRuntime, LocalRuntimeConfig},
+        traced::TracedRuntime,
     },
     service::{InstanceServiceHandler, Lifecycle},
     store::{InstanceStore, StoreError},
@@ -126,6 +127,7 @@ impl LifecycleServer {
                 (Arc::new(runtime), Some(elector))
             }
         };
+        let runtime: SharedRuntime = Arc::new(TracedRuntime::new(runtime));
         let shutdown = ShutdownToken::new();
         let mut background = Vec::new();
         // Only the Kubernetes runtime runs replicated; the local one always leads.

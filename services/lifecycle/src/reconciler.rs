@@ -27,7 +27,8 @@ pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
 }
 
 /// Reloads the store (changes other replicas made whose notifications were missed),
-/// converges every record, then removes orphans.
+/// converges every record, then removes orphans. Background work: a trace of its own.
+#[tracing::instrument(name = "reconcile", skip_all, parent = None, fields(otel.name = "reconcile pass"))]
 pub async fn reconcile_all(lifecycle: &Arc<Lifecycle>) {
     match lifecycle.registry.resync().await {
         Ok(changes) => {

@@ -148,6 +148,12 @@ impl InstanceStore {
     /// (deleting ones not counted). Counting and inserting happen in one transaction
     /// holding a lock per owner, so creates racing on any replica cannot both slip
     /// under the quota. Returns the stored row.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "INSERT instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "INSERT", db.collection.name = "instances",
+        clawfleet.store.call = "insert_within_quota",
+    ))]
     pub async fn insert_within_quota(
         &self,
         record: &InstanceRecord,
@@ -210,6 +216,12 @@ impl InstanceStore {
     }
 
     /// The row of `id`, if any.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "instances",
+        clawfleet.store.call = "get",
+    ))]
     pub async fn get(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
         let select = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
         let row: Option<Row> = on_backend!(self, |pool, _begin| {
@@ -222,6 +234,12 @@ impl InstanceStore {
     }
 
     /// Every row, ordered by id.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "instances",
+        clawfleet.store.call = "load_all",
+    ))]
     pub async fn load_all(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         let select = format!("SELECT {COLUMNS} FROM instances ORDER BY id");
         let rows: Vec<Row> = on_backend!(self, |pool, _begin| {
@@ -266,6 +284,12 @@ impl InstanceStore {
 
     /// Records that a delete was accepted. A second delete changes nothing and finds
     /// the first one's [`Update::Deleting`].
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "UPDATE instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "UPDATE", db.collection.name = "instances",
+        clawfleet.store.call = "mark_deleting",
+    ))]
     pub async fn mark_deleting(
         &self,
         id: &InstanceId,
@@ -282,6 +306,12 @@ impl InstanceStore {
 
     /// Removes the row of a finished delete; a row not marked deleting stays (a delete
     /// never removes what was not asked to go). Returns whether a row went.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "DELETE instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "DELETE", db.collection.name = "instances",
+        clawfleet.store.call = "remove_deleted",
+    ))]
     pub async fn remove_deleted(&self, id: &InstanceId) -> Result<bool, StoreError> {
         let postgres = self.notifies();
         let removed = on_backend!(self, |pool, begin_write| {
@@ -312,6 +342,12 @@ impl InstanceStore {
     }
 
     /// Sets `assignments` (`$2` = `value`, `$3` = the time) on a row not being deleted.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "UPDATE instances", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "UPDATE", db.collection.name = "instances",
+        clawfleet.store.call = "change",
+    ))]
     async fn change(
         &self,
         id: &InstanceId,

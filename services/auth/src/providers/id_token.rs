@@ -100,7 +100,14 @@ impl IdTokenVerifier {
         &self.jwks
     }
 
-    /// Checks `token` and, when `expected_nonce` is not empty, its nonce.
+    /// Checks `token` and, when `expected_nonce` is not empty, its nonce. The span names
+    /// the provider and, on failure, the error's kind (never the token or its claims).
+    #[tracing::instrument(
+        name = "id_token.verify",
+        skip_all,
+        fields(otel.name = "id token verify", clawfleet.auth.provider = self.provider.as_str()),
+        err(Display)
+    )]
     pub async fn verify(
         &self,
         token: &str,

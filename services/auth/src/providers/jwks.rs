@@ -120,6 +120,7 @@ impl JwksCache {
         cached.keys.get(kid).cloned().ok_or(JwksError::UnknownKey)
     }
 
+    #[tracing::instrument(name = "jwks.fetch", skip_all, fields(otel.name = "jwks fetch"))]
     async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, JwksError> {
         self.fetch_count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -8,6 +8,7 @@
 pub mod kubernetes;
 pub mod local;
 pub mod status_board;
+pub mod traced;
 
 use std::{sync::Arc, time::Duration};
 

@@ -12,11 +12,13 @@ use kube::{
         Api, AttachParams, AttachedProcess, DeleteParams, DynamicObject, ListParams, Patch,
         PatchParams, Preconditions,
     },
+    client::ClientBuilder,
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{WatchStreamExt, watcher},
 };
 
 use super::{
+    api_spans,
     config::ClusterAccess,
     failure::ApiFailure,
     kinds::ObjectKind,
@@ -48,7 +50,9 @@ pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
     };
-    Ok(Client::try_from(config)?)
+    Ok(ClientBuilder::try_from(config)?
+        .with_layer(&api_spans::layer())
+        .build())
 }
 
 fn check(group: &str, resource: &str, verbs: &[Verb]) {

@@ -11,6 +11,7 @@ use std::{
 use futures_util::StreamExt;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Core, kinds::ObjectKind};
 use crate::instance_id::InstanceId;
@@ -101,6 +102,13 @@ pub async fn run(
             .for_each_concurrent(CONCURRENCY, |(id, kinds)| {
                 let core = core.clone();
                 let requeue = requeue.clone();
+                // Background work: each repair is a trace of its own.
+                let span = tracing::info_span!(
+                    parent: None,
+                    "drift.repair",
+                    otel.name = "drift repair",
+                    clawfleet.instance.id = %id,
+                );
                 async move {
                     // The whole instance: apply writes only what differs; nothing when
                     // the instance was deleted since the drift was seen.
@@ -116,6 +124,7 @@ pub async fn run(
                         }
                     }
                 }
+                .instrument(span)
             })
             .await;
     }

@@ -13,9 +13,10 @@
 //! - [`exec`] runs commands in the gateway container through `pods/exec`;
 //! - [`lease`] elects the one lifecycle replica that writes (applies, repairs, deletes);
 //! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table, and
-//!   [`failure`] says what its errors mean to callers.
+//!   [`failure`] says what its errors mean to callers; [`api_spans`] traces each call.
 
 pub mod api;
+pub mod api_spans;
 pub mod apply;
 pub mod cache;
 pub mod config;
