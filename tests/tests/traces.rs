@@ -9,11 +9,7 @@
 //!
 //! The process has one global subscriber, so this file holds one test.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::SystemTime;
 
 use clawfleet_contracts::lifecycle::v1::ResolveGatewayRequest;
 use clawfleet_kit::{
@@ -22,21 +18,16 @@ use clawfleet_kit::{
 use clawfleet_tests::{
     grpc::lifecycle_client,
     http::{client, send},
+    otlp_receiver::{OtlpReceiver as Receiver, hex},
     platform::{Platform, PlatformOptions, TEST_JWT_SECRET},
     scenario::Operator,
 };
 use http::{Method, StatusCode};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
     common::v1::{AnyValue, KeyValue, any_value::Value},
     trace::v1::{Span, span::SpanKind},
 };
 use serde_json::json;
-use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const DUPLICATE_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
@@ -46,74 +37,6 @@ const PROVIDER_KEY: &str = "sk-ant-planted-provider-key-0123456789";
 const LOGIN_TRACE_ID: &str = "7bf92f3577b34da6a3ce929d0e0e4739";
 const PASSWORD: &str = "planted-password-0123456789";
 const BOT_TOKEN: &str = "123456789:AAplanted-bot-token-0123456789abcdef";
-
-/// Every span the receiver got.
-#[derive(Clone, Default)]
-struct Receiver {
-    spans: Arc<Mutex<Vec<Span>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut spans = self.spans.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-impl Receiver {
-    async fn serve() -> (Receiver, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let receiver = Receiver::default();
-        let service = TraceServiceServer::new(receiver.clone());
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
-        });
-        (receiver, address)
-    }
-
-    /// The spans of `trace_id` once `wanted` of them have arrived (the batch exporter
-    /// sends every few seconds).
-    async fn trace(&self, trace_id: &str, wanted: impl Fn(&[Span]) -> bool) -> Vec<Span> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let spans: Vec<Span> = self
-                .spans
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|span| hex(&span.trace_id) == trace_id)
-                .cloned()
-                .collect();
-            if wanted(&spans) || Instant::now() > deadline {
-                return spans;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn all(&self) -> Vec<Span> {
-        self.spans.lock().unwrap().clone()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
     span.attributes

@@ -77,8 +77,14 @@ pub fn init(service_name: &str, env: &dyn EnvSource) -> TelemetryGuard {
         }
     };
     let otel_layer = provider.as_ref().map(|provider| {
+        // No per-span code location, thread, target or busy/idle timing: attributes
+        // nobody reads on these spans, paid for on every request (bench-traces).
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("clawfleet"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
             .with_filter(EnvFilter::new(
                 "info,h2=off,hyper=off,tower=off,opentelemetry=off",
             ))
