@@ -68,19 +68,29 @@ impl OtlpReceiver {
         Self::start(false).await
     }
 
+    /// Serves on a thread of its own with its own runtime, so decoding spans never
+    /// takes a worker from the caller's runtime (a benchmark's load generator).
     async fn start(keep: bool) -> (OtlpReceiver, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
         let receiver = OtlpReceiver {
             keep,
             ..OtlpReceiver::default()
         };
         let service = TraceServiceServer::new(receiver.clone());
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(TcpIncoming::from(listener))
+                    .await
+            })
         });
         (receiver, address)
     }
