@@ -130,7 +130,10 @@ impl VirtualDisplay {
         // No TCP listener; the unix socket is for x11vnc and the gateway's browsers,
         // which must hold the cookie.
         super::xauth::write_new_cookie(&settings.xauthority, self.number.get())?;
-        let xvfb_args: [&OsStr; 9] = [
+        // No abstract socket either (`local`): a confined gateway may not connect to
+        // one created outside its Landlock domain, and X clients fall back to the
+        // socket file only when the abstract one is refused, not forbidden.
+        let xvfb_args: [&OsStr; 11] = [
             name.as_ref(),
             "-auth".as_ref(),
             settings.xauthority.as_os_str(),
@@ -139,6 +142,8 @@ impl VirtualDisplay {
             SCREEN_GEOMETRY.as_ref(),
             "-nolisten".as_ref(),
             "tcp".as_ref(),
+            "-nolisten".as_ref(),
+            "local".as_ref(),
             "-noreset".as_ref(),
         ];
         self.spawn_part(children, "Xvfb", &tools.xvfb, &xvfb_args, settings)?;

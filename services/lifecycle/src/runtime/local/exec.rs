@@ -7,7 +7,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use clawfleet_instance::confine::TenantIdentity;
 
-use super::{LocalSettings, layout::InstanceLayout, tenancy::confinement_for};
+use super::{
+    LocalSettings,
+    layout::InstanceLayout,
+    tenancy::{self, confinement_for},
+};
 use crate::{
     model::InstanceSpec,
     runtime::{ExecOutput, ExecRequest, RuntimeError},
@@ -45,6 +49,7 @@ pub async fn exec_in_instance(
     };
     let mut command = match settings.confinement.policy {
         Some(policy) => {
+            tenancy::prepare_openclaw_lock_dir(tenant.identity)?;
             let confinement = confinement_for(
                 policy,
                 layout,

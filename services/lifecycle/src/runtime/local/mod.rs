@@ -347,4 +347,6 @@ impl Runtime for LocalRuntime {
 }
 
 #[cfg(test)]
+mod confinement_tests;
+#[cfg(test)]
 mod tests;

@@ -182,7 +182,8 @@ impl Supervisor {
                 &layout.base_config_file(),
                 serde_json::to_string_pretty(&base)?.as_bytes(),
             )?;
-            tenancy::hand_over_files(&layout, identity)
+            tenancy::hand_over_files(&layout, identity)?;
+            tenancy::prepare_openclaw_lock_dir(identity)
         })
         .await;
         let prepare_error = match prepared {

@@ -11,7 +11,7 @@
 use std::{
     fs::{self, Permissions},
     io,
-    os::unix::fs::{MetadataExt, PermissionsExt, chown},
+    os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, chown},
     path::{Path, PathBuf},
 };
 
@@ -97,6 +97,38 @@ pub fn prepare_instance(
     Ok(Some(identity))
 }
 
+/// The folder openclaw keeps its state locks in: `/tmp/openclaw-state-locks-<uid>`,
+/// whatever `TMPDIR` says. It is created for the tenant (a folder of another owner, or
+/// a link, there is refused) and granted to it; without separate uids every tenant
+/// shares the platform's.
+pub fn openclaw_lock_dir(identity: Option<TenantIdentity>) -> PathBuf {
+    let uid = identity.map_or_else(|| nix::unistd::Uid::effective().as_raw(), |id| id.uid);
+    PathBuf::from(format!("/tmp/openclaw-state-locks-{uid}"))
+}
+
+/// Creates [`openclaw_lock_dir`] for the tenant, or checks the one there is theirs.
+pub fn prepare_openclaw_lock_dir(identity: Option<TenantIdentity>) -> io::Result<()> {
+    let dir = openclaw_lock_dir(identity);
+    let owner = identity.map_or_else(|| nix::unistd::Uid::effective().as_raw(), |id| id.uid);
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {
+            if let Some(identity) = identity {
+                chown(&dir, Some(identity.uid), Some(identity.gid))?;
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    let metadata = fs::symlink_metadata(&dir)?;
+    if !metadata.is_dir() || metadata.uid() != owner {
+        return Err(io::Error::other(format!(
+            "{} is not a folder of uid {owner}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Files of the platform's in the instance folder that the tenant's runner writes (it
 /// cannot create files there): created empty, 0600, owned by the tenant.
 pub fn hand_over_files(
@@ -172,7 +204,12 @@ pub fn confinement_for(
     };
     Confinement {
         policy,
-        read_write: vec![layout.state_dir(), layout.home_dir(), layout.tmp_dir()],
+        read_write: vec![
+            layout.state_dir(),
+            layout.home_dir(),
+            layout.tmp_dir(),
+            openclaw_lock_dir(identity),
+        ],
         read_only: toolchain_dirs(openclaw),
         bind_ports: port
             .map(|port| (port..port.saturating_add(PORT_STRIDE)).collect())

@@ -4,7 +4,7 @@ use super::*;
 use crate::model::Plan;
 
 /// The built `clawfleet` binary: every instance runs as `clawfleet instance run`.
-fn clawfleet_executable() -> PathBuf {
+pub(super) fn clawfleet_executable() -> PathBuf {
     let path = std::env::var_os("CLAWFLEET_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
