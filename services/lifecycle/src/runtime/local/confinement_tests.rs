@@ -85,8 +85,23 @@ async fn wait_until_ready(runtime: &LocalRuntime, id: &str) -> (u16, u32) {
     }
 }
 
-/// The display number and the x11vnc socket of the instance whose runner is `pid`.
-fn display_of(runner_pid: u32) -> (String, PathBuf) {
+/// The display number and the x11vnc socket of the instance whose runner is `pid`,
+/// once its x11vnc runs (the keeper may be restarting the chain).
+async fn display_of(runner_pid: u32) -> (String, PathBuf) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = find_display(runner_pid) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no x11vnc beside runner {runner_pid}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn find_display(runner_pid: u32) -> Option<(String, PathBuf)> {
     let mut display = None;
     let mut vnc_socket = None;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -118,10 +133,7 @@ fn display_of(runner_pid: u32) -> (String, PathBuf) {
             vnc_socket = after("-unixsock").map(PathBuf::from);
         }
     }
-    (
-        display.expect("x11vnc runs beside the gateway"),
-        vnc_socket.expect("x11vnc has a unix socket"),
-    )
+    Some((display?, vnc_socket?))
 }
 
 fn refused(output: &ExecOutput) -> bool {
@@ -225,8 +237,8 @@ async fn tenants_reach_neither_the_platform_nor_each_other() {
     .await;
     assert_eq!(connect_own.exit_code, 0, "{connect_own:?}");
 
-    let (victim_display, victim_vnc) = display_of(victim_runner);
-    let (prober_display, _) = display_of(prober_runner);
+    let (victim_display, victim_vnc) = display_of(victim_runner).await;
+    let (prober_display, _) = display_of(prober_runner).await;
     let x_other = exec(
         &runtime,
         "prober",
