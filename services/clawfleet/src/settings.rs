@@ -193,6 +193,36 @@ pub fn api_key_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<S
     Ok(key)
 }
 
+/// `CLAWFLEET_LOCAL_CONFINEMENT` and `CLAWFLEET_LOCAL_TENANT_UID_BASE`
+/// (docs/product/local-confinement.md).
+fn local_confinement(
+    env: &dyn EnvSource,
+) -> anyhow::Result<clawfleet_lifecycle::runtime::local::LocalConfinement> {
+    use clawfleet_instance::confine::Policy;
+    use clawfleet_lifecycle::runtime::local::{LocalConfinement, tenancy::DEFAULT_TENANT_UID_BASE};
+    let policy = match config::optional(env, keys::CLAWFLEET_LOCAL_CONFINEMENT).as_deref() {
+        None | Some("required") => Some(Policy::Required),
+        Some("best-effort") => Some(Policy::BestEffort),
+        Some("off") => None,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: keys::CLAWFLEET_LOCAL_CONFINEMENT,
+                reason: format!("{other:?} is not required, best-effort or off"),
+            }
+            .into());
+        }
+    };
+    let tenant_uid_base = config::parsed_or(
+        env,
+        keys::CLAWFLEET_LOCAL_TENANT_UID_BASE,
+        DEFAULT_TENANT_UID_BASE,
+    )?;
+    Ok(LocalConfinement {
+        policy,
+        tenant_uid_base,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clawfleet_kit::config::EnvMap;
@@ -244,34 +274,4 @@ mod tests {
         let error = lifecycle_config(&env, no_toolchain).unwrap_err();
         assert!(error.to_string().contains("CLAWFLEET_RUNTIME"), "{error}");
     }
-}
-
-/// `CLAWFLEET_LOCAL_CONFINEMENT` and `CLAWFLEET_LOCAL_TENANT_UID_BASE`
-/// (docs/product/local-confinement.md).
-fn local_confinement(
-    env: &dyn EnvSource,
-) -> anyhow::Result<clawfleet_lifecycle::runtime::local::LocalConfinement> {
-    use clawfleet_instance::confine::Policy;
-    use clawfleet_lifecycle::runtime::local::{LocalConfinement, tenancy::DEFAULT_TENANT_UID_BASE};
-    let policy = match config::optional(env, keys::CLAWFLEET_LOCAL_CONFINEMENT).as_deref() {
-        None | Some("required") => Some(Policy::Required),
-        Some("best-effort") => Some(Policy::BestEffort),
-        Some("off") => None,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                key: keys::CLAWFLEET_LOCAL_CONFINEMENT,
-                reason: format!("{other:?} is not required, best-effort or off"),
-            }
-            .into());
-        }
-    };
-    let tenant_uid_base = config::parsed_or(
-        env,
-        keys::CLAWFLEET_LOCAL_TENANT_UID_BASE,
-        DEFAULT_TENANT_UID_BASE,
-    )?;
-    Ok(LocalConfinement {
-        policy,
-        tenant_uid_base,
-    })
 }
