@@ -7,8 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use clap::{Args, Subcommand};
 use clawfleet_instance::{
     children::Children,
+    confine::{CONFINEMENT_ENV, Confinement},
     display::{DisplaySettings, VncTools},
-    runner::{self, GatewayCommand, RunnerConfig, Sidecar},
+    runner::{self, ConfinedBy, GatewayCommand, RunnerConfig, Sidecar},
     state_dir::{PlatformConfig, platform_keys},
 };
 use clawfleet_kit::{
@@ -32,6 +33,9 @@ pub enum InstanceCommand {
     /// Prepare the state dir, start the virtual display, run the gateway (and the
     /// pairing approver) until it exits; exits with the gateway's status.
     Run(RunArgs),
+    /// Confine this process as a local tenant and execute a command in its place
+    /// (started by the local runtime; docs/product/local-confinement.md).
+    Confine(crate::confine::ConfineArgs),
 }
 
 #[derive(Args)]
@@ -70,7 +74,11 @@ pub struct RunArgs {
 
 /// Runs `clawfleet instance <command>`; returns the process's exit status.
 pub async fn run(command: InstanceCommand, env: &dyn EnvSource) -> anyhow::Result<u8> {
-    let InstanceCommand::Run(args) = command;
+    let args = match command {
+        InstanceCommand::Run(args) => args,
+        // `main` confines and executes before the async runtime starts.
+        InstanceCommand::Confine(args) => return Ok(crate::confine::confine_and_exec(args)),
+    };
     let _telemetry = telemetry::init("clawfleet-instance", env);
     // Before the reaper starts: looking up the toolchain may run `node`.
     let installed = if args.openclaw.is_none() || args.plugins.is_empty() {
@@ -136,6 +144,7 @@ fn settings(
                 program,
                 bind: args.bind,
                 port: args.port,
+                confined_by: confined_by(env)?,
             },
             display,
             grace: Duration::from_secs(args.grace_seconds),
@@ -144,6 +153,22 @@ fn settings(
         sidecar,
         _socket_dir: socket_dir,
     })
+}
+
+/// Started by the local runtime with a confinement (`CLAWFLEET_CONFINEMENT`): the
+/// gateway runs through `clawfleet instance confine` (this same executable).
+fn confined_by(env: &dyn EnvSource) -> anyhow::Result<Option<ConfinedBy>> {
+    let Some(spec) = config::optional(env, CONFINEMENT_ENV) else {
+        return Ok(None);
+    };
+    Confinement::from_json(&spec).map_err(|error| ConfigError::Invalid {
+        key: CONFINEMENT_ENV,
+        reason: error.to_string(),
+    })?;
+    Ok(Some(ConfinedBy {
+        executable: std::env::current_exe()?,
+        spec,
+    }))
 }
 
 /// The platform's keys from `CLAWFLEET_BASE_CONFIG`: a JSON object, or the runner stops.
@@ -176,11 +201,18 @@ fn display_settings(
     let socket_dir = tempfile::Builder::new()
         .prefix("clawfleet-vnc-")
         .tempdir_in("/tmp")?;
+    // The gateway reads the cookie from its home (the instance's folder); without a home
+    // it stays beside the socket.
+    let xauthority = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| socket_dir.path().to_owned())
+        .join(".Xauthority");
     Ok(Some((
         DisplaySettings {
             tools,
             websocket: args.websocket_listen,
             vnc_socket: socket_dir.path().join("rfb.sock"),
+            xauthority,
             log_file: args.display_log.clone(),
         },
         socket_dir,

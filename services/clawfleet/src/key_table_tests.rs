@@ -73,6 +73,8 @@ fn valid_value(key: &str) -> &'static str {
         | keys::CLAWFLEET_GATEWAY_PORT_BASE
         | keys::OPENCLAW_GATEWAY_PORT => "4998",
         keys::EDGE_BODY_LIMIT_BYTES => "2048",
+        keys::CLAWFLEET_LOCAL_CONFINEMENT => "best-effort",
+        keys::CLAWFLEET_LOCAL_TENANT_UID_BASE => "1500000000",
         keys::EDGE_AUTH_RATE_PER_MINUTE => "30",
         keys::EDGE_INSTANCE_STALENESS_SECONDS | keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS => "10",
         keys::EDGE_DOCS | keys::OPENCLAW_INGRESS_ENABLED => "true",

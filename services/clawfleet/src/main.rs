@@ -7,6 +7,7 @@ mod up;
 
 use clap::{Parser, Subcommand};
 use clawfleet::{
+    confine,
     instance::{self, InstanceCommand},
     settings, toolchain,
 };
@@ -55,6 +56,23 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Both confine the process, which works only while it has one thread.
+    let command = match cli.command {
+        Command::Instance {
+            command: InstanceCommand::Confine(args),
+        } => return std::process::ExitCode::from(confine::confine_and_exec(args)),
+        command => command,
+    };
+    if matches!(
+        command,
+        Command::Instance {
+            command: InstanceCommand::Run(_)
+        }
+    ) && let Err(message) = confine::become_tenant_if_asked()
+    {
+        eprintln!("clawfleet instance run: {message}");
+        return std::process::ExitCode::from(confine::EXIT_NOT_CONFINED);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +83,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(command)) {
         // `instance run` exits with its gateway's status, so its supervisor counts the restart.
         Ok(code) => std::process::ExitCode::from(code),
         Err(error) => {

@@ -115,6 +115,7 @@ where
             stop_grace: GATEWAY_STOP_GRACE,
             // Used when Xvfb, x11vnc and websockify are installed.
             vnc: true,
+            confinement: local_confinement(env)?,
         }),
         Some("kubernetes") => RuntimeChoice::Kubernetes(Box::new(KubernetesConfig::from_env(env)?)),
         Some(other) => {
@@ -190,6 +191,36 @@ pub fn api_key_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Result<S
         );
     }
     Ok(key)
+}
+
+/// `CLAWFLEET_LOCAL_CONFINEMENT` and `CLAWFLEET_LOCAL_TENANT_UID_BASE`
+/// (docs/product/local-confinement.md).
+fn local_confinement(
+    env: &dyn EnvSource,
+) -> anyhow::Result<clawfleet_lifecycle::runtime::local::LocalConfinement> {
+    use clawfleet_instance::confine::Policy;
+    use clawfleet_lifecycle::runtime::local::{LocalConfinement, tenancy::DEFAULT_TENANT_UID_BASE};
+    let policy = match config::optional(env, keys::CLAWFLEET_LOCAL_CONFINEMENT).as_deref() {
+        None | Some("required") => Some(Policy::Required),
+        Some("best-effort") => Some(Policy::BestEffort),
+        Some("off") => None,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: keys::CLAWFLEET_LOCAL_CONFINEMENT,
+                reason: format!("{other:?} is not required, best-effort or off"),
+            }
+            .into());
+        }
+    };
+    let tenant_uid_base = config::parsed_or(
+        env,
+        keys::CLAWFLEET_LOCAL_TENANT_UID_BASE,
+        DEFAULT_TENANT_UID_BASE,
+    )?;
+    Ok(LocalConfinement {
+        policy,
+        tenant_uid_base,
+    })
 }
 
 #[cfg(test)]

@@ -156,6 +156,7 @@ async fn open_sqlite(url: &str) -> Result<SqlitePool, DatabaseError> {
     {
         std::fs::create_dir_all(directory).map_err(DatabaseError::Directory)?;
     }
+    private_database_file(options.get_filename()).map_err(DatabaseError::Directory)?;
     let options = options
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
@@ -169,4 +170,17 @@ async fn open_sqlite(url: &str) -> Result<SqlitePool, DatabaseError> {
 /// True when `error` is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
+}
+
+/// The database file exists and is 0600 before SQLite opens it, whatever the umask:
+/// SQLite creates it with the umask's mode, and its `-wal` and `-shm` files copy the
+/// database file's mode.
+fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }

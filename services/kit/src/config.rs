@@ -56,6 +56,13 @@ pub mod keys {
     pub const CLAWFLEET_EXECUTABLE: &str = "CLAWFLEET_EXECUTABLE";
     /// First loopback port the local runtime hands to gateways (default 19000).
     pub const CLAWFLEET_GATEWAY_PORT_BASE: &str = "CLAWFLEET_GATEWAY_PORT_BASE";
+    /// How the local runtime confines tenants: `required` (default; refuse to run a
+    /// gateway the kernel cannot fully confine), `best-effort` or `off`
+    /// (docs/product/local-confinement.md).
+    pub const CLAWFLEET_LOCAL_CONFINEMENT: &str = "CLAWFLEET_LOCAL_CONFINEMENT";
+    /// First uid (and gid) the local runtime gives a tenant when it runs as root
+    /// (default 1500000000).
+    pub const CLAWFLEET_LOCAL_TENANT_UID_BASE: &str = "CLAWFLEET_LOCAL_TENANT_UID_BASE";
     /// Seconds between bookmarks on a quiet WatchInstances stream (default 10).
     pub const CLAWFLEET_WATCH_BOOKMARK_SECONDS: &str = "CLAWFLEET_WATCH_BOOKMARK_SECONDS";
     /// Seconds without word from the lifecycle's watch after which the edge answers

@@ -179,6 +179,8 @@ pub const LOCAL_RUNTIME: RuntimeKeys = RuntimeKeys {
             CLAWFLEET_TOOLCHAIN_DIR,
             OPENCLAW_BIN,
             CLAWFLEET_EXECUTABLE,
+            CLAWFLEET_LOCAL_CONFINEMENT,
+            CLAWFLEET_LOCAL_TENANT_UID_BASE,
         ],
     },
 };

@@ -10,6 +10,8 @@ use std::{
     time::Duration,
 };
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use nix::sys::signal::Signal;
 use tokio::{
     io::AsyncReadExt,
@@ -35,6 +37,9 @@ pub struct DisplaySettings {
     pub websocket: SocketAddr,
     /// x11vnc's RFB socket, in a folder only this user can enter.
     pub vnc_socket: PathBuf,
+    /// The X server's authority file (a new cookie each start, mode 0600); clients need
+    /// it (`XAUTHORITY`) to be let in.
+    pub xauthority: PathBuf,
     /// The parts' stdout and stderr; `None` shares the runner's.
     pub log_file: Option<PathBuf>,
 }
@@ -122,15 +127,24 @@ impl VirtualDisplay {
         let name = self.number.name();
         let tools = &settings.tools;
 
-        // No TCP listener; the unix socket is for x11vnc and the gateway's browsers.
-        let xvfb_args = [
-            &name,
-            "-screen",
-            "0",
-            SCREEN_GEOMETRY,
-            "-nolisten",
-            "tcp",
-            "-noreset",
+        // No TCP listener; the unix socket is for x11vnc and the gateway's browsers,
+        // which must hold the cookie.
+        super::xauth::write_new_cookie(&settings.xauthority, self.number.get())?;
+        // No abstract socket either (`local`): a confined gateway may not connect to
+        // one created outside its Landlock domain, and X clients fall back to the
+        // socket file only when the abstract one is refused, not forbidden.
+        let xvfb_args: [&OsStr; 11] = [
+            name.as_ref(),
+            "-auth".as_ref(),
+            settings.xauthority.as_os_str(),
+            "-screen".as_ref(),
+            "0".as_ref(),
+            SCREEN_GEOMETRY.as_ref(),
+            "-nolisten".as_ref(),
+            "tcp".as_ref(),
+            "-nolisten".as_ref(),
+            "local".as_ref(),
+            "-noreset".as_ref(),
         ];
         self.spawn_part(children, "Xvfb", &tools.xvfb, &xvfb_args, settings)?;
         self.wait_until_ready(0, &Probe::XSocket(self.number.socket_file()), deadline)
@@ -138,9 +152,13 @@ impl VirtualDisplay {
 
         // A socket left by an x11vnc that was killed would make the next one fail.
         let _ = std::fs::remove_file(&settings.vnc_socket);
-        let x11vnc_args: [&OsStr; 13] = [
+        let x11vnc_args: [&OsStr; 16] = [
             "-display".as_ref(),
             name.as_ref(),
+            "-auth".as_ref(),
+            settings.xauthority.as_os_str(),
+            // No remote control through X properties from the display's other clients.
+            "-noremote".as_ref(),
             // No TCP port: RFB only on the unix socket.
             "-rfbport".as_ref(),
             "0".as_ref(),
@@ -190,6 +208,7 @@ impl VirtualDisplay {
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(path)?;
                 (Stdio::from(log.try_clone()?), Stdio::from(log))
             }

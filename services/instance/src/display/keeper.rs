@@ -21,6 +21,7 @@ const HEALTHY_RUN_RESETS_DELAY: Duration = Duration::from_secs(60);
 
 pub struct DisplayKeeper {
     display_name: String,
+    xauthority: std::path::PathBuf,
     up: watch::Receiver<bool>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -34,6 +35,7 @@ impl DisplayKeeper {
     ) -> Self {
         let stop = CancellationToken::new();
         let display_name = number.name();
+        let xauthority = settings.xauthority.clone();
         let (up_sender, up) = watch::channel(false);
         let keeper = Keeper {
             children,
@@ -44,6 +46,7 @@ impl DisplayKeeper {
         };
         Self {
             display_name,
+            xauthority,
             up,
             stop,
             task: tokio::spawn(keeper.run()),
@@ -53,6 +56,11 @@ impl DisplayKeeper {
     /// The `DISPLAY` value for the gateway, `:<n>`.
     pub fn display_name(&self) -> &str {
         &self.display_name
+    }
+
+    /// The X authority file a client of the display needs (`XAUTHORITY`).
+    pub fn xauthority(&self) -> &std::path::Path {
+        &self.xauthority
     }
 
     /// True while the whole chain serves.

@@ -7,7 +7,8 @@
 //! - [`tools`]: finding the three programs;
 //! - [`number`]: claiming a free X display number, across processes;
 //! - [`chain`]: starting, probing and stopping one Xvfb + x11vnc + websockify chain;
-//! - [`keeper`]: keeping the chain up for one gateway run, restarting it when a part dies.
+//! - [`keeper`]: keeping the chain up for one gateway run, restarting it when a part dies;
+//! - [`xauth`]: the X server's cookie, so only holders of its file reach the display.
 
 pub mod chain;
 pub mod keeper;
@@ -15,6 +16,7 @@ pub mod number;
 #[cfg(test)]
 mod tests;
 pub mod tools;
+pub mod xauth;
 
 pub use self::{
     chain::{DisplayError, DisplaySettings, VirtualDisplay},

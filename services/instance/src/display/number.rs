@@ -5,6 +5,7 @@
 
 use std::{
     fs::{File, OpenOptions},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -32,12 +33,17 @@ impl DisplayNumber {
         if !display_is_free(number) {
             return None;
         }
+        // Readable by all, so the runners of other tenants (other uids) can claim the
+        // number too; a claim file someone else created opens read-only (flock works
+        // on any open file).
         let claim = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o644)
             .open(claim_file(number))
+            .or_else(|_| File::open(claim_file(number)))
             .ok()?;
         claim.try_lock().ok()?;
         // Taken between the check and the claim by someone who does not claim.

@@ -37,6 +37,7 @@ fn settings_in(dir: &Path) -> DisplaySettings {
         tools: tools(),
         websocket: free_loopback_address(),
         vnc_socket: dir.join("rfb.sock"),
+        xauthority: dir.join("xauthority"),
         log_file: Some(dir.join("display.log")),
     }
 }

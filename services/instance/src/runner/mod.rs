@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-pub use self::gateway::GatewayCommand;
+pub use self::gateway::{ConfinedBy, GatewayCommand, GatewayDisplay};
 use crate::{
     children::{Children, describe_exit, exit_code},
     display::{DisplayKeeper, DisplayNumber, DisplaySettings},
@@ -96,7 +96,10 @@ pub async fn run(
         .and_then(|settings| start_display(children.clone(), settings));
     let mut command = config
         .gateway
-        .command(display.as_ref().map(DisplayKeeper::display_name));
+        .command(display.as_ref().map(|display| GatewayDisplay {
+            name: display.display_name(),
+            xauthority: display.xauthority(),
+        }));
     let gateway = match children.spawn("gateway", &mut command) {
         Ok(gateway) => gateway,
         Err(error) => {

@@ -33,6 +33,7 @@ fn config(dir: &Path, program: PathBuf) -> RunnerConfig {
             program,
             bind: "loopback".into(),
             port: 18789,
+            confined_by: None,
         },
         display: None,
         grace: Duration::from_secs(5),

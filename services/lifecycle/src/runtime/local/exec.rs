@@ -5,17 +5,33 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{LocalSettings, layout::InstanceLayout};
+use clawfleet_instance::confine::TenantIdentity;
+
+use super::{
+    LocalSettings,
+    layout::InstanceLayout,
+    tenancy::{self, confinement_for},
+};
 use crate::{
     model::InstanceSpec,
     runtime::{ExecOutput, ExecRequest, RuntimeError},
 };
 
-/// Runs `request.argv`; `openclaw` as argv[0] means the instance's gateway CLI.
+/// Whom the command runs as: the instance's tenant, confined like its gateway.
+pub struct Tenant {
+    pub identity: Option<TenantIdentity>,
+    /// The gateway's port while it runs (its slot is the tenant's to bind).
+    pub port: Option<u16>,
+}
+
+/// Runs `request.argv`; `openclaw` as argv[0] means the instance's gateway CLI. With
+/// confinement on, it runs as `clawfleet instance confine --spec <json> -- argv`: the
+/// tenant's uid, Landlock ruleset and no_new_privs (docs/product/local-confinement.md).
 pub async fn exec_in_instance(
     settings: &LocalSettings,
     layout: &InstanceLayout,
     spec: &InstanceSpec,
+    tenant: Tenant,
     request: ExecRequest,
 ) -> Result<ExecOutput, RuntimeError> {
     let Some((program, args)) = request.argv.split_first() else {
@@ -26,10 +42,31 @@ pub async fn exec_in_instance(
             "argv holds an empty program or a nul byte".into(),
         ));
     }
-    let mut command = if program == "openclaw" {
-        tokio::process::Command::new(&settings.openclaw.program)
+    let program: &std::ffi::OsStr = if program == "openclaw" {
+        settings.openclaw.program.as_os_str()
     } else {
-        tokio::process::Command::new(program)
+        program.as_ref()
+    };
+    let mut command = match settings.confinement.policy {
+        Some(policy) => {
+            tenancy::prepare_openclaw_lock_dir(tenant.identity)?;
+            let confinement = confinement_for(
+                policy,
+                layout,
+                &settings.openclaw,
+                &settings.ports,
+                tenant.port,
+                tenant.identity,
+            );
+            let mut command = tokio::process::Command::new(&settings.executable);
+            command
+                .args(["instance", "confine", "--spec"])
+                .arg(confinement.to_json())
+                .arg("--")
+                .arg(program);
+            command
+        }
+        None => tokio::process::Command::new(program),
     };
     command.args(args);
     settings

@@ -13,6 +13,7 @@ pub mod ports;
 mod process;
 pub mod readiness;
 mod supervisor;
+pub mod tenancy;
 
 use std::{
     collections::HashMap,
@@ -21,15 +22,16 @@ use std::{
     time::Duration,
 };
 
+use clawfleet_instance::confine::TenantIdentity;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-pub use self::process::OpenclawCommand;
 use self::{
     layout::InstanceLayout,
     ports::PortAllocator,
     supervisor::{LivePort, LiveVncUrl, Supervisor, Target},
 };
+pub use self::{process::OpenclawCommand, tenancy::LocalConfinement};
 use super::{
     DataRetention, ExecOutput, ExecRequest, GatewayEndpoint, Observed, Runtime, RuntimeError,
     status_board::StatusBoard,
@@ -56,6 +58,8 @@ pub struct LocalRuntimeConfig {
     /// `Xvfb`, `x11vnc` and `websockify` are on `PATH`; without them gateways run
     /// without a display.
     pub vnc: bool,
+    /// How tenants are confined (docs/product/local-confinement.md).
+    pub confinement: LocalConfinement,
 }
 
 /// Settings every supervisor shares.
@@ -67,12 +71,15 @@ pub struct LocalSettings {
     pub stop_grace: Duration,
     /// Displays are enabled and their tools installed.
     pub display: bool,
+    pub confinement: LocalConfinement,
 }
 
 struct SupervisedInstance {
     target: watch::Sender<Target>,
     live_port: LivePort,
     live_vnc: LiveVncUrl,
+    /// The tenant's uid and gid, when tenants get their own.
+    identity: Option<TenantIdentity>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -87,7 +94,17 @@ pub struct LocalRuntime {
 
 impl LocalRuntime {
     pub fn new(config: LocalRuntimeConfig) -> std::io::Result<Self> {
-        std::fs::create_dir_all(config.data_dir.join("instances"))?;
+        tenancy::prepare_data_dir(&config.data_dir, &config.confinement)?;
+        match config.confinement.policy {
+            None => {
+                tracing::warn!("local tenants are not confined (CLAWFLEET_LOCAL_CONFINEMENT=off)")
+            }
+            Some(policy) => tracing::info!(
+                ?policy,
+                separate_uids = config.confinement.separate_uids(),
+                "local tenants are confined: landlock, no_new_privs, uids of their own when root"
+            ),
+        }
         let display = config.vnc && {
             let found = clawfleet_instance::display::VncTools::detect().is_some();
             if !found {
@@ -104,6 +121,7 @@ impl LocalRuntime {
                 start_timeout: config.start_timeout,
                 stop_grace: config.stop_grace,
                 display,
+                confinement: config.confinement,
             }),
             board: StatusBoard::default(),
             instances: Mutex::new(HashMap::new()),
@@ -119,14 +137,6 @@ impl LocalRuntime {
         self.instances
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn spec_of(&self, id: &InstanceId) -> Option<InstanceSpec> {
-        self.lock()
-            .get(id)
-            .map(|instance| match &*instance.target.borrow() {
-                Target::Run(spec) | Target::Stop(spec) => spec.clone(),
-            })
     }
 }
 
@@ -180,7 +190,8 @@ impl Runtime for LocalRuntime {
             return Ok(());
         }
         let layout = self.layout(&spec.id);
-        std::fs::create_dir_all(&layout.root)?;
+        let identity =
+            tenancy::prepare_instance(&self.data_dir, &layout, &self.settings.confinement)?;
         let (target_sender, target_receiver) = watch::channel(target);
         let live_port: LivePort = Arc::new(Mutex::new(None));
         let live_vnc: LiveVncUrl = Arc::new(Mutex::new(None));
@@ -192,6 +203,7 @@ impl Runtime for LocalRuntime {
             board: self.board.clone(),
             live_port: live_port.clone(),
             live_vnc: live_vnc.clone(),
+            identity,
             target: target_receiver,
             stop: stop.clone(),
         };
@@ -202,6 +214,7 @@ impl Runtime for LocalRuntime {
                 target: target_sender,
                 live_port,
                 live_vnc,
+                identity,
                 stop,
                 task,
             },
@@ -278,10 +291,27 @@ impl Runtime for LocalRuntime {
         id: &InstanceId,
         request: ExecRequest,
     ) -> Result<ExecOutput, RuntimeError> {
-        let spec = self
-            .spec_of(id)
-            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
-        exec::exec_in_instance(&self.settings, &self.layout(id), &spec, request).await
+        let (spec, tenant) = {
+            let instances = self.lock();
+            let instance = instances
+                .get(id)
+                .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+            let spec = match &*instance.target.borrow() {
+                Target::Run(spec) | Target::Stop(spec) => spec.clone(),
+            };
+            let port = *instance
+                .live_port
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                spec,
+                exec::Tenant {
+                    identity: instance.identity,
+                    port,
+                },
+            )
+        };
+        exec::exec_in_instance(&self.settings, &self.layout(id), &spec, tenant, request).await
     }
 
     fn known_instances(&self) -> Vec<InstanceId> {
@@ -316,5 +346,7 @@ impl Runtime for LocalRuntime {
     }
 }
 
+#[cfg(test)]
+mod confinement_tests;
 #[cfg(test)]
 mod tests;

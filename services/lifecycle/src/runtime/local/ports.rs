@@ -33,6 +33,11 @@ impl PortAllocator {
         }
     }
 
+    /// The first port handed out; every gateway's port is at or above it.
+    pub fn base(&self) -> u16 {
+        self.base
+    }
+
     /// A port whose slot is free now; it stays reserved until [`PortAllocator::release`].
     pub fn allocate(&self) -> Option<u16> {
         let mut taken = self

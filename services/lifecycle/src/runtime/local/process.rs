@@ -13,6 +13,9 @@ use std::{
     time::Duration,
 };
 
+use std::os::unix::fs::OpenOptionsExt;
+
+use clawfleet_instance::confine::{CONFINEMENT_ENV, Confinement};
 use clawfleet_kit::config::keys;
 use nix::{
     sys::signal::{Signal, kill, killpg},
@@ -95,6 +98,8 @@ pub struct RunnerSettings<'a> {
     /// How long the gateway may drain after SIGTERM (shorter than the supervisor's own
     /// grace, so the runner can stop the display and exit on its own).
     pub grace: Duration,
+    /// The tenant's confinement; `None` runs it unconfined.
+    pub confinement: Option<&'a Confinement>,
 }
 
 /// Spawns `clawfleet instance run` for the instance on loopback `port`, its output (and
@@ -109,6 +114,7 @@ pub fn spawn_runner(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(layout.log_file())?;
     let mut command = Command::new(runner.executable);
     command.args(["instance", "run", "--bind", "loopback"]);
@@ -138,6 +144,9 @@ pub fn spawn_runner(
     command.env(keys::OPENCLAW_GATEWAY_TOKEN, &spec.gateway_token);
     command.env(keys::CLAWFLEET_BASE_CONFIG, layout.base_config_file());
     command.env(keys::CLAWFLEET_LOG_FORMAT, "text");
+    if let Some(confinement) = runner.confinement {
+        command.env(CONFINEMENT_ENV, confinement.to_json());
+    }
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

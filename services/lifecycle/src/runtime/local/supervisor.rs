@@ -10,7 +10,10 @@ use std::{
 };
 
 use clawfleet_contracts::lifecycle::v1::{Pod, PodConditions, PodState};
-use clawfleet_instance::state_dir::{PlatformConfig, platform_keys, prepare_state_dir};
+use clawfleet_instance::{
+    confine::TenantIdentity,
+    state_dir::{PlatformConfig, platform_keys, prepare_state_dir},
+};
 use clawfleet_kit::{backoff::Backoff, private_file::write_private};
 use tokio::{net::TcpStream, process::Child, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +25,7 @@ use super::{
     process::{self, RunnerSettings},
     readiness,
     readiness::Readiness,
+    tenancy::{self, confinement_for},
 };
 use crate::{
     instance_id::InstanceId,
@@ -56,6 +60,8 @@ const RUNNER_CLEANUP: Duration = Duration::from_secs(3);
 pub struct Supervisor {
     pub id: InstanceId,
     pub layout: InstanceLayout,
+    /// The tenant's uid and gid, when tenants get their own.
+    pub identity: Option<TenantIdentity>,
     pub settings: Arc<LocalSettings>,
     pub board: StatusBoard,
     pub live_port: LivePort,
@@ -170,13 +176,14 @@ impl Supervisor {
         );
         let layout = self.layout.clone();
         let base = platform_keys(&spec.model, &[]);
+        let identity = self.identity;
         let prepared = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(layout.home_dir())?;
-            std::fs::create_dir_all(layout.tmp_dir())?;
             write_private(
                 &layout.base_config_file(),
                 serde_json::to_string_pretty(&base)?.as_bytes(),
-            )
+            )?;
+            tenancy::hand_over_files(&layout, identity)?;
+            tenancy::prepare_openclaw_lock_dir(identity)
         })
         .await;
         let prepare_error = match prepared {
@@ -208,10 +215,21 @@ impl Supervisor {
             .display
             .then(|| port.checked_add(WEBSOCKET_PORT_OFFSET))
             .flatten();
+        let confinement = self.settings.confinement.policy.map(|policy| {
+            confinement_for(
+                policy,
+                &self.layout,
+                &self.settings.openclaw,
+                &self.settings.ports,
+                Some(port),
+                self.identity,
+            )
+        });
         let runner = RunnerSettings {
             executable: &self.settings.executable,
             port,
             websocket_port,
+            confinement: confinement.as_ref(),
             grace: self
                 .settings
                 .stop_grace
@@ -387,9 +405,15 @@ impl Supervisor {
             gateway_token: spec.gateway_token.clone().into(),
             plugin_paths: self.settings.openclaw.plugin_paths.clone(),
         };
-        tokio::task::spawn_blocking(move || prepare_state_dir(&state_dir, &platform).map(|_| ()))
-            .await
-            .map_err(std::io::Error::other)?
+        // As the tenant: the state dir is theirs, links in it included.
+        let identity = self.identity;
+        tokio::task::spawn_blocking(move || {
+            tenancy::as_tenant(identity, move || {
+                prepare_state_dir(&state_dir, &platform).map(|_| ())
+            })
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Waits for a new target; false when the supervisor should end.

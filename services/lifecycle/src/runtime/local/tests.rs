@@ -4,7 +4,7 @@ use super::*;
 use crate::model::Plan;
 
 /// The built `clawfleet` binary: every instance runs as `clawfleet instance run`.
-fn clawfleet_executable() -> PathBuf {
+pub(super) fn clawfleet_executable() -> PathBuf {
     let path = std::env::var_os("CLAWFLEET_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -31,6 +31,7 @@ fn runtime(data_dir: &std::path::Path) -> LocalRuntime {
         start_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
         vnc: false,
+        confinement: LocalConfinement::default(),
     })
     .unwrap()
 }
@@ -184,6 +185,7 @@ async fn a_gateway_that_cannot_start_is_an_error_with_the_reason() {
         start_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
         display: false,
+        confinement: LocalConfinement::default(),
     });
     let mut spec = stopped_spec("dave");
     spec.desired_state = DesiredState::Running;
@@ -254,6 +256,7 @@ async fn a_running_gateway_gets_a_virtual_display_and_a_vnc_url_until_it_stops()
         start_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
         vnc: true,
+        confinement: LocalConfinement::default(),
     })
     .unwrap();
     let mut spec = stopped_spec("erin");
