@@ -9,10 +9,19 @@ use clawfleet_kit::{
     secret::SecretString,
 };
 
+use crate::limits::{
+    app_user::{DEFAULT_CONCURRENT_REQUESTS, DEFAULT_RATE_PER_MINUTE},
+    client_address::TrustedProxies,
+};
+
 /// The body limit used when `EDGE_BODY_LIMIT_BYTES` is unset: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// `/auth/*` requests per minute per client address when `EDGE_AUTH_RATE_PER_MINUTE` is unset.
 pub const DEFAULT_AUTH_RATE_PER_MINUTE: u32 = 30;
+/// `/auth/refresh` requests per minute per client address when `EDGE_REFRESH_RATE_PER_MINUTE`
+/// is unset: an app refreshes every 15 minutes, so this leaves room for many devices
+/// behind one address.
+pub const DEFAULT_REFRESH_RATE_PER_MINUTE: u32 = 60;
 /// Silence of the lifecycle's watch after which instance reads are 503, when
 /// `EDGE_INSTANCE_STALENESS_SECONDS` is unset (three missed bookmarks).
 pub const DEFAULT_INSTANCE_STALENESS: Duration = Duration::from_secs(30);
@@ -38,6 +47,15 @@ pub struct EdgeConfig {
     pub body_limit_bytes: usize,
     /// `/auth/*` requests per minute per client address (`EDGE_AUTH_RATE_PER_MINUTE`).
     pub auth_rate_per_minute: u32,
+    /// `/auth/refresh` requests per minute per client address (`EDGE_REFRESH_RATE_PER_MINUTE`).
+    pub refresh_rate_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (`EDGE_TRUSTED_PROXIES`, none by default).
+    pub trusted_proxies: TrustedProxies,
+    /// App instance and gateway requests per user per minute (`EDGE_APP_RATE_PER_MINUTE`).
+    pub app_rate_per_minute: u32,
+    /// App instance and gateway requests one user may have in flight
+    /// (`EDGE_APP_CONCURRENT_REQUESTS`).
+    pub app_concurrent_requests: usize,
     /// Serve the OpenAPI document and its viewer at `/docs` (`EDGE_DOCS`, dev only).
     pub docs_enabled: bool,
     /// How long the instance replica may go without word from the lifecycle's watch
@@ -72,6 +90,50 @@ impl EdgeConfig {
             keys::EDGE_AUTH_RATE_PER_MINUTE,
             DEFAULT_AUTH_RATE_PER_MINUTE,
         )?;
+        let refresh_rate_per_minute = config::parsed_or(
+            env,
+            keys::EDGE_REFRESH_RATE_PER_MINUTE,
+            DEFAULT_REFRESH_RATE_PER_MINUTE,
+        )?;
+        let trusted_proxies = TrustedProxies::parse(
+            &config::optional(env, keys::EDGE_TRUSTED_PROXIES).unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            key: keys::EDGE_TRUSTED_PROXIES,
+            reason,
+        })?;
+        let app_rate_per_minute =
+            config::parsed_or(env, keys::EDGE_APP_RATE_PER_MINUTE, DEFAULT_RATE_PER_MINUTE)?;
+        let app_concurrent_requests = config::parsed_or(
+            env,
+            keys::EDGE_APP_CONCURRENT_REQUESTS,
+            DEFAULT_CONCURRENT_REQUESTS,
+        )?;
+        for (key, value) in [
+            (
+                keys::EDGE_AUTH_RATE_PER_MINUTE,
+                u64::from(auth_rate_per_minute),
+            ),
+            (
+                keys::EDGE_REFRESH_RATE_PER_MINUTE,
+                u64::from(refresh_rate_per_minute),
+            ),
+            (
+                keys::EDGE_APP_RATE_PER_MINUTE,
+                u64::from(app_rate_per_minute),
+            ),
+            (
+                keys::EDGE_APP_CONCURRENT_REQUESTS,
+                app_concurrent_requests as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "the limit must be at least 1".to_owned(),
+                });
+            }
+        }
         let docs_enabled = config::flag_or(env, keys::EDGE_DOCS, false)?;
         let instance_staleness = Duration::from_secs(config::parsed_or(
             env,
@@ -102,6 +164,10 @@ impl EdgeConfig {
             jwt_secret: jwt_secret.into(),
             body_limit_bytes,
             auth_rate_per_minute,
+            refresh_rate_per_minute,
+            trusted_proxies,
+            app_rate_per_minute,
+            app_concurrent_requests,
             docs_enabled,
             instance_staleness,
         })
@@ -220,6 +286,39 @@ mod tests {
             "lifecycle.clawfleet.svc:4101",
         );
         assert!(EdgeConfig::from_env(&env).is_ok());
+    }
+
+    #[test]
+    fn limits_and_trusted_proxies_are_read_and_checked() {
+        let mut env = complete_env();
+        let config = EdgeConfig::from_env(&env).unwrap();
+        assert_eq!(config.trusted_proxies, TrustedProxies::default());
+        assert_eq!(
+            config.refresh_rate_per_minute,
+            DEFAULT_REFRESH_RATE_PER_MINUTE
+        );
+        assert_eq!(config.app_concurrent_requests, DEFAULT_CONCURRENT_REQUESTS);
+        env.set(keys::EDGE_TRUSTED_PROXIES, "10.0.0.0/8, fd00::/8");
+        env.set(keys::EDGE_APP_RATE_PER_MINUTE, "7");
+        let config = EdgeConfig::from_env(&env).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,fd00::/8").unwrap()
+        );
+        assert_eq!(config.app_rate_per_minute, 7);
+        for (key, bad) in [
+            (keys::EDGE_TRUSTED_PROXIES, "10.0.0.0/40"),
+            (keys::EDGE_APP_RATE_PER_MINUTE, "0"),
+            (keys::EDGE_APP_CONCURRENT_REQUESTS, "0"),
+            (keys::EDGE_REFRESH_RATE_PER_MINUTE, "0"),
+        ] {
+            let mut env = complete_env();
+            env.set(key, bad);
+            assert!(
+                matches!(EdgeConfig::from_env(&env), Err(ConfigError::Invalid { key: named, .. }) if named == key),
+                "{key}={bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! A per-client token bucket in front of `/auth/*`, so password guessing and sign-up
-//! floods cost the attacker time: over the limit is 429 with `Retry-After`.
+//! floods cost the attacker time: over the limit is 429 with `Retry-After`. The client
+//! is the address seen through the trusted proxies ([`crate::limits::client_address`]);
+//! `/auth/refresh` has a budget of its own, so signing in never starves token refresh
+//! (and the other way round).
 
 use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr},
@@ -83,6 +86,12 @@ impl<C: Clock + Clone> RateLimiter<C> {
             .check_key(&client_key(client))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
+
+    /// Drops clients whose budget is whole again (never one that is spent).
+    pub fn sweep(&self) {
+        self.buckets.retain_recent();
+        self.buckets.shrink_to_fit();
+    }
 }
 
 /// The budget key of an address: IPv4 (and IPv4-mapped IPv6) as is, IPv6 by its /64.
@@ -108,20 +117,27 @@ fn client_key(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The middleware: the client is the TCP peer (the edge does not trust forwarded
-/// headers it cannot verify).
+/// The middleware: the client is the TCP peer, or what a trusted proxy says it is.
 pub async fn limit_auth_requests(
     State(state): State<EdgeState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(address)| {
             address.ip()
         });
-    match state.auth_rate_limiter().acquire(client) {
+    let client = state
+        .trusted_proxies()
+        .client_address(peer, request.headers());
+    let limiter = if request.uri().path() == "/auth/refresh" {
+        state.refresh_rate_limiter()
+    } else {
+        state.auth_rate_limiter()
+    };
+    match limiter.acquire(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             let seconds = wait.as_secs().max(1);

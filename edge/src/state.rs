@@ -10,14 +10,32 @@ use clawfleet_kit::{
 };
 
 use crate::{
-    auth_service::AuthClient, bridge::BridgeClient, channels::ChannelsClient, config::EdgeConfig,
-    instance_cache::InstanceCache, lifecycle::LifecycleClient, rate_limit::RateLimiter,
-    server::EdgeError, verified_tokens::VerifiedTokens,
+    auth_service::AuthClient,
+    bridge::BridgeClient,
+    channels::ChannelsClient,
+    config::EdgeConfig,
+    instance_cache::InstanceCache,
+    lifecycle::LifecycleClient,
+    limits::{
+        self, account::AccountLogins, app_user::AppUserLimits, client_address::TrustedProxies,
+    },
+    rate_limit::RateLimiter,
+    server::EdgeError,
+    verified_tokens::VerifiedTokens,
 };
 
 /// The state behind the router; cloning it is one reference-count increment.
 #[derive(Clone, Debug)]
 pub struct EdgeState(Arc<Shared>);
+
+/// An [`EdgeState`] that may be gone.
+pub(crate) struct WeakEdgeState(std::sync::Weak<Shared>);
+
+impl WeakEdgeState {
+    pub(crate) fn upgrade(&self) -> Option<EdgeState> {
+        self.0.upgrade().map(EdgeState)
+    }
+}
 
 #[derive(Debug)]
 struct Shared {
@@ -27,6 +45,10 @@ struct Shared {
     auth: AuthClient,
     access_tokens: VerifiedTokens,
     auth_rate_limiter: RateLimiter,
+    refresh_rate_limiter: RateLimiter,
+    account_logins: AccountLogins,
+    app_user_limits: AppUserLimits,
+    trusted_proxies: TrustedProxies,
     docs_enabled: bool,
     instances: Arc<InstanceCache>,
     platform_api_key: Redacted<Box<[u8]>>,
@@ -51,19 +73,33 @@ impl EdgeState {
         instances
             .clone()
             .spawn_follower(lifecycle.clone(), shutdown.clone());
-        Ok(Self(Arc::new(Shared {
+        let state = Self(Arc::new(Shared {
             lifecycle,
             bridge,
             channels,
             auth,
             access_tokens: VerifiedTokens::new(access_tokens),
             auth_rate_limiter: RateLimiter::new(config.auth_rate_per_minute),
+            refresh_rate_limiter: RateLimiter::new(config.refresh_rate_per_minute),
+            account_logins: AccountLogins::default(),
+            app_user_limits: AppUserLimits::new(
+                config.app_rate_per_minute,
+                config.app_concurrent_requests,
+            ),
+            trusted_proxies: config.trusted_proxies.clone(),
             docs_enabled: config.docs_enabled,
             instances,
             platform_api_key: Redacted(config.platform_api_key.expose_secret().as_bytes().into()),
             body_limit_bytes: config.body_limit_bytes,
-            shutdown,
-        })))
+            shutdown: shutdown.clone(),
+        }));
+        limits::spawn_sweeper(&state, shutdown);
+        Ok(state)
+    }
+
+    /// A reference that does not keep the state alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> WeakEdgeState {
+        WeakEdgeState(Arc::downgrade(&self.0))
     }
 
     pub(crate) fn lifecycle(&self) -> &LifecycleClient {
@@ -94,6 +130,31 @@ impl EdgeState {
 
     pub(crate) fn auth_rate_limiter(&self) -> &RateLimiter {
         &self.0.auth_rate_limiter
+    }
+
+    /// `/auth/refresh`'s own per-address budget.
+    pub(crate) fn refresh_rate_limiter(&self) -> &RateLimiter {
+        &self.0.refresh_rate_limiter
+    }
+
+    pub(crate) fn account_logins(&self) -> &AccountLogins {
+        &self.0.account_logins
+    }
+
+    pub(crate) fn app_user_limits(&self) -> &AppUserLimits {
+        &self.0.app_user_limits
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.0.trusted_proxies
+    }
+
+    /// Drops idle keys from every budget; nobody's spent budget is reset.
+    pub(crate) fn sweep_limits(&self) {
+        self.0.auth_rate_limiter.sweep();
+        self.0.refresh_rate_limiter.sweep();
+        self.0.account_logins.sweep();
+        self.0.app_user_limits.sweep();
     }
 
     pub(crate) fn docs_enabled(&self) -> bool {

@@ -30,6 +30,10 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         jwt_secret: JWT_SECRET.into(),
         body_limit_bytes,
         auth_rate_per_minute: 5,
+        refresh_rate_per_minute: 5,
+        trusted_proxies: crate::limits::client_address::TrustedProxies::default(),
+        app_rate_per_minute: 1000,
+        app_concurrent_requests: 8,
         docs_enabled: true,
         instance_staleness: crate::config::DEFAULT_INSTANCE_STALENESS,
     }

@@ -98,6 +98,8 @@ impl PlatformOptions {
             ("JWT_SECRET", TEST_JWT_SECRET.into()),
             // Tests sign in many times from one address; the limit has its own test.
             ("EDGE_AUTH_RATE_PER_MINUTE", "100000".into()),
+            ("EDGE_REFRESH_RATE_PER_MINUTE", "100000".into()),
+            ("EDGE_APP_RATE_PER_MINUTE", "100000".into()),
             ("EDGE_DOCS", "true".into()),
             ("DATABASE_URL", String::new()),
             ("OPENCLAW_MANAGER_API_KEY", self.api_key.clone()),

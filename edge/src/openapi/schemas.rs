@@ -266,8 +266,11 @@ pub enum ErrorResponses {
     /// The body is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorJson),
-    /// Rate limited; see `Retry-After`.
-    #[response(status = 429)]
+    /// Rate limited (per client address on `/auth/*`, per account on sign-in, per user
+    /// on instance routes, or too many requests of this user in progress).
+    #[response(status = 429, headers(
+        ("Retry-After" = u32, description = "Seconds until a retry may be admitted")
+    ))]
     TooManyRequests(ErrorJson),
     /// Something failed inside the platform; no internals are given.
     #[response(status = 500)]

@@ -17,6 +17,7 @@ use crate::{
     error::ApiError,
     extract::{ApiJson, OptionalApiJson},
     instance_json::{Rfc3339, plan_name},
+    limits::too_many,
     openapi::schemas::{ErrorResponses, LoggedOutJson, TokensJson, UserJson},
     principal::Principal,
     state::EdgeState,
@@ -140,6 +141,12 @@ async fn log_in(
     State(state): State<EdgeState>,
     ApiJson(body): ApiJson<LogInBody>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Err(seconds) = state.account_logins().acquire(&body.email) {
+        return Err(too_many(
+            format!("too many sign-in attempts for this account; retry in {seconds} s"),
+            seconds,
+        ));
+    }
     let tokens = state
         .auth()
         .log_in(LogInRequest {

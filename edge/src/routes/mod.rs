@@ -9,6 +9,8 @@ mod app_auth;
 mod app_tests;
 mod channels;
 mod instances;
+#[cfg(test)]
+mod limits_tests;
 mod rpc;
 mod vnc;
 mod watch;
@@ -35,6 +37,7 @@ use crate::{
     error::{ApiError, ensure_json_errors},
     http_tracing,
     lifecycle::CALL_DEADLINE,
+    limits,
     openapi::{self, ApiDoc, schemas::HealthJson},
     rate_limit,
     state::EdgeState,
@@ -73,10 +76,15 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(instances::routes())
         .merge(watch::routes())
         .merge(
-            app::instance_routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                access::require_access_token,
-            )),
+            app::instance_routes()
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    limits::app_user::limit_app_user,
+                ))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
         )
         .merge(
             app_auth::user_routes().route_layer(middleware::from_fn_with_state(
@@ -100,10 +108,15 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(channels::routes())
         .merge(vnc::routes())
         .merge(
-            app::gateway_routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                access::require_access_token,
-            )),
+            app::gateway_routes()
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    limits::app_user::limit_app_user,
+                ))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
         )
 }
 

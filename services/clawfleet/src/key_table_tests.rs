@@ -75,7 +75,11 @@ fn valid_value(key: &str) -> &'static str {
         keys::EDGE_BODY_LIMIT_BYTES => "2048",
         keys::CLAWFLEET_LOCAL_CONFINEMENT => "best-effort",
         keys::CLAWFLEET_LOCAL_TENANT_UID_BASE => "1500000000",
-        keys::EDGE_AUTH_RATE_PER_MINUTE => "30",
+        keys::EDGE_AUTH_RATE_PER_MINUTE
+        | keys::EDGE_REFRESH_RATE_PER_MINUTE
+        | keys::EDGE_APP_RATE_PER_MINUTE
+        | keys::EDGE_APP_CONCURRENT_REQUESTS => "30",
+        keys::EDGE_TRUSTED_PROXIES => "10.0.0.0/8,fd00::/8",
         keys::EDGE_INSTANCE_STALENESS_SECONDS | keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS => "10",
         keys::EDGE_DOCS | keys::OPENCLAW_INGRESS_ENABLED => "true",
         keys::DATABASE_URL => "sqlite:///tmp/clawfleet-key-table-test/auth.db",

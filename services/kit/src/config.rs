@@ -113,6 +113,14 @@ pub mod keys {
     pub const EDGE_DOCS: &str = "EDGE_DOCS";
     /// Requests per minute one client address may make to `/auth/*` (default 30).
     pub const EDGE_AUTH_RATE_PER_MINUTE: &str = "EDGE_AUTH_RATE_PER_MINUTE";
+    /// `/auth/refresh` requests per minute per client address (its own budget).
+    pub const EDGE_REFRESH_RATE_PER_MINUTE: &str = "EDGE_REFRESH_RATE_PER_MINUTE";
+    /// Comma-separated CIDR ranges of proxies whose `X-Forwarded-For` the edge believes.
+    pub const EDGE_TRUSTED_PROXIES: &str = "EDGE_TRUSTED_PROXIES";
+    /// App instance and gateway requests per user per minute.
+    pub const EDGE_APP_RATE_PER_MINUTE: &str = "EDGE_APP_RATE_PER_MINUTE";
+    /// App instance and gateway requests one user may have in flight.
+    pub const EDGE_APP_CONCURRENT_REQUESTS: &str = "EDGE_APP_CONCURRENT_REQUESTS";
 
     // --- kubernetes runtime ---
     /// Namespace of the instances' objects (default `openclaw`).
