@@ -83,13 +83,31 @@ fn not_set_up(channel: &str, gateway_message: &str) -> Option<ServiceError> {
     ))
 }
 
+/// Options first, then `--`, then the positional arguments: whatever a value holds, the
+/// CLI never reads it as an option (ids are also refused when they start with `-`).
 fn cli_list_argv(channel: &str, account_id: &str) -> Vec<String> {
-    let mut argv: Vec<String> = ["openclaw", "pairing", "list", channel, "--json"]
+    let mut argv: Vec<String> = ["openclaw", "pairing", "list", "--json"]
         .map(String::from)
         .to_vec();
     if !account_id.is_empty() {
-        argv.extend(["--account".to_owned(), account_id.to_owned()]);
+        argv.push(format!("--account={account_id}"));
     }
+    argv.extend(["--".to_owned(), channel.to_owned()]);
+    argv
+}
+
+/// `openclaw pairing approve [options] -- <channel> <code>` (see [`cli_list_argv`]).
+fn cli_approve_argv(channel: &str, code: &str, account_id: &str, notify: bool) -> Vec<String> {
+    let mut argv: Vec<String> = ["openclaw", "pairing", "approve"]
+        .map(String::from)
+        .to_vec();
+    if !account_id.is_empty() {
+        argv.push(format!("--account={account_id}"));
+    }
+    if notify {
+        argv.push("--notify".to_owned());
+    }
+    argv.extend(["--".to_owned(), channel.to_owned(), code.to_owned()]);
     argv
 }
 
@@ -205,15 +223,7 @@ pub async fn approve_by_code(
     let code = code.trim().to_ascii_uppercase();
     validate_pairing_code(&code)?;
     upstream.check_access(caller, instance_id).await?;
-    let mut argv: Vec<String> = ["openclaw", "pairing", "approve", channel, &code]
-        .map(String::from)
-        .to_vec();
-    if !account_id.is_empty() {
-        argv.extend(["--account".to_owned(), account_id.to_owned()]);
-    }
-    if notify {
-        argv.push("--notify".to_owned());
-    }
+    let argv = cli_approve_argv(channel, &code, account_id, notify);
     let output = upstream.exec(instance_id, argv, CLI_TIMEOUT).await?;
     if output.timed_out {
         return Err(ServiceError::new(
@@ -349,6 +359,45 @@ fn first_line(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positional_arguments_follow_the_end_of_options() {
+        assert_eq!(
+            cli_list_argv("telegram", ""),
+            ["openclaw", "pairing", "list", "--json", "--", "telegram"]
+        );
+        assert_eq!(
+            cli_list_argv("telegram", "work"),
+            [
+                "openclaw",
+                "pairing",
+                "list",
+                "--json",
+                "--account=work",
+                "--",
+                "telegram"
+            ]
+        );
+        assert_eq!(
+            cli_approve_argv("telegram", "ABCDEFGH", "work", true),
+            [
+                "openclaw",
+                "pairing",
+                "approve",
+                "--account=work",
+                "--notify",
+                "--",
+                "telegram",
+                "ABCDEFGH"
+            ]
+        );
+        assert_eq!(
+            cli_approve_argv("telegram", "ABCDEFGH", "", false),
+            [
+                "openclaw", "pairing", "approve", "--", "telegram", "ABCDEFGH"
+            ]
+        );
+    }
 
     #[test]
     fn a_channel_not_set_up_yet_is_a_precondition_naming_the_step() {

@@ -26,7 +26,9 @@ pub fn validate_bot_token(token: &str) -> Result<(), ServiceError> {
 
 /// Channel names are short lowercase words (`telegram`, `whatsapp`, ...).
 pub fn validate_channel(channel: &str) -> Result<(), ServiceError> {
+    // Never starting with `-`, so that no CLI can read the name as an option.
     let well_formed = !channel.is_empty()
+        && !channel.starts_with('-')
         && channel.len() <= 32
         && channel
             .bytes()
@@ -43,6 +45,7 @@ pub fn validate_channel(channel: &str) -> Result<(), ServiceError> {
 /// Account ids name a channel account (`default`, `work`, ...); empty means the default.
 pub fn validate_account_id(account_id: &str) -> Result<(), ServiceError> {
     let well_formed = account_id.len() <= 64
+        && !account_id.starts_with('-')
         && account_id
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
@@ -50,7 +53,7 @@ pub fn validate_account_id(account_id: &str) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::invalid_argument(
-            "account id must be at most 64 of a-z, a-z, 0-9, - and _",
+            "account id must be at most 64 of a-z, A-Z, 0-9, - and _, not starting with -",
         ))
     }
 }
@@ -111,6 +114,12 @@ mod tests {
         assert!(validate_account_id("").is_ok());
         assert!(validate_account_id("work_1").is_ok());
         assert!(validate_account_id("a b").is_err());
+        // Nothing that a CLI could take for an option.
+        assert!(validate_channel("-telegram").is_err());
+        assert!(validate_channel("--help").is_err());
+        assert!(validate_account_id("-x").is_err());
+        assert!(validate_account_id("--notify").is_err());
+        assert!(validate_account_id("work-1").is_ok());
         assert!(validate_pairing_code("LUPWVTYQ").is_ok());
         assert!(validate_pairing_code("lupwvtyq").is_err());
         assert!(validate_pairing_code("LUP; rm").is_err());
