@@ -66,8 +66,8 @@ pub struct EdgeConfig {
 impl EdgeConfig {
     /// Reads the configuration; the error names the first missing or invalid key.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let platform_api_key = config::required(env, keys::OPENCLAW_MANAGER_API_KEY)?;
-        let internal_token = config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?;
+        let platform_api_key = config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?;
+        let internal_token = config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?;
         if ServiceCredentials::new(&internal_token).is_err() {
             return Err(ConfigError::Invalid {
                 key: keys::CLAWFLEET_INTERNAL_TOKEN,
@@ -203,8 +203,8 @@ mod tests {
 
     fn complete_env() -> EnvMap {
         EnvMap::from_pairs([
-            (keys::OPENCLAW_MANAGER_API_KEY, "operator-key"),
-            (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token"),
+            (keys::OPENCLAW_MANAGER_API_KEY, "operator-key-0123456789"),
+            (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token-0123456789"),
             (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
             (keys::CLAWFLEET_BRIDGE_ADDR, "127.0.0.1:4102"),
             (keys::CLAWFLEET_CHANNELS_ADDR, "127.0.0.1:4103"),
@@ -216,8 +216,14 @@ mod tests {
     #[test]
     fn a_complete_environment_loads_with_the_default_body_limit() {
         let config = EdgeConfig::from_env(&complete_env()).unwrap();
-        assert_eq!(config.platform_api_key.expose_secret(), "operator-key");
-        assert_eq!(config.internal_token.expose_secret(), "internal-token");
+        assert_eq!(
+            config.platform_api_key.expose_secret(),
+            "operator-key-0123456789"
+        );
+        assert_eq!(
+            config.internal_token.expose_secret(),
+            "internal-token-0123456789"
+        );
         assert_eq!(config.lifecycle_address, "127.0.0.1:4101");
         assert_eq!(config.bridge_address, "127.0.0.1:4102");
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
@@ -286,6 +292,23 @@ mod tests {
             "lifecycle.clawfleet.svc:4101",
         );
         assert!(EdgeConfig::from_env(&env).is_ok());
+    }
+
+    #[test]
+    fn short_credentials_are_refused_naming_the_key() {
+        for key in [
+            keys::OPENCLAW_MANAGER_API_KEY,
+            keys::CLAWFLEET_INTERNAL_TOKEN,
+        ] {
+            let mut env = complete_env();
+            env.set(key, "fifteen-chars!!");
+            let error = EdgeConfig::from_env(&env).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::Invalid { key: named, reason } if *named == key && reason.contains("at least 16")),
+                "{error}"
+            );
+            assert!(!error.to_string().contains("fifteen-chars"), "{error}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod access; // the access-JWT check of the App API
+mod app_errors; // internal error details kept from app users (logged instead)
 mod auth; // the API-key check of the manager API
 mod auth_service; // the gRPC client of the auth service
 mod bridge; // the gRPC client of the gateway bridge (RPC passthrough, VNC tunnel)

@@ -51,7 +51,7 @@ impl BridgeConfig {
             });
         Ok(Self {
             lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
-            internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
             identity_file,
             client: ClientOptions::default(),
         })

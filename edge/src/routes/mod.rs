@@ -33,7 +33,7 @@ use utoipa_axum::{
 };
 
 use crate::{
-    access, auth,
+    access, app_errors, auth,
     error::{ApiError, ensure_json_errors},
     http_tracing,
     lifecycle::CALL_DEADLINE,
@@ -77,6 +77,7 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(watch::routes())
         .merge(
             app::instance_routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     limits::app_user::limit_app_user,
@@ -87,16 +88,20 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
                 )),
         )
         .merge(
-            app_auth::user_routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                access::require_access_token,
-            )),
+            app_auth::user_routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
         )
         .merge(
-            app_auth::sign_in_routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                rate_limit::limit_auth_requests,
-            )),
+            app_auth::sign_in_routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    rate_limit::limit_auth_requests,
+                )),
         )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -109,6 +114,7 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(vnc::routes())
         .merge(
             app::gateway_routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     limits::app_user::limit_app_user,

@@ -34,7 +34,7 @@ impl ChannelsConfig {
         Ok(Self {
             lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
             bridge_address: config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?,
-            internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
             telegram_api_root: config::optional(env, keys::CLAWFLEET_TELEGRAM_API_ROOT),
         })
     }

@@ -80,8 +80,13 @@ fn valid_value(key: &str) -> &'static str {
         | keys::EDGE_APP_RATE_PER_MINUTE
         | keys::EDGE_APP_CONCURRENT_REQUESTS => "30",
         keys::EDGE_TRUSTED_PROXIES => "10.0.0.0/8,fd00::/8",
-        keys::EDGE_INSTANCE_STALENESS_SECONDS | keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS => "10",
-        keys::EDGE_DOCS | keys::OPENCLAW_INGRESS_ENABLED => "true",
+        keys::EDGE_INSTANCE_STALENESS_SECONDS
+        | keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS
+        | keys::CLAWFLEET_KEPT_DATA_RETENTION_SECONDS => "10",
+        keys::EDGE_DOCS
+        | keys::OPENCLAW_INGRESS_ENABLED
+        | keys::CLAWFLEET_GOOGLE_REQUIRE_NONCE
+        | keys::CLAWFLEET_APPLE_REQUIRE_NONCE => "true",
         keys::DATABASE_URL => "sqlite:///tmp/clawfleet-key-table-test/auth.db",
         keys::CLAWFLEET_DATA_DIR => "/tmp/clawfleet-key-table-test",
         keys::CLAWFLEET_GOOGLE_JWKS_URL | keys::CLAWFLEET_APPLE_JWKS_URL => {
@@ -92,6 +97,9 @@ fn valid_value(key: &str) -> &'static str {
         keys::RUST_LOG => "info",
         keys::OPENCLAW_NAMESPACE | keys::CLAWFLEET_PLATFORM_NAMESPACE => "openclaw",
         keys::OPENCLAW_TRUSTED_PROXIES => "10.0.0.1",
+        keys::OPENCLAW_MANAGER_API_KEY | keys::CLAWFLEET_INTERNAL_TOKEN => {
+            "a-credential-of-sixteen-or-more"
+        }
         // Names the test's own executable: OPENCLAW_BIN must exist, and the toolchain is
         // never resolved here anyway.
         keys::OPENCLAW_BIN | keys::CLAWFLEET_EXECUTABLE => "/proc/self/exe",

@@ -84,8 +84,8 @@ pub fn edge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
 /// The credentials a service accepts, both required.
 pub fn credentials(env: &dyn EnvSource) -> Result<Credentials, ConfigError> {
     Ok(Credentials {
-        platform_api_key: config::required(env, keys::OPENCLAW_MANAGER_API_KEY)?.into(),
-        internal_token: config::required(env, keys::CLAWFLEET_INTERNAL_TOKEN)?.into(),
+        platform_api_key: config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?.into(),
+        internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?.into(),
     })
 }
 
@@ -137,6 +137,11 @@ where
             env,
             keys::CLAWFLEET_WATCH_BOOKMARK_SECONDS,
             DEFAULT_BOOKMARK_INTERVAL.as_secs(),
+        )?),
+        kept_data_retention: Duration::from_secs(config::parsed_or(
+            env,
+            keys::CLAWFLEET_KEPT_DATA_RETENTION_SECONDS,
+            clawfleet_lifecycle::kept_data::DEFAULT_RETENTION.as_secs(),
         )?),
     })
 }

@@ -65,6 +65,9 @@ pub mod keys {
     pub const CLAWFLEET_LOCAL_TENANT_UID_BASE: &str = "CLAWFLEET_LOCAL_TENANT_UID_BASE";
     /// Seconds between bookmarks on a quiet WatchInstances stream (default 10).
     pub const CLAWFLEET_WATCH_BOOKMARK_SECONDS: &str = "CLAWFLEET_WATCH_BOOKMARK_SECONDS";
+    /// Seconds the kept data of a deleted instance outlives it before the lifecycle's
+    /// leader purges it (default 7 days); it counts toward the owner's plan meanwhile.
+    pub const CLAWFLEET_KEPT_DATA_RETENTION_SECONDS: &str = "CLAWFLEET_KEPT_DATA_RETENTION_SECONDS";
     /// Seconds without word from the lifecycle's watch after which the edge answers
     /// instance reads 503 rather than serve what may be stale (default 30).
     pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";
@@ -103,6 +106,11 @@ pub mod keys {
     pub const CLAWFLEET_GOOGLE_JWKS_URL: &str = "CLAWFLEET_GOOGLE_JWKS_URL";
     /// Apple's JWKS (default `https://appleid.apple.com/auth/keys`).
     pub const CLAWFLEET_APPLE_JWKS_URL: &str = "CLAWFLEET_APPLE_JWKS_URL";
+    /// Google sign-in must carry a nonce (the app sends one), so a stolen ID token cannot
+    /// be replayed from another client (default false).
+    pub const CLAWFLEET_GOOGLE_REQUIRE_NONCE: &str = "CLAWFLEET_GOOGLE_REQUIRE_NONCE";
+    /// Apple sign-in must carry a nonce (default false).
+    pub const CLAWFLEET_APPLE_REQUIRE_NONCE: &str = "CLAWFLEET_APPLE_REQUIRE_NONCE";
     /// Where other services reach the auth service (host:port).
     pub const CLAWFLEET_AUTH_ADDR: &str = "CLAWFLEET_AUTH_ADDR";
     /// Port the auth service listens on in `clawfleet auth` / `up`.
@@ -218,6 +226,25 @@ pub fn required(env: &dyn EnvSource, key: &'static str) -> Result<String, Config
     optional(env, key).ok_or(ConfigError::Missing { key })
 }
 
+/// The fewest characters the operator key and the internal token may have: shorter
+/// ones can be guessed, and anyone holding either acts for the whole platform.
+pub const MIN_CREDENTIAL_LENGTH: usize = 16;
+
+/// Reads a required credential (`OPENCLAW_MANAGER_API_KEY`, `CLAWFLEET_INTERNAL_TOKEN`) of
+/// at least [`MIN_CREDENTIAL_LENGTH`] characters; the error names the key, never the value.
+pub fn required_credential(env: &dyn EnvSource, key: &'static str) -> Result<String, ConfigError> {
+    let value = required(env, key)?;
+    if value.chars().count() < MIN_CREDENTIAL_LENGTH {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!(
+                "it must be at least {MIN_CREDENTIAL_LENGTH} characters (e.g. the output of `openssl rand -hex 32`)"
+            ),
+        });
+    }
+    Ok(value)
+}
+
 /// Reads an optional value; empty counts as unset.
 pub fn optional(env: &dyn EnvSource, key: &'static str) -> Option<String> {
     env.get(key)
@@ -261,6 +288,10 @@ mod tests {
     fn a_missing_required_value_names_the_key() {
         let env = EnvMap::default();
         let error = required(&env, keys::OPENCLAW_MANAGER_API_KEY).unwrap_err();
+        assert_eq!(
+            required_credential(&env, keys::OPENCLAW_MANAGER_API_KEY).unwrap_err(),
+            error
+        );
         assert_eq!(
             error.to_string(),
             "missing required environment variable OPENCLAW_MANAGER_API_KEY"

@@ -5,6 +5,8 @@
 /// The id rule lives in the kit, shared by every service.
 pub use clawfleet_kit::instance_id;
 pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
+pub mod exec_slots; // the bound on commands running inside one instance at a time
+pub mod kept_data; // kept data of deleted instances: counted toward the plan, purged after retention
 pub mod model; // records, specs, phases
 pub mod reconciler; // converging the runtime to the store, at start and periodically
 pub mod registry; // the in-memory view of the store that every read uses
@@ -60,6 +62,9 @@ pub struct LifecycleConfig {
     pub reconcile_period: Duration,
     /// How often a quiet watch stream sends a bookmark (`CLAWFLEET_WATCH_BOOKMARK_SECONDS`).
     pub watch_bookmark_interval: Duration,
+    /// How long the kept data of a deleted instance outlives it
+    /// (`CLAWFLEET_KEPT_DATA_RETENTION_SECONDS`, default [`kept_data::DEFAULT_RETENTION`]).
+    pub kept_data_retention: Duration,
 }
 
 /// The runtime that runs the gateways, with the settings only that runtime needs (the
@@ -160,6 +165,11 @@ impl LifecycleServer {
             reconciler::spawn_periodic(
                 lifecycle.clone(),
                 config.reconcile_period,
+                shutdown.clone(),
+            ),
+            kept_data::spawn_purger(
+                lifecycle.clone(),
+                config.kept_data_retention,
                 shutdown.clone(),
             ),
         ]);

@@ -62,6 +62,10 @@ pub async fn remove_orphans(lifecycle: &Lifecycle) {
         if stored.contains(&id) || registry.get(&id).is_some() {
             continue;
         }
+        if registry.is_unreadable(&id) {
+            // Its row is there but unreadable: reported at load; leave its workloads be.
+            continue;
+        }
         tracing::warn!(instance = %id, "removing the workloads of an instance the store does not know");
         if let Err(error) = lifecycle.runtime.delete(&id, DataRetention::Keep).await {
             tracing::warn!(instance = %id, %error, "could not remove orphan; will retry");

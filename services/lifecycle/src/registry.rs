@@ -35,6 +35,9 @@ enum Merged {
 pub struct Registry {
     store: InstanceStore,
     records: RwLock<BTreeMap<InstanceId, InstanceRecord>>,
+    /// Ids whose stored row could not be read at the last full reload (reported and
+    /// skipped); their workloads are not orphans.
+    unreadable: RwLock<std::collections::HashSet<InstanceId>>,
 }
 
 impl Registry {
@@ -42,9 +45,18 @@ impl Registry {
         let registry = Self {
             store,
             records: RwLock::new(BTreeMap::new()),
+            unreadable: RwLock::default(),
         };
         registry.resync().await?;
         Ok(registry)
+    }
+
+    /// Whether `id`'s stored row could not be read at the last full reload.
+    pub fn is_unreadable(&self, id: &InstanceId) -> bool {
+        self.unreadable
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(id)
     }
 
     pub fn store(&self) -> &InstanceStore {
@@ -159,7 +171,7 @@ impl Registry {
         &self,
         id: &InstanceId,
     ) -> Result<Option<InstanceRecord>, StoreError> {
-        self.store.remove_deleted(id).await?;
+        self.store.remove_deleted(id, now_ms()).await?;
         Ok(self.forget(id))
     }
 
@@ -176,10 +188,22 @@ impl Registry {
     /// missed); returns what changed.
     pub async fn resync(&self) -> Result<Vec<Change>, StoreError> {
         let read_from = revision::next();
-        let stored = self.store.load_all().await?;
+        let (stored, unreadable) = self.store.load_all_reporting().await?;
+        let unreadable: std::collections::HashSet<InstanceId> = unreadable
+            .iter()
+            .filter_map(|id| InstanceId::parse(id).ok())
+            .collect();
         let mut changes = Vec::new();
-        let present: std::collections::HashSet<InstanceId> =
-            stored.iter().map(|record| record.id.clone()).collect();
+        // An unreadable row is still there: its last good copy is not taken for a delete.
+        let present: std::collections::HashSet<InstanceId> = stored
+            .iter()
+            .map(|record| record.id.clone())
+            .chain(unreadable.iter().cloned())
+            .collect();
+        *self
+            .unreadable
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = unreadable;
         for record in stored {
             changes.extend(self.upsert_if_newer(record).map(Change::Upserted));
         }

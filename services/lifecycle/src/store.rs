@@ -46,8 +46,13 @@ type Row = (
 pub enum StoreError {
     #[error("instance {0} already exists")]
     AlreadyExists(InstanceId),
-    #[error("the owner already has {owned} of {quota} instances")]
-    QuotaExceeded { owned: usize, quota: usize },
+    #[error("the owner already has {owned} instances and {kept} kept of {quota}")]
+    QuotaExceeded {
+        owned: usize,
+        /// Deleted instances whose data is kept (see [`crate::kept_data`]).
+        kept: usize,
+        quota: usize,
+    },
     #[error(transparent)]
     Open(#[from] DatabaseError),
     #[error("database error: {0}")]
@@ -145,7 +150,8 @@ impl InstanceStore {
     }
 
     /// Inserts `record` unless its id exists or its owner already has `quota` instances
-    /// (deleting ones not counted). Counting and inserting happen in one transaction
+    /// (deleting ones not counted, the kept data of deleted ones counted). A kept copy of
+    /// the same id is reattached, so it is no longer kept data. Counting and inserting happen in one transaction
     /// holding a lock per owner, so creates racing on any replica cannot both slip
     /// under the quota. Returns the stored row.
     #[tracing::instrument(name = "db", skip_all, fields(
@@ -182,11 +188,22 @@ impl InstanceStore {
                 .bind(&record.owner)
                 .fetch_one(&mut *transaction)
                 .await?;
+                let (kept,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM kept_data WHERE owner = $1 AND id <> $2")
+                        .bind(&record.owner)
+                        .bind(record.id.as_str())
+                        .fetch_one(&mut *transaction)
+                        .await?;
                 let owned = usize::try_from(owned).unwrap_or(usize::MAX);
-                if owned >= quota {
-                    return Err(StoreError::QuotaExceeded { owned, quota });
+                let kept = usize::try_from(kept).unwrap_or(usize::MAX);
+                if owned.saturating_add(kept) >= quota {
+                    return Err(StoreError::QuotaExceeded { owned, kept, quota });
                 }
             }
+            sqlx::query("DELETE FROM kept_data WHERE id = $1")
+                .bind(record.id.as_str())
+                .execute(&mut *transaction)
+                .await?;
             let row = sqlx::query_as(sqlx::AssertSqlSafe(insert.as_str()))
                 .bind(record.id.as_str())
                 .bind(&record.owner)
@@ -234,20 +251,41 @@ impl InstanceStore {
     }
 
     /// Every row, ordered by id.
+    pub async fn load_all(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        Ok(self.load_all_reporting().await?.0)
+    }
+
+    /// Every readable row, and the ids of rows that could not be read. A corrupt row
+    /// (edited by hand, written by a newer version) is reported and skipped, so one bad
+    /// row never stops the lifecycle from starting or serving everyone else.
     #[tracing::instrument(name = "db", skip_all, fields(
         otel.name = "SELECT instances", otel.kind = "client",
         db.system.name = self.database.system_name(),
         db.operation.name = "SELECT", db.collection.name = "instances",
         clawfleet.store.call = "load_all",
     ))]
-    pub async fn load_all(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+    pub async fn load_all_reporting(
+        &self,
+    ) -> Result<(Vec<InstanceRecord>, Vec<String>), StoreError> {
         let select = format!("SELECT {COLUMNS} FROM instances ORDER BY id");
         let rows: Vec<Row> = on_backend!(self, |pool, _begin| {
             sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
                 .fetch_all(pool)
                 .await?
         });
-        rows.into_iter().map(record_from_row).collect()
+        let mut records = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let id = row.0.clone();
+            match record_from_row(row) {
+                Ok(record) => records.push(record),
+                Err(error) => {
+                    tracing::error!(instance = %id.escape_debug(), %error, "skipping an instance row that cannot be read; fix or remove it");
+                    unreadable.push(id);
+                }
+            }
+        }
+        Ok((records, unreadable))
     }
 
     /// Sets the desired state, unless the instance is being deleted.
@@ -305,24 +343,38 @@ impl InstanceStore {
     }
 
     /// Removes the row of a finished delete; a row not marked deleting stays (a delete
-    /// never removes what was not asked to go). Returns whether a row went.
+    /// never removes what was not asked to go). A delete that keeps the data records it
+    /// as kept data (from `now_ms`) in the same transaction. Returns whether a row went.
     #[tracing::instrument(name = "db", skip_all, fields(
         otel.name = "DELETE instances", otel.kind = "client",
         db.system.name = self.database.system_name(),
         db.operation.name = "DELETE", db.collection.name = "instances",
         clawfleet.store.call = "remove_deleted",
     ))]
-    pub async fn remove_deleted(&self, id: &InstanceId) -> Result<bool, StoreError> {
+    pub async fn remove_deleted(&self, id: &InstanceId, now_ms: i64) -> Result<bool, StoreError> {
         let postgres = self.notifies();
         let removed = on_backend!(self, |pool, begin_write| {
             let mut transaction = pool.begin_with(begin_write).await?;
-            let result = sqlx::query(
-                "DELETE FROM instances WHERE id = $1 AND deleting_since_ms IS NOT NULL",
+            let gone: Option<(String, bool)> = sqlx::query_as(
+                "DELETE FROM instances WHERE id = $1 AND deleting_since_ms IS NOT NULL \
+                 RETURNING owner, delete_preserve_data",
             )
             .bind(id.as_str())
-            .execute(&mut *transaction)
+            .fetch_optional(&mut *transaction)
             .await?;
-            let removed = result.rows_affected() == 1;
+            if let Some((owner, true)) = &gone {
+                sqlx::query(
+                    "INSERT INTO kept_data (id, owner, kept_since_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, \
+                     kept_since_ms = excluded.kept_since_ms",
+                )
+                .bind(id.as_str())
+                .bind(owner)
+                .bind(now_ms)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            let removed = gone.is_some();
             if postgres && removed {
                 notify!(transaction, id);
             }

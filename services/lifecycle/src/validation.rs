@@ -13,9 +13,42 @@ pub const MAX_MODEL_LENGTH: usize = 200;
 /// At most this many characters in an owner id.
 pub const MAX_OWNER_LENGTH: usize = 128;
 
-/// Environment names the platform sets itself; a secret may not override them.
-const RESERVED_PREFIXES: &[&str] = &["OPENCLAW_", "CLAWFLEET_", "NODE_", "LD_", "npm_"];
-const RESERVED_NAMES: &[&str] = &["PATH", "HOME", "USER", "SHELL", "TMPDIR", "PWD"];
+/// Environment names the platform sets itself, or that make a shell, Node, npm or the
+/// dynamic loader run code or route traffic elsewhere; a secret may not set them.
+/// Compared ignoring case (npm reads `npm_config_*` in either case).
+const RESERVED_PREFIXES: &[&str] = &[
+    "OPENCLAW_",
+    "CLAWFLEET_",
+    "NODE_",
+    "LD_",
+    "NPM_CONFIG_",
+    "NPM_",
+    "BASH_FUNC_",
+];
+const RESERVED_SUFFIXES: &[&str] = &["_PROXY"];
+const RESERVED_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "SHELL",
+    "TMPDIR",
+    "PWD",
+    "BASH_ENV",
+    "ENV",
+    "NODE_OPTIONS",
+];
+
+/// Whether `name` is one the platform keeps for itself (see [`RESERVED_NAMES`]).
+fn is_reserved(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    RESERVED_NAMES.contains(&name.as_str())
+        || RESERVED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        || RESERVED_SUFFIXES
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
 
 /// Secrets must be environment names (`A-Z`, `0-9`, `_`, starting with a letter) that
 /// the platform does not reserve, with bounded values free of NUL bytes.
@@ -41,11 +74,7 @@ pub fn validate_secrets(secrets: &Secrets) -> Result<(), ServiceError> {
                 "invalid secret name {shown:?}: secret names must be environment variable names (A-Z, 0-9, _; starting with a letter)"
             )));
         }
-        let reserved = RESERVED_NAMES.contains(&name.as_str())
-            || RESERVED_PREFIXES
-                .iter()
-                .any(|prefix| name.starts_with(prefix));
-        if reserved {
+        if is_reserved(name) {
             return Err(ServiceError::invalid_argument(format!(
                 "secret name {name} is reserved by the platform"
             )));
@@ -119,12 +148,42 @@ mod tests {
             "PATH",
             "OPENCLAW_GATEWAY_TOKEN",
             "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
             "NODE_OPTIONS",
+            "BASH_ENV",
+            "ENV",
+            "NPM_CONFIG_REGISTRY",
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "ALL_PROXY",
+            "NO_PROXY",
         ] {
             assert!(
                 validate_secrets(&secrets(&[(name, "v")])).is_err(),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_matched_ignoring_case() {
+        for name in [
+            "npm_config_registry",
+            "Npm_Config_Script_Shell",
+            "https_proxy",
+            "ld_preload",
+            "bash_env",
+            "env",
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "ENVIRONMENT",
+            "PROXY_URL",
+            "OPENAI_API_KEY",
+        ] {
+            assert!(!is_reserved(name), "{name}");
         }
     }
 

@@ -87,7 +87,10 @@ async fn a_marked_delete_freezes_the_record_until_it_is_removed() {
         );
         // A row not marked deleting is never removed.
         store.insert(&record("alice", "user-1")).await.unwrap();
-        assert!(!store.remove_deleted(&alice).await.unwrap(), "{backend:?}");
+        assert!(
+            !store.remove_deleted(&alice, 6).await.unwrap(),
+            "{backend:?}"
+        );
 
         let Update::Changed(stopped) = store
             .set_desired_state(&alice, DesiredState::Stopped, 3)
@@ -116,8 +119,14 @@ async fn a_marked_delete_freezes_the_record_until_it_is_removed() {
         ] {
             assert_eq!(update, Update::Deleting(marked.clone()), "{backend:?}");
         }
-        assert!(store.remove_deleted(&alice).await.unwrap(), "{backend:?}");
-        assert!(!store.remove_deleted(&alice).await.unwrap(), "{backend:?}");
+        assert!(
+            store.remove_deleted(&alice, 6).await.unwrap(),
+            "{backend:?}"
+        );
+        assert!(
+            !store.remove_deleted(&alice, 6).await.unwrap(),
+            "{backend:?}"
+        );
         assert_eq!(store.get(&alice).await.unwrap(), None);
         store.close().await;
     }
@@ -141,7 +150,11 @@ async fn racing_creates_on_two_replicas_stay_within_the_quota() {
         for create in creates {
             match create.await.unwrap() {
                 Ok(_) => created += 1,
-                Err(StoreError::QuotaExceeded { owned: 3, quota: 3 }) => {}
+                Err(StoreError::QuotaExceeded {
+                    owned: 3,
+                    kept: 0,
+                    quota: 3,
+                }) => {}
                 Err(other) => panic!("{backend:?}: unexpected {other}"),
             }
         }
@@ -275,7 +288,7 @@ async fn a_replica_hears_and_reloads_what_another_wrote() {
     assert!(marked.deleting.is_some());
     assert!(marked.revision > loaded.revision);
 
-    first.remove_deleted(&alice).await.unwrap();
+    first.remove_deleted(&alice, 6).await.unwrap();
     assert_eq!(next().await, "alice");
     assert!(matches!(
         follower.refresh(&alice).await.unwrap(),

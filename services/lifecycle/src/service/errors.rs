@@ -22,15 +22,29 @@ pub(crate) fn store_error(error: StoreError) -> ServiceError {
             ErrorCode::AlreadyExists,
             format!("instance {id} already exists"),
         ),
-        StoreError::QuotaExceeded { owned, quota } => ServiceError::new(
+        StoreError::QuotaExceeded { owned, kept, quota } => ServiceError::new(
             ErrorCode::FailedPrecondition,
-            format!(
-                "your plan allows {quota} instance{}, and you have {owned}; delete one or upgrade your plan",
-                if quota == 1 { "" } else { "s" }
-            ),
+            quota_message(owned, kept, quota),
         ),
         other => ServiceError::internal(other),
     }
+}
+
+/// The quota refusal; kept data of deleted instances is named, since it is not visible
+/// in the caller's instance list.
+fn quota_message(owned: usize, kept: usize, quota: usize) -> String {
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
+    if kept == 0 {
+        return format!(
+            "your plan allows {quota} instance{}, and you have {owned}; delete one or upgrade your plan",
+            plural(quota)
+        );
+    }
+    format!(
+        "your plan allows {quota} instance{}, and you have {owned} plus the kept data of {kept} deleted instance{}, which counts until it is purged; wait for the purge or upgrade your plan (a delete with preservePvc=false frees its slot at once)",
+        plural(quota),
+        plural(kept)
+    )
 }
 
 pub(crate) fn runtime_error(error: RuntimeError) -> ServiceError {

@@ -158,6 +158,7 @@ impl Lifecycle {
             0 => DEFAULT_EXEC_TIMEOUT,
             ms => Duration::from_millis(u64::from(ms)).min(MAX_EXEC_TIMEOUT),
         };
+        let _slot = self.exec_slots.take(&record.id)?;
         let output = self
             .runtime
             .exec(

@@ -54,6 +54,8 @@ pub struct Lifecycle {
     pub shutdown: CancellationToken,
     /// Teardowns of deleted instances in flight.
     pub deletions: Deletions,
+    /// Commands running inside each instance (ExecInInstance), capped per instance.
+    pub exec_slots: crate::exec_slots::ExecSlots,
     /// Whether this replica leads: only the leader applies, repairs and deletes in the
     /// runtime; the others record writes in the store, which the leader hears at once
     /// (docs/product/runtimes.md#leader).
@@ -85,6 +87,7 @@ impl Lifecycle {
             hub,
             shutdown,
             deletions: Deletions::default(),
+            exec_slots: crate::exec_slots::ExecSlots::default(),
             leadership: tokio::sync::watch::channel(true).1,
         }
     }

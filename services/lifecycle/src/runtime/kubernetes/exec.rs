@@ -78,15 +78,7 @@ pub async fn exec_in_pod(
         };
         let (stdout, stdout_cut) = stdout.map_err(broken)?;
         let (mut stderr, stderr_cut) = stderr.map_err(broken)?;
-        let exit_code = match status {
-            None => 0,
-            Some(status) if status.status.as_deref() == Some("Success") => 0,
-            Some(status) => exit_code_of(&status).unwrap_or_else(|| {
-                // Not started at all: say why on stderr, like a shell.
-                stderr.extend_from_slice(status.message.unwrap_or_default().as_bytes());
-                NOT_RUNNABLE
-            }),
-        };
+        let exit_code = exit_code(status, &mut stderr, pod)?;
         Ok::<_, RuntimeError>(ExecOutput {
             exit_code,
             stdout,
@@ -103,6 +95,23 @@ pub async fn exec_in_pod(
             timed_out: true,
             ..ExecOutput::default()
         }),
+    }
+}
+
+/// The exit code the final status reports. A session that ended without a status (the
+/// stream broke, the API server went away) is an error: the command's outcome is
+/// unknown, and reading it as exit 0 would report a failed command as a success.
+fn exit_code(status: Option<Status>, stderr: &mut Vec<u8>, pod: &str) -> Result<i32, RuntimeError> {
+    match status {
+        None => Err(RuntimeError::Unavailable(format!(
+            "the exec session in pod {pod} ended without an exit status; retry shortly"
+        ))),
+        Some(status) if status.status.as_deref() == Some("Success") => Ok(0),
+        Some(status) => Ok(exit_code_of(&status).unwrap_or_else(|| {
+            // Not started at all: say why on stderr, like a shell.
+            stderr.extend_from_slice(status.message.unwrap_or_default().as_bytes());
+            NOT_RUNNABLE
+        })),
     }
 }
 
@@ -158,5 +167,62 @@ async fn read_capped(
         let room = limit.saturating_sub(kept.len());
         kept.extend_from_slice(&buffer[..read.min(room)]);
         truncated |= read > room;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+    use super::*;
+
+    fn failed_with(code: &str) -> Status {
+        Status {
+            status: Some("Failure".into()),
+            reason: Some("NonZeroExitCode".into()),
+            details: Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some("ExitCode".into()),
+                    message: Some(code.into()),
+                    ..StatusCause::default()
+                }]),
+                ..StatusDetails::default()
+            }),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn a_session_without_a_status_is_an_error_not_a_success() {
+        let mut stderr = Vec::new();
+        let error = exit_code(None, &mut stderr, "alice-0").unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Unavailable(message) if message.contains("without an exit status")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn statuses_give_the_exit_code() {
+        let mut stderr = Vec::new();
+        let success = Status {
+            status: Some("Success".into()),
+            ..Status::default()
+        };
+        assert_eq!(exit_code(Some(success), &mut stderr, "p").unwrap(), 0);
+        assert_eq!(
+            exit_code(Some(failed_with("3")), &mut stderr, "p").unwrap(),
+            3
+        );
+        let not_started = Status {
+            status: Some("Failure".into()),
+            message: Some("executable file not found".into()),
+            ..Status::default()
+        };
+        assert_eq!(
+            exit_code(Some(not_started), &mut stderr, "p").unwrap(),
+            NOT_RUNNABLE
+        );
+        assert_eq!(stderr, b"executable file not found");
     }
 }

@@ -108,6 +108,7 @@ pub async fn replica(
         // Long: whatever reaches the leader here came through the store's notifications.
         reconcile_period: std::time::Duration::from_secs(600),
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
+        kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
     })
     .await
     .expect("the lifecycle replica starts")

@@ -92,6 +92,7 @@ pub async fn lifecycle_server(
         runtime: clawfleet_lifecycle::RuntimeChoice::Kubernetes(Box::new(kubernetes)),
         reconcile_period,
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
+        kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
     })
     .await
     .expect("the lifecycle service starts")
