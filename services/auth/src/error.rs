@@ -54,6 +54,7 @@ impl AuthError {
             AuthError::IdToken(IdTokenError::NotConfigured(_)) => ErrorCode::FailedPrecondition,
             AuthError::IdToken(IdTokenError::Invalid(_)) => ErrorCode::Unauthenticated,
             AuthError::IdToken(IdTokenError::KeysUnavailable(_)) => ErrorCode::Unavailable,
+            AuthError::IdToken(IdTokenError::NonceRequired(_)) => ErrorCode::InvalidArgument,
             AuthError::UserNotFound => ErrorCode::NotFound,
             AuthError::Internal(_) => ErrorCode::Internal,
         }

@@ -15,6 +15,7 @@ pub mod server; // configuration from the environment and assembly
 pub mod service; // the gRPC handlers
 pub mod sessions; // token pairs, refresh rotation with reuse detection, log-out
 pub mod store; // users, identities and refresh tokens on SQLite or PostgreSQL
+pub mod successor_seal; // a rotated token's successor, sealed so only that token opens it
 pub mod validation; // emails, passwords and names, checked before any query
 
 pub use server::{AuthConfig, AuthServer, AuthStartError};

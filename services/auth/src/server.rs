@@ -23,7 +23,7 @@ use crate::{
     },
     purge::{DEFAULT_PURGE_INTERVAL, purge_expired_tokens_until},
     service::AuthServiceHandler,
-    sessions::{DEFAULT_REFRESH_TTL, Sessions},
+    sessions::{DEFAULT_REFRESH_TTL, DEFAULT_RETRY_GRACE, DEFAULT_SESSION_LIFETIME, Sessions},
     store::{AuthStore, StoreError},
 };
 
@@ -43,8 +43,16 @@ pub struct AuthConfig {
     /// The `aud` of Apple identity tokens; Apple sign-in is refused when `None`.
     pub apple_client_id: Option<String>,
     pub apple_jwks_url: String,
+    /// Google sign-in must carry a nonce (`CLAWFLEET_GOOGLE_REQUIRE_NONCE`).
+    pub google_require_nonce: bool,
+    /// Apple sign-in must carry a nonce (`CLAWFLEET_APPLE_REQUIRE_NONCE`).
+    pub apple_require_nonce: bool,
     /// Lifetime of each refresh token (7 days).
     pub refresh_ttl: Duration,
+    /// How long after a rotation a retry with the rotated token gets the same successor (30 s).
+    pub refresh_retry_grace: Duration,
+    /// How long one sign-in lasts at most, however often refreshed (30 days).
+    pub session_lifetime: Duration,
     /// Shortest time between two JWKS fetches caused by unknown `kid`s (30 s).
     pub jwks_min_refetch_interval: Duration,
     /// How often refresh-token families that have fully expired are deleted (1 h).
@@ -78,7 +86,15 @@ impl AuthConfig {
             apple_client_id: config::optional(env, keys::APPLE_CLIENT_ID),
             apple_jwks_url: config::optional(env, keys::CLAWFLEET_APPLE_JWKS_URL)
                 .unwrap_or_else(|| DEFAULT_APPLE_JWKS_URL.to_owned()),
+            google_require_nonce: config::flag_or(
+                env,
+                keys::CLAWFLEET_GOOGLE_REQUIRE_NONCE,
+                false,
+            )?,
+            apple_require_nonce: config::flag_or(env, keys::CLAWFLEET_APPLE_REQUIRE_NONCE, false)?,
             refresh_ttl: DEFAULT_REFRESH_TTL,
+            refresh_retry_grace: DEFAULT_RETRY_GRACE,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
             jwks_min_refetch_interval: jwks::MIN_REFETCH_INTERVAL,
             refresh_purge_interval: DEFAULT_PURGE_INTERVAL,
         })
@@ -115,26 +131,31 @@ impl AuthServer {
     pub async fn start(config: AuthConfig) -> Result<Self, AuthStartError> {
         let keys = AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())?;
         let http = jwks::http_client()?;
-        let verifier = |provider: Provider, client_id: Option<&str>, url: &str| {
+        let verifier = |provider: Provider, client_id: Option<&str>, url: &str, nonce: bool| {
             let uri: http::Uri = url.parse().map_err(|_| AuthStartError::JwksUrl {
                 provider,
                 url: url.to_owned(),
             })?;
-            Ok::<_, AuthStartError>(IdTokenVerifier::new(
-                provider,
-                client_id,
-                JwksCache::new(uri, http.clone(), config.jwks_min_refetch_interval),
-            ))
+            Ok::<_, AuthStartError>(
+                IdTokenVerifier::new(
+                    provider,
+                    client_id,
+                    JwksCache::new(uri, http.clone(), config.jwks_min_refetch_interval),
+                )
+                .requiring_nonce(nonce),
+            )
         };
         let google = verifier(
             Provider::Google,
             config.google_client_id.as_deref(),
             &config.google_jwks_url,
+            config.google_require_nonce,
         )?;
         let apple = verifier(
             Provider::Apple,
             config.apple_client_id.as_deref(),
             &config.apple_jwks_url,
+            config.apple_require_nonce,
         )?;
         let store = Arc::new(AuthStore::open(config.database_url.expose_secret()).await?);
         let passwords = Passwords::new().await?;
@@ -146,7 +167,8 @@ impl AuthServer {
         );
         Ok(Self {
             accounts: Arc::new(Accounts {
-                sessions: Sessions::new(store.clone(), keys, config.refresh_ttl),
+                sessions: Sessions::new(store.clone(), keys, config.refresh_ttl)
+                    .with_limits(config.refresh_retry_grace, config.session_lifetime),
                 store,
                 passwords,
                 google,

@@ -1,5 +1,6 @@
 //! Sessions: the token pair a sign-in returns, refresh-token rotation with reuse
-//! detection, and log-out.
+//! detection (a retry of a lost response within a short grace gets the same successor),
+//! an absolute lifetime per sign-in, and log-out.
 
 use std::{
     sync::Arc,
@@ -14,11 +15,19 @@ use clawfleet_kit::{
 use crate::{
     digest::sha256_hex,
     error::AuthError,
-    store::{AuthStore, NewRefreshToken, Rotation, UserRecord},
+    store::{AuthStore, NewRefreshToken, Rotation, RotationRequest, UserRecord},
+    successor_seal,
 };
 
 /// Lifetime of a refresh token (docs/product/app-api.md#tokens: 7 days); each rotation starts a new one.
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How long after a rotation the rotated token may be presented again as a retry (the
+/// response was lost; the client repeats the call) and get the same successor, instead
+/// of being taken for a stolen copy that revokes the family.
+pub const DEFAULT_RETRY_GRACE: Duration = Duration::from_secs(30);
+/// How long one sign-in lasts at most, however often it is refreshed: after this the
+/// user signs in again.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Entropy of a refresh token, in bytes.
 const REFRESH_TOKEN_BYTES: usize = 32;
 /// Longer presented tokens are refused without a lookup.
@@ -38,6 +47,8 @@ pub struct Sessions {
     store: Arc<AuthStore>,
     keys: AccessTokenKeys,
     refresh_ttl: Duration,
+    retry_grace: Duration,
+    session_lifetime: Duration,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -54,11 +65,20 @@ impl Sessions {
             store,
             keys,
             refresh_ttl,
+            retry_grace: DEFAULT_RETRY_GRACE,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
         }
     }
 
+    /// These sessions with a retry grace and an absolute lifetime other than the defaults.
+    pub fn with_limits(mut self, retry_grace: Duration, session_lifetime: Duration) -> Self {
+        self.retry_grace = retry_grace;
+        self.session_lifetime = session_lifetime;
+        self
+    }
+
     fn refresh_expiry(&self, now_ms: i64) -> i64 {
-        now_ms.saturating_add(self.refresh_ttl.as_millis() as i64)
+        now_ms.saturating_add(millis(self.refresh_ttl))
     }
 
     /// Starts a new refresh-token family for `user` and returns its first pair.
@@ -71,7 +91,9 @@ impl Sessions {
                 family_id: format!("fam_{}", random_token(16)),
                 user_id: user.id.clone(),
                 created_at_ms: now,
-                expires_at_ms: self.refresh_expiry(now),
+                expires_at_ms: self
+                    .refresh_expiry(now)
+                    .min(now.saturating_add(millis(self.session_lifetime))),
             })
             .await?;
         let access = self.keys.issue(&user.id, user.plan, SystemTime::now())?;
@@ -92,18 +114,33 @@ impl Sessions {
             return Err(AuthError::InvalidRefreshToken);
         }
         let now = now_ms();
-        let replacement = random_token(REFRESH_TOKEN_BYTES);
+        let mut replacement = random_token(REFRESH_TOKEN_BYTES);
+        let sealed = successor_seal::seal(&replacement, presented);
         let rotation = self
             .store
-            .rotate_refresh_token(
-                &sha256_hex(presented),
-                &sha256_hex(&replacement),
-                now,
-                self.refresh_expiry(now),
-            )
+            .rotate_refresh_token_with(&RotationRequest {
+                presented_hash: &sha256_hex(presented),
+                replacement_hash: &sha256_hex(&replacement),
+                replacement_sealed: sealed.as_deref(),
+                now_ms: now,
+                replacement_expires_at_ms: self.refresh_expiry(now),
+                retry_grace_ms: millis(self.retry_grace),
+                family_lifetime_ms: millis(self.session_lifetime),
+            })
             .await?;
         let user_id = match rotation {
             Rotation::Rotated { user_id, .. } => user_id,
+            Rotation::Retried {
+                user_id,
+                family_id,
+                successor_sealed,
+            } => {
+                replacement = self
+                    .current_successor(presented, &successor_sealed, &family_id, now)
+                    .await?;
+                tracing::info!(%family_id, "refresh retried within the grace; same successor returned");
+                user_id
+            }
             Rotation::Reused { family_id } => {
                 tracing::warn!(%family_id, "rotated refresh token presented again; family revoked");
                 return Err(AuthError::InvalidRefreshToken);
@@ -125,6 +162,41 @@ impl Sessions {
         ))
     }
 
+    /// The successor sealed under `presented`, if it is still the family's current token.
+    /// Once the successor itself was used (or the family ended), presenting its
+    /// predecessor again is no retry: the family is revoked, as for any reuse.
+    async fn current_successor(
+        &self,
+        presented: &str,
+        sealed: &str,
+        family_id: &str,
+        now: i64,
+    ) -> Result<String, AuthError> {
+        let successor = successor_seal::open(sealed, presented);
+        let current = match &successor {
+            Some(successor) => self
+                .store
+                .refresh_token(&sha256_hex(successor))
+                .await?
+                .is_some_and(|record| {
+                    record.rotated_at_ms.is_none()
+                        && record.revoked_at_ms.is_none()
+                        && record.expires_at_ms > now
+                }),
+            None => false,
+        };
+        match successor {
+            Some(successor) if current => Ok(successor),
+            _ => {
+                tracing::warn!(%family_id, "rotated refresh token presented again after its successor was used; family revoked");
+                self.store
+                    .revoke_family_of(&sha256_hex(presented), None, now)
+                    .await?;
+                Err(AuthError::InvalidRefreshToken)
+            }
+        }
+    }
+
     /// Revokes the family of `presented`; with `owner`, only when it is theirs.
     /// Unknown tokens revoke nothing and are not an error, so log-out is idempotent.
     pub async fn log_out(&self, presented: &str, owner: Option<&str>) -> Result<bool, AuthError> {
@@ -140,6 +212,10 @@ impl Sessions {
             .revoke_family_of(&sha256_hex(presented), owner, now_ms())
             .await?)
     }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub enum IdTokenError {
     Invalid(Provider),
     #[error("{0} signing keys are unavailable")]
     KeysUnavailable(Provider),
+    #[error("{0} sign-in requires a nonce: send the nonce the app gave {0}")]
+    NonceRequired(Provider),
 }
 
 /// `email_verified` is a JSON bool for Google, and a bool or the string `"true"` for
@@ -74,6 +76,9 @@ pub struct IdTokenVerifier {
     /// `None` when the provider's client id is not configured: sign-in is refused.
     validation: Option<Validation>,
     jwks: JwksCache,
+    /// Refuse tokens checked without a nonce (the app's configuration says it always
+    /// sends one), so an ID token taken from another app cannot be replayed here.
+    require_nonce: bool,
 }
 
 impl IdTokenVerifier {
@@ -92,7 +97,14 @@ impl IdTokenVerifier {
             provider,
             validation,
             jwks,
+            require_nonce: false,
         }
+    }
+
+    /// This verifier, refusing sign-ins without a nonce when `required`.
+    pub fn requiring_nonce(mut self, required: bool) -> Self {
+        self.require_nonce = required;
+        self
     }
 
     /// The JWKS cache (tests read its fetch count).
@@ -119,6 +131,9 @@ impl IdTokenVerifier {
             .validation
             .as_ref()
             .ok_or(IdTokenError::NotConfigured(provider))?;
+        if self.require_nonce && expected_nonce.is_empty() {
+            return Err(IdTokenError::NonceRequired(provider));
+        }
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(invalid());
         }

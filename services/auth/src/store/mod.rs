@@ -14,7 +14,7 @@ use clawfleet_database::{Database, DatabaseError, Migrations};
 pub(crate) use clawfleet_database::{is_unique_violation, on_backend};
 
 pub use identities::EmailClaim;
-pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, Rotation};
+pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationRequest};
 pub use users::{NewUser, UserRecord};
 
 /// The table that records which auth migrations ran (not sqlx's shared default).

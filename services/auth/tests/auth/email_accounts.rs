@@ -236,7 +236,7 @@ async fn refresh_reuse_kills_the_family(backend: Backend) {
     server.stop().await;
 }
 
-async fn racing_refreshes_do_not_both_succeed(backend: Backend) {
+async fn racing_refreshes_share_one_successor(backend: Backend) {
     let mut server = TestServer::start(backend).await;
     let tokens = sign_up(&mut server, "race@example.com").await;
     let mut first_client = server.client.clone();
@@ -250,14 +250,85 @@ async fn racing_refreshes_do_not_both_succeed(backend: Backend) {
         first_client.refresh(request()),
         second_client.refresh(request())
     );
-    let successes = [first.is_ok(), second.is_ok()]
-        .iter()
-        .filter(|ok| **ok)
-        .count();
+    // One rotation wins; the other call is a retry within the grace and gets the same
+    // successor, so the family never forks into two live tokens.
+    let successors: Vec<String> = [first, second]
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|response| response.into_inner().tokens)
+        .map(|tokens| tokens.refresh_token)
+        .collect();
+    assert!(!successors.is_empty());
     assert!(
-        successes <= 1,
-        "two refreshes with one token both succeeded"
+        successors
+            .iter()
+            .all(|successor| *successor == successors[0]),
+        "two different successors of one token"
     );
+    refresh(&mut server, &successors[0]).await.unwrap();
+    server.stop().await;
+}
+
+async fn a_retry_within_the_grace_gets_the_same_successor(backend: Backend) {
+    let mut server = TestServer::start(backend).await;
+    let first = sign_up(&mut server, "retry@example.com").await;
+    let second = refresh(&mut server, &first.refresh_token).await.unwrap();
+    // The response was lost; the app retries with the token it still holds.
+    let retried = refresh(&mut server, &first.refresh_token).await.unwrap();
+    assert_eq!(retried.refresh_token, second.refresh_token);
+    assert!(!retried.access_token.is_empty());
+    // The family is intact and moves on.
+    let third = refresh(&mut server, &second.refresh_token).await.unwrap();
+    // Once the successor was used, its predecessor is a stolen copy: the family ends.
+    let replayed = refresh(&mut server, &first.refresh_token)
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code(), Code::Unauthenticated);
+    assert!(refresh(&mut server, &third.refresh_token).await.is_err());
+    server.stop().await;
+}
+
+async fn a_retry_after_the_grace_revokes_the_family(backend: Backend) {
+    let mut server = TestServer::start_with(backend, |config| {
+        config.refresh_retry_grace = Duration::from_millis(50);
+    })
+    .await;
+    let first = sign_up(&mut server, "late-retry@example.com").await;
+    let second = refresh(&mut server, &first.refresh_token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(refresh(&mut server, &first.refresh_token).await.is_err());
+    assert!(
+        refresh(&mut server, &second.refresh_token).await.is_err(),
+        "the successor died with its family"
+    );
+    server.stop().await;
+}
+
+async fn a_session_ends_at_its_absolute_lifetime(backend: Backend) {
+    let mut server = TestServer::start_with(backend, |config| {
+        config.session_lifetime = Duration::from_millis(700);
+    })
+    .await;
+    let mut tokens = sign_up(&mut server, "lifetime@example.com").await;
+    let digest = clawfleet_auth::digest::sha256_hex(&tokens.refresh_token);
+    let first = server.store.refresh_token(&digest).await.unwrap().unwrap();
+    // Refreshing keeps working inside the lifetime, but never extends it.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let next = refresh(&mut server, &tokens.refresh_token).await.unwrap();
+        let digest = clawfleet_auth::digest::sha256_hex(&next.refresh_token);
+        let stored = server.store.refresh_token(&digest).await.unwrap().unwrap();
+        assert!(
+            stored.expires_at_ms <= first.expires_at_ms,
+            "the lifetime was extended"
+        );
+        tokens.refresh_token = next.refresh_token;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = refresh(&mut server, &tokens.refresh_token)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
     server.stop().await;
 }
 
@@ -406,7 +477,10 @@ on_both_backends!(
     duplicate_emails_are_already_exists,
     wrong_password_and_unknown_email_look_the_same,
     refresh_reuse_kills_the_family,
-    racing_refreshes_do_not_both_succeed,
+    racing_refreshes_share_one_successor,
+    a_retry_within_the_grace_gets_the_same_successor,
+    a_retry_after_the_grace_revokes_the_family,
+    a_session_ends_at_its_absolute_lifetime,
     expired_refresh_tokens_are_refused,
     expired_refresh_tokens_are_purged_while_serving,
     hostile_emails_are_refused_and_nothing_is_stored,

@@ -123,6 +123,43 @@ async fn nonces_are_checked_when_the_request_sends_one(backend: Backend) {
     server.stop().await;
 }
 
+async fn a_required_nonce_must_be_sent(backend: Backend) {
+    let key = TestKey::signing();
+    let jwks = JwksServer::start(&[(KID, &key)]).await;
+    let url = jwks.url().to_owned();
+    let mut server = TestServer::start_with(backend, move |config| {
+        config.google_jwks_url = url.clone();
+        config.apple_jwks_url = url;
+        config.google_require_nonce = true;
+        config.apple_require_nonce = true;
+    })
+    .await;
+    let mut claims = google_claims("g-4", "g4@gmail.com", true);
+    claims["nonce"] = json!("raw-nonce");
+    let token = key.sign(KID, &claims);
+    // The very token that passes without a nonce elsewhere is refused here without one.
+    let status = google(&mut server, &token, "").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .starts_with("google sign-in requires a nonce"),
+        "{}",
+        status.message()
+    );
+    google(&mut server, &token, "raw-nonce").await.unwrap();
+
+    let mut apple_claims = apple_claims("a-4", "a4@privaterelay.appleid.com", "true");
+    apple_claims["nonce"] = json!(sha256_hex("apple-nonce"));
+    let apple_token = key.sign(KID, &apple_claims);
+    let status = apple(&mut server, &apple_token, "", "").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    apple(&mut server, &apple_token, "apple-nonce", "")
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
 async fn an_unknown_kid_triggers_one_rate_limited_refetch(backend: Backend) {
     let key = TestKey::signing();
     let rotated_key = TestKey::other();
@@ -211,6 +248,7 @@ async fn unreachable_signing_keys_are_unavailable(backend: Backend) {
 on_both_backends!(
     google_tokens_with_a_wrong_claim_or_signature_are_refused,
     nonces_are_checked_when_the_request_sends_one,
+    a_required_nonce_must_be_sent,
     an_unknown_kid_triggers_one_rate_limited_refetch,
     an_unconfigured_provider_is_a_failed_precondition,
     unreachable_signing_keys_are_unavailable,

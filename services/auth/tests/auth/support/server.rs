@@ -38,7 +38,11 @@ pub fn test_config(database_url: &str) -> AuthConfig {
         google_jwks_url: "http://127.0.0.1:9/unused".to_owned(),
         apple_client_id: Some(APPLE_CLIENT_ID.to_owned()),
         apple_jwks_url: "http://127.0.0.1:9/unused".to_owned(),
+        google_require_nonce: false,
+        apple_require_nonce: false,
         refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+        refresh_retry_grace: Duration::from_secs(30),
+        session_lifetime: Duration::from_secs(30 * 24 * 3600),
         jwks_min_refetch_interval: Duration::from_secs(30),
         refresh_purge_interval: Duration::from_secs(3600),
     }
