@@ -66,35 +66,38 @@ async fn accounts_tokens_quota_and_tenant_isolation() {
     assert_eq!(login.json()["tokenType"], "Bearer");
     assert_eq!(login.json()["expiresIn"], 900);
 
-    // Refresh rotates; presenting a rotated token kills the whole family.
-    let refreshed = anonymous(
-        &platform,
-        &client,
-        "/auth/refresh",
-        json!({"refreshToken": alice.refresh_token}),
-    )
-    .await;
+    // Refresh rotates. A retry with the rotated token moments later (a lost response)
+    // gets the same successor; once the successor was used, the rotated token kills
+    // the whole family.
+    let refresh = |token: String| {
+        let client = client.clone();
+        let platform = &platform;
+        async move {
+            anonymous(
+                platform,
+                &client,
+                "/auth/refresh",
+                json!({"refreshToken": token}),
+            )
+            .await
+        }
+    };
+    let refreshed = refresh(alice.refresh_token.clone()).await;
     assert_eq!(refreshed.status, 200);
     let newest = refreshed.json()["refreshToken"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_ne!(newest, alice.refresh_token);
-    let reuse = anonymous(
-        &platform,
-        &client,
-        "/auth/refresh",
-        json!({"refreshToken": alice.refresh_token}),
-    )
-    .await;
+    let retried = refresh(alice.refresh_token.clone()).await;
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.json()["refreshToken"], newest.as_str());
+    let next = refresh(newest).await;
+    assert_eq!(next.status, 200);
+    let next = next.json()["refreshToken"].as_str().unwrap().to_owned();
+    let reuse = refresh(alice.refresh_token.clone()).await;
     assert_eq!(reuse.status, 401);
-    let after_reuse = anonymous(
-        &platform,
-        &client,
-        "/auth/refresh",
-        json!({"refreshToken": newest}),
-    )
-    .await;
+    let after_reuse = refresh(next).await;
     assert_eq!(after_reuse.status, 401, "the family must be revoked");
 
     // Logout revokes the family of the token it is given.
