@@ -24,6 +24,12 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl InstanceStore {
     /// Ids of kept data older than `cutoff_ms` (oldest first, at most `limit`).
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT kept_data", otel.kind = "client",
+        db.system.name = self.database().system_name(),
+        db.operation.name = "SELECT", db.collection.name = "kept_data",
+        clawfleet.store.call = "kept_data_before",
+    ))]
     pub async fn kept_data_before(
         &self,
         cutoff_ms: i64,
@@ -49,6 +55,12 @@ impl InstanceStore {
 
     /// Forgets the kept data of `id` if it is still older than `cutoff_ms` (a copy kept
     /// again since, or reattached, is left alone). Returns whether it went.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "DELETE kept_data", otel.kind = "client",
+        db.system.name = self.database().system_name(),
+        db.operation.name = "DELETE", db.collection.name = "kept_data",
+        clawfleet.store.call = "forget_kept_data",
+    ))]
     pub async fn forget_kept_data(
         &self,
         id: &InstanceId,
@@ -68,6 +80,12 @@ impl InstanceStore {
     }
 
     /// How many kept copies `owner` has.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT kept_data", otel.kind = "client",
+        db.system.name = self.database().system_name(),
+        db.operation.name = "SELECT", db.collection.name = "kept_data",
+        clawfleet.store.call = "kept_data_of",
+    ))]
     pub async fn kept_data_of(&self, owner: &str) -> Result<usize, StoreError> {
         let (count,): (i64,) = on_backend!(self, |pool, _begin| {
             sqlx::query_as("SELECT COUNT(*) FROM kept_data WHERE owner = $1")
@@ -81,6 +99,7 @@ impl InstanceStore {
 
 /// Purges kept data older than `retention` (only while leading: the leader alone
 /// changes the runtime). Returns how many copies went.
+#[tracing::instrument(name = "purge", skip_all, parent = None, fields(otel.name = "kept data purge"))]
 pub async fn purge_expired(lifecycle: &Lifecycle, retention: Duration) -> usize {
     if !lifecycle.is_leader() {
         return 0;
