@@ -17,7 +17,9 @@ use clawfleet_kit::{
     secret::Redacted,
 };
 
-/// Most tokens remembered; when full, expired ones go first, then all of them.
+/// Most tokens remembered; when full, expired ones go first, then the half that expires
+/// soonest (never all at once: that would send every user back to the full check at
+/// the same moment).
 const CAPACITY: usize = 50_000;
 
 /// Who a verified token speaks for.
@@ -77,7 +79,7 @@ impl VerifiedTokens {
         if remembered.len() >= CAPACITY {
             remembered.retain(|_, verified| !is_expired(verified.expires_at, now));
             if remembered.len() >= CAPACITY {
-                remembered.clear();
+                evict_soonest_half(&mut remembered);
             }
         }
         remembered.insert(token.into(), verified.clone());
@@ -91,6 +93,21 @@ impl VerifiedTokens {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
     }
+}
+
+/// Drops the half of `remembered` that expires soonest (ties may take a few more).
+fn evict_soonest_half(remembered: &mut HashMap<Box<str>, VerifiedToken>) {
+    let mut expiries: Vec<u64> = remembered
+        .values()
+        .map(|verified| verified.expires_at)
+        .collect();
+    if expiries.is_empty() {
+        return;
+    }
+    let middle = expiries.len() / 2;
+    let (_, median, _) = expiries.select_nth_unstable(middle);
+    let median = *median;
+    remembered.retain(|_, verified| verified.expires_at > median);
 }
 
 /// Past `exp` by more than the leeway the full check allows.
@@ -206,5 +223,28 @@ mod tests {
             tokens.verify(&first).unwrap().caller,
             Caller::app_user("usr_0")
         );
+    }
+
+    #[test]
+    fn a_full_cache_keeps_the_later_expiring_half() {
+        let tokens = VerifiedTokens::new(keys());
+        let first = token_for("usr_0", Plan::Free, SystemTime::now());
+        tokens.verify(&first).unwrap();
+        let mut remembered = tokens.verified.write().unwrap();
+        let template = remembered.values().next().unwrap().clone();
+        remembered.clear();
+        for index in 0..1000u64 {
+            let mut entry = template.clone();
+            entry.expires_at = 1_000 + index;
+            remembered.insert(format!("token-{index}").into(), entry);
+        }
+        evict_soonest_half(&mut remembered);
+        assert_eq!(remembered.len(), 499);
+        assert!(
+            remembered
+                .values()
+                .all(|verified| verified.expires_at > 1_500)
+        );
+        assert!(remembered.contains_key("token-999"));
     }
 }
