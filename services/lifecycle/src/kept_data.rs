@@ -45,12 +45,18 @@ impl InstanceStore {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter()
-            .map(|(id,)| {
-                InstanceId::parse(&id)
-                    .map_err(|error| StoreError::Corrupt(format!("kept data id {id:?}: {error}")))
+        // An unreadable id is reported and skipped, like an unreadable instance row, so
+        // it cannot stop every other purge.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id,)| match InstanceId::parse(&id) {
+                Ok(id) => Some(id),
+                Err(error) => {
+                    tracing::error!(id = %id.escape_debug(), %error, "skipping an unreadable kept-data row");
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Forgets the kept data of `id` if it is still older than `cutoff_ms` (a copy kept
