@@ -10,7 +10,7 @@ use clawfleet_lifecycle::{
     kept_data::{purge_expired, purge_interval},
     model::{DesiredState, InstanceRecord, Plan, now_ms},
     registry::Registry,
-    runtime::local::{LocalRuntime, LocalRuntimeConfig, OpenclawCommand},
+    runtime::local::{LocalConfinement, LocalRuntime, LocalRuntimeConfig, OpenclawCommand},
     service::Lifecycle,
     store::{InstanceStore, StoreError},
     watch_hub::WatchHub,
@@ -127,6 +127,7 @@ fn local_runtime(data_dir: &std::path::Path) -> LocalRuntime {
         start_timeout: Duration::from_secs(5),
         stop_grace: Duration::from_secs(1),
         vnc: false,
+        confinement: LocalConfinement::default(),
     })
     .unwrap()
 }
