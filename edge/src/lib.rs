@@ -19,6 +19,7 @@ mod http_tracing; // one server span per request, named by its route template
 mod instance_cache; // the watch-fed replica that answers single-instance reads
 mod instance_json; // instances as the manager's JSON
 mod lifecycle; // the gRPC client of the lifecycle service
+mod metrics; // requests by route template, method and status class; rate-limited requests
 pub mod openapi; // the OpenAPI document generated from the handlers, and its schemas
 mod principal; // who a request acts for
 mod rate_limit; // the per-client budget of /auth/*

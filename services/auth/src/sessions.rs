@@ -105,6 +105,7 @@ impl Sessions {
         let user_id = match rotation {
             Rotation::Rotated { user_id, .. } => user_id,
             Rotation::Reused { family_id } => {
+                crate::metrics::refresh_reuse_detected();
                 tracing::warn!(%family_id, "rotated refresh token presented again; family revoked");
                 return Err(AuthError::InvalidRefreshToken);
             }
