@@ -5,6 +5,7 @@
 /// The id rule lives in the kit, shared by every service.
 pub use clawfleet_kit::instance_id;
 pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
+pub mod metrics; // instances by phase, time to running, reconcile passes, failures and repairs
 pub mod model; // records, specs, phases
 pub mod reconciler; // converging the runtime to the store, at start and periodically
 pub mod registry; // the in-memory view of the store that every read uses
@@ -150,6 +151,7 @@ impl LifecycleServer {
             )
             .with_leadership(leadership.clone()),
         );
+        metrics::phases::watch(&lifecycle);
         background.push(reconciler::spawn_on_leadership(
             lifecycle.clone(),
             leadership,
