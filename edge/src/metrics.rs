@@ -44,21 +44,32 @@ struct EdgeMetrics {
     rate_limited: Family<LimiterLabels, Counter>,
 }
 
-static METRICS: LazyLock<EdgeMetrics> = LazyLock::new(|| EdgeMetrics {
-    requests: metrics::counter(
-        "clawfleet_http_server_requests",
-        "HTTP requests the edge answered, by route template, method and status class (2xx..5xx).",
-    ),
-    duration: metrics::histogram(
-        "clawfleet_http_server_request_duration_seconds",
-        "Time from an HTTP request's arrival to its response head, by route template and method.",
-        || Histogram::new(buckets::REQUEST_SECONDS.iter().copied()),
-    ),
-    rate_limited: metrics::counter(
-        "clawfleet_edge_rate_limited_requests",
-        "Requests a rate limit of the edge answered 429, by limiter.",
-    ),
+static METRICS: LazyLock<EdgeMetrics> = LazyLock::new(|| {
+    let metrics = new_metrics();
+    // A zero from the start: the first turned-away request is seen as an increase.
+    metrics
+        .rate_limited
+        .get_or_create(&LimiterLabels { limiter: "auth" });
+    metrics
 });
+
+fn new_metrics() -> EdgeMetrics {
+    EdgeMetrics {
+        requests: metrics::counter(
+            "clawfleet_http_server_requests",
+            "HTTP requests the edge answered, by route template, method and status class (2xx..5xx).",
+        ),
+        duration: metrics::histogram(
+            "clawfleet_http_server_request_duration_seconds",
+            "Time from an HTTP request's arrival to its response head, by route template and method.",
+            || Histogram::new(buckets::REQUEST_SECONDS.iter().copied()),
+        ),
+        rate_limited: metrics::counter(
+            "clawfleet_edge_rate_limited_requests",
+            "Requests a rate limit of the edge answered 429, by limiter.",
+        ),
+    }
+}
 
 /// Registers the edge's families so a scrape lists them before any request.
 pub fn register() {

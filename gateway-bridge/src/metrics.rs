@@ -61,6 +61,16 @@ pub fn close_reason_label(reason: &CloseReason) -> &'static str {
     }
 }
 
+/// Every reconnect reason label.
+const RECONNECT_REASONS: [&str; 6] = [
+    "remote_close",
+    "tick_timeout",
+    "io",
+    "local_close",
+    "limit_exceeded",
+    "connect_failed",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
@@ -99,12 +109,17 @@ static METRICS: LazyLock<BridgeMetrics> = LazyLock::new(|| {
         "Gateway calls waiting for their answer now (connecting included).",
         in_flight.clone(),
     );
+    let reconnects: Family<ReasonLabels, Counter> = metrics::counter(
+        "clawfleet_bridge_gateway_reconnects",
+        "Reconnect attempts to a gateway, by why the previous connection ended (connect_failed: the previous attempt failed).",
+    );
+    // Zeros from the start, so the reconnect-storm alert sees the first ones.
+    for reason in RECONNECT_REASONS {
+        reconnects.get_or_create(&ReasonLabels { reason });
+    }
     BridgeMetrics {
         open_connections,
-        reconnects: metrics::counter(
-            "clawfleet_bridge_gateway_reconnects",
-            "Reconnect attempts to a gateway, by why the previous connection ended (connect_failed: the previous attempt failed).",
-        ),
+        reconnects,
         in_flight,
         calls: metrics::histogram(
             "clawfleet_bridge_gateway_call_duration_seconds",

@@ -30,11 +30,18 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
         "Rotated refresh tokens presented again; each revokes its token family.",
         refresh_reuse.clone(),
     );
+    let sign_ins: Family<SignInLabels, Counter> = metrics::counter(
+        "clawfleet_auth_sign_ins",
+        "Sign-ins by provider (password, google, apple) and outcome (success, rejected: bad credentials or token, error: the service failed).",
+    );
+    // Zeros from the start, so the failure-spike alert sees the first ones.
+    for provider in ["password", "google", "apple"] {
+        for outcome in ["success", "rejected", "error"] {
+            sign_ins.get_or_create(&SignInLabels { provider, outcome });
+        }
+    }
     AuthMetrics {
-        sign_ins: metrics::counter(
-            "clawfleet_auth_sign_ins",
-            "Sign-ins by provider (password, google, apple) and outcome (success, rejected: bad credentials or token, error: the service failed).",
-        ),
+        sign_ins,
         refresh_reuse,
     }
 });

@@ -93,6 +93,12 @@ pub struct GrpcMetricsLayer {
 /// The metrics layer of a gRPC server serving `services`.
 pub fn server_layer(services: &[&'static str]) -> GrpcMetricsLayer {
     register();
+    // A zero per served service: a scrape before the first call names them.
+    for service in services {
+        METRICS.in_flight.get_or_create(&ServiceLabels {
+            rpc_service: (*service).to_owned(),
+        });
+    }
     GrpcMetricsLayer {
         services: services.into(),
     }

@@ -24,11 +24,22 @@ struct CallLabels {
     code: String,
 }
 
+/// Verbs the runtime uses, each exported with a zero count of 429s from the start, so
+/// the throttling alert's first increase is seen as one.
+const VERBS: [&str; 6] = ["get", "watch", "create", "update", "patch", "delete"];
+
 static REQUESTS: LazyLock<Family<CallLabels, Counter>> = LazyLock::new(|| {
-    registry::counter(
+    let family: Family<CallLabels, Counter> = registry::counter(
         "clawfleet_kubernetes_api_requests",
         "Requests to the Kubernetes API, by verb and HTTP status code (error: no answer).",
-    )
+    );
+    for verb in VERBS {
+        family.get_or_create(&CallLabels {
+            verb,
+            code: "429".to_owned(),
+        });
+    }
+    family
 });
 
 /// Registers the family so a scrape lists it before the first call.

@@ -24,6 +24,11 @@ use crate::instance_id::InstanceId;
 /// deleted, and the "stuck in starting" alert speaks for it.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
+/// Where a reconcile can fail.
+const FAILURE_STAGES: [&str; 4] = ["reload", "apply", "orphan", "drift"];
+/// What reconciling repairs.
+const REPAIR_KINDS: [&str; 2] = ["drift", "orphan"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
@@ -57,17 +62,28 @@ static METRICS: LazyLock<LifecycleMetrics> = LazyLock::new(|| {
         reconcile_passes.clone(),
     );
     phases::register();
+    // Listed even on the local runtime, so the throttling alert's series is always known.
+    metrics::kubernetes_api::register();
+    let reconcile_failures: Family<StageLabels, Counter> = metrics::counter(
+        "clawfleet_reconcile_failures",
+        "Reconcile steps that failed and will be retried, by stage (reload, apply, orphan, drift).",
+    );
+    let repairs: Family<RepairLabels, Counter> = metrics::counter(
+        "clawfleet_reconcile_drift_repairs",
+        "Repairs made by reconciling, by kind (drift: objects rewritten, orphan: workloads without a record removed).",
+    );
+    // Zeros from the start: rate() and the alerts see the first failure as an increase.
+    for stage in FAILURE_STAGES {
+        reconcile_failures.get_or_create(&StageLabels { stage });
+    }
+    for kind in REPAIR_KINDS {
+        repairs.get_or_create(&RepairLabels { kind });
+    }
     LifecycleMetrics {
         time_to_running,
         reconcile_passes,
-        reconcile_failures: metrics::counter(
-            "clawfleet_reconcile_failures",
-            "Reconcile steps that failed and will be retried, by stage (reload, apply, orphan, drift).",
-        ),
-        repairs: metrics::counter(
-            "clawfleet_reconcile_drift_repairs",
-            "Repairs made by reconciling, by kind (drift: objects rewritten, orphan: workloads without a record removed).",
-        ),
+        reconcile_failures,
+        repairs,
         awaiting_running: Mutex::new(HashMap::new()),
     }
 });
