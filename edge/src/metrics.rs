@@ -49,7 +49,8 @@ static METRICS: LazyLock<EdgeMetrics> = LazyLock::new(|| {
     // A zero from the start: the first turned-away request is seen as an increase.
     metrics
         .rate_limited
-        .get_or_create(&LimiterLabels { limiter: "auth" });
+        .get_or_create(&LimiterLabels { limiter: "auth" })
+        .inc_by(0);
     metrics
 });
 

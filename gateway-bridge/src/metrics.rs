@@ -115,7 +115,7 @@ static METRICS: LazyLock<BridgeMetrics> = LazyLock::new(|| {
     );
     // Zeros from the start, so the reconnect-storm alert sees the first ones.
     for reason in RECONNECT_REASONS {
-        reconnects.get_or_create(&ReasonLabels { reason });
+        reconnects.get_or_create(&ReasonLabels { reason }).inc_by(0);
     }
     BridgeMetrics {
         open_connections,

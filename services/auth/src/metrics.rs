@@ -37,7 +37,9 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
     // Zeros from the start, so the failure-spike alert sees the first ones.
     for provider in ["password", "google", "apple"] {
         for outcome in ["success", "rejected", "error"] {
-            sign_ins.get_or_create(&SignInLabels { provider, outcome });
+            sign_ins
+                .get_or_create(&SignInLabels { provider, outcome })
+                .inc_by(0);
         }
     }
     AuthMetrics {

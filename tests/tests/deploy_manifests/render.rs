@@ -101,7 +101,7 @@ pub fn kustomize_dir(directory: &std::path::Path) -> String {
     let overlay = directory.display();
     let mut child = Command::new(&kubectl)
         .arg("kustomize")
-        .arg(&directory)
+        .arg(directory)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

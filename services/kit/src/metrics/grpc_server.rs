@@ -95,9 +95,12 @@ pub fn server_layer(services: &[&'static str]) -> GrpcMetricsLayer {
     register();
     // A zero per served service: a scrape before the first call names them.
     for service in services {
-        METRICS.in_flight.get_or_create(&ServiceLabels {
-            rpc_service: (*service).to_owned(),
-        });
+        METRICS
+            .in_flight
+            .get_or_create(&ServiceLabels {
+                rpc_service: (*service).to_owned(),
+            })
+            .inc_by(0);
     }
     GrpcMetricsLayer {
         services: services.into(),

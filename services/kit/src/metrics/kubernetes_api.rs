@@ -34,10 +34,12 @@ static REQUESTS: LazyLock<Family<CallLabels, Counter>> = LazyLock::new(|| {
         "Requests to the Kubernetes API, by verb and HTTP status code (error: no answer).",
     );
     for verb in VERBS {
-        family.get_or_create(&CallLabels {
-            verb,
-            code: "429".to_owned(),
-        });
+        family
+            .get_or_create(&CallLabels {
+                verb,
+                code: "429".to_owned(),
+            })
+            .inc_by(0);
     }
     family
 });

@@ -74,10 +74,12 @@ static METRICS: LazyLock<LifecycleMetrics> = LazyLock::new(|| {
     );
     // Zeros from the start: rate() and the alerts see the first failure as an increase.
     for stage in FAILURE_STAGES {
-        reconcile_failures.get_or_create(&StageLabels { stage });
+        reconcile_failures
+            .get_or_create(&StageLabels { stage })
+            .inc_by(0);
     }
     for kind in REPAIR_KINDS {
-        repairs.get_or_create(&RepairLabels { kind });
+        repairs.get_or_create(&RepairLabels { kind }).inc_by(0);
     }
     LifecycleMetrics {
         time_to_running,
