@@ -84,6 +84,11 @@ pub fn status_class(code: i64) -> &'static str {
     }
 }
 
+/// Health checks and reflection: probes and tooling, not requests.
+fn is_probe(service: &str) -> bool {
+    service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.")
+}
+
 /// The tower layer for a server serving `services` (their fully qualified names).
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsLayer {
@@ -94,7 +99,7 @@ pub struct GrpcMetricsLayer {
 pub fn server_layer(services: &[&'static str]) -> GrpcMetricsLayer {
     register();
     // A zero per served service: a scrape before the first call names them.
-    for service in services {
+    for service in services.iter().filter(|service| !is_probe(service)) {
         METRICS
             .in_flight
             .get_or_create(&ServiceLabels {
@@ -128,7 +133,7 @@ impl<S> GrpcMetrics<S> {
     /// The call's labels, or `None` for calls not counted (probes, reflection).
     fn start<B>(&self, request: &Request<B>) -> Option<CallRecord> {
         let (service, method) = service_and_method(request.uri().path()).unwrap_or((OTHER, OTHER));
-        if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
+        if is_probe(service) {
             return None;
         }
         let (service, method) = match self.services.iter().find(|known| **known == service) {
