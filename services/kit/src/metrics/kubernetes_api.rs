@@ -137,7 +137,48 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tower::{ServiceExt, service_fn};
+
     use super::*;
+    use crate::metrics::exposition::{Format, encode};
+
+    fn count_of(series: &str) -> f64 {
+        encode(Format::PrometheusText)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_counted_by_verb_and_code_and_a_failure_as_error() {
+        let throttled = r#"clawfleet_kubernetes_api_requests_total{verb="delete",code="429"}"#;
+        let failed = r#"clawfleet_kubernetes_api_requests_total{verb="update",code="error"}"#;
+        let before = (count_of(throttled), count_of(failed));
+        let apiserver =
+            KubernetesApiMetricsLayer.layer(service_fn(|request: Request<()>| async move {
+                if request.method() == Method::PUT {
+                    return Err("connection reset");
+                }
+                let mut response = Response::new(());
+                *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                Ok::<_, &str>(response)
+            }));
+        let delete = Request::builder()
+            .method(Method::DELETE)
+            .uri("/api/v1/namespaces/n/pods/p")
+            .body(())
+            .unwrap();
+        let _ = apiserver.clone().oneshot(delete).await;
+        let update = Request::builder()
+            .method(Method::PUT)
+            .uri("/api/v1/namespaces/n/pods/p")
+            .body(())
+            .unwrap();
+        let _ = apiserver.oneshot(update).await;
+        assert_eq!(count_of(throttled), before.0 + 1.0);
+        assert_eq!(count_of(failed), before.1 + 1.0);
+    }
 
     #[test]
     fn verbs_follow_the_method_and_a_watch_query() {
