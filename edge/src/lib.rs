@@ -21,6 +21,7 @@ mod instance_cache; // the watch-fed replica that answers single-instance reads
 mod instance_json; // instances as the manager's JSON
 mod lifecycle; // the gRPC client of the lifecycle service
 mod limits; // abuse limits: client address via trusted proxies, per-user and per-account budgets
+mod metrics; // requests by route template, method and status class; rate-limited requests
 pub mod openapi; // the OpenAPI document generated from the handlers, and its schemas
 mod principal; // who a request acts for
 mod rate_limit; // the per-client budget of /auth/*

@@ -140,6 +140,7 @@ pub async fn limit_auth_requests(
     match limiter.acquire(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
+            crate::metrics::rate_limited("auth");
             let seconds = wait.as_secs().max(1);
             let mut error = ApiError::new(
                 ErrorCode::ResourceExhausted,

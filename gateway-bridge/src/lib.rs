@@ -7,6 +7,7 @@
 pub mod client; // a self-healing client for one instance: connect attempts, supervision, reconnects, events
 pub mod connection; // one authenticated, multiplexed WebSocket to one gateway: handshake, frame I/O, pending calls
 pub mod device_identity; // the bridge's Ed25519 device and the signed `connect` device object
+pub mod metrics; // open connections, reconnects, gateway calls by method, frames and bytes
 pub mod pool; // one client per instance
 pub mod protocol; // frames, `connect` params, `hello-ok` and the gateway's error object
 

@@ -83,6 +83,7 @@ pub struct BridgeServer {
 
 impl BridgeServer {
     pub fn start(config: BridgeConfig) -> Result<Self, BridgeStartError> {
+        crate::metrics::register();
         let identity = DeviceIdentity::load_or_create(&config.identity_file).map_err(|source| {
             BridgeStartError::Identity {
                 path: config.identity_file.clone(),

@@ -11,7 +11,8 @@ pub mod load; // closed-loop load with p50, p99 and requests per second
 pub mod log_sink; // logs of in-process platforms, written to the latest one's data dir
 pub mod otlp_receiver; // a real OTLP/gRPC trace receiver on loopback
 pub mod platform; // a running platform: the in-process mesh or the real binary
+pub mod prometheus; // scraping /metrics, reading samples, promtool checks, names in PromQL
 pub mod raw_http; // the lightest HTTP/1.1 GET client, for benchmarks
 pub mod scenario; // shared steps: operator REST calls, waiting for a phase
 pub mod telegram_standin; // a Telegram Bot API stand-in on loopback
-pub mod tools; // where the binaries the tests drive live (clawfleet, openclaw, grpcurl, kubectl)
+pub mod tools; // where the binaries the tests drive live (clawfleet, openclaw, grpcurl, kubectl, promtool)

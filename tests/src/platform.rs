@@ -82,6 +82,10 @@ pub struct Platform {
     pub channels_address: String,
     /// `127.0.0.1:<port>` of the auth gRPC service.
     pub auth_address: String,
+    /// `http://127.0.0.1:<port>/metrics` of the extra metrics port, when the platform runs
+    /// in this process with `CLAWFLEET_METRICS_PORT` set (the edge's `/metrics` serves
+    /// the same registry).
+    pub metrics_url: Option<String>,
 }
 
 impl PlatformOptions {
@@ -176,6 +180,9 @@ impl Platform {
             bridge_address: addresses.bridge.to_string(),
             channels_address: addresses.channels.to_string(),
             auth_address: addresses.auth.to_string(),
+            metrics_url: addresses
+                .metrics
+                .map(|address| format!("http://{address}/metrics")),
         })
     }
 
@@ -218,6 +225,7 @@ impl Platform {
             bridge_address: String::new(),
             channels_address: String::new(),
             auth_address: String::new(),
+            metrics_url: None,
         };
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -81,3 +81,29 @@ pub fn kubectl_bin() -> PathBuf {
             )
         })
 }
+
+/// promtool (Debian package `prometheus`, installed by `scripts/install-test-tools`):
+/// `PROMTOOL`, or PATH. Missing, a test fails saying how to install it; only
+/// `CLAWFLEET_SKIP_PROMTOOL=1` turns its checks off (`None`), for a machine that cannot
+/// install it — CI never sets it.
+pub fn promtool_bin() -> Option<PathBuf> {
+    if std::env::var("CLAWFLEET_SKIP_PROMTOOL").as_deref() == Ok("1") {
+        eprintln!("CLAWFLEET_SKIP_PROMTOOL=1: promtool checks skipped");
+        return None;
+    }
+    if let Some(path) = std::env::var_os("PROMTOOL") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("promtool"))
+            .find(|candidate| candidate.is_file())
+    });
+    Some(on_path.unwrap_or_else(|| {
+        panic!(
+            "promtool not found: run scripts/install-test-tools (it installs the Debian \
+             package prometheus), set PROMTOOL to a promtool, or set \
+             CLAWFLEET_SKIP_PROMTOOL=1 to skip its checks on this machine"
+        )
+    }))
+}

@@ -23,8 +23,9 @@ use axum::{
     http::{Method, StatusCode, Uri, header},
     middleware,
     response::IntoResponse,
+    routing::get,
 };
-use clawfleet_kit::error::ErrorCode;
+use clawfleet_kit::{error::ErrorCode, metrics::exposition};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{
@@ -37,7 +38,7 @@ use crate::{
     error::{ApiError, ensure_json_errors},
     http_tracing,
     lifecycle::CALL_DEADLINE,
-    limits,
+    limits, metrics,
     openapi::{self, ApiDoc, schemas::HealthJson},
     rate_limit,
     state::EdgeState,
@@ -49,6 +50,7 @@ const HANDLER_TIMEOUT: Duration = CALL_DEADLINE.saturating_add(Duration::from_se
 
 /// The edge's HTTP routes over `state`.
 pub fn router(state: EdgeState) -> Router {
+    metrics::register();
     let body_limit_bytes = state.body_limit_bytes();
     let (routes, document) = documented_routes(&state).split_for_parts();
     routes
@@ -60,7 +62,10 @@ pub fn router(state: EdgeState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(middleware::map_response(ensure_json_errors))
+        .layer(middleware::from_fn(metrics::record_request))
         .layer(http_tracing::layer())
+        // Added after the layers: scrapes need no API key and are not counted as requests.
+        .route(exposition::PATH, get(exposition::handler))
         .with_state(state)
 }
 

@@ -70,12 +70,14 @@ impl GatewayClient {
         params: Value,
         deadline: Duration,
     ) -> Result<Value, ClientError> {
+        let timed = crate::metrics::GatewayCall::start(method);
         let span = spans::call_span(&self.inner.instance_id, method);
         let result = self
             .call_in_span(method, params, deadline, &span)
             .instrument(span.clone())
             .await;
         spans::record_call_outcome(&span, &result);
+        timed.finish(&result);
         result
     }
 

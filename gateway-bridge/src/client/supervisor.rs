@@ -14,7 +14,10 @@ use super::{
     spans::Trigger,
     state::{AttemptOutcome, Inner, Link},
 };
-use crate::{connection::Connection, protocol::GatewayEvent};
+use crate::{
+    connection::{CloseReason, Connection},
+    protocol::GatewayEvent,
+};
 
 enum Step {
     Watch(Arc<Connection>, broadcast::Receiver<GatewayEvent>),
@@ -25,6 +28,8 @@ enum Step {
 
 pub(super) async fn supervise(inner: Arc<Inner>) {
     let mut backoff = Backoff::new(inner.options.backoff_initial, inner.options.backoff_max);
+    // Why the next reconnect is needed: how the last connection ended, or a failed attempt.
+    let mut reconnect_reason = "connect_failed";
     while !inner.stop.is_cancelled() {
         let step = {
             let mut state = inner.lock_state();
@@ -42,7 +47,9 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
         match step {
             Step::Watch(connection, events) => {
                 backoff.reset();
-                watch_connection(&inner, connection, events).await;
+                if let Some(ended) = watch_connection(&inner, connection, events).await {
+                    reconnect_reason = crate::metrics::close_reason_label(&ended);
+                }
             }
             Step::AwaitAttempt(mut outcome) => {
                 tokio::select! {
@@ -64,6 +71,10 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                     {
                         continue;
                     }
+                    crate::metrics::reconnect(std::mem::replace(
+                        &mut reconnect_reason,
+                        "connect_failed",
+                    ));
                     inner.start_attempt(&mut state, Trigger::Reconnect)
                 };
                 tokio::select! {
@@ -82,12 +93,13 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
     }
 }
 
-/// Forwards events and watches for the end of `connection` or its idle deadline.
+/// Forwards events and watches for the end of `connection` or its idle deadline; the
+/// close reason when the connection ended on its own.
 async fn watch_connection(
     inner: &Arc<Inner>,
     connection: Arc<Connection>,
     mut events: broadcast::Receiver<GatewayEvent>,
-) {
+) -> Option<CloseReason> {
     let mut events_open = true;
     loop {
         let idle_deadline = {
@@ -97,7 +109,7 @@ async fn watch_connection(
                 Link::Open { connection: current, .. } if Arc::ptr_eq(current, &connection)
             );
             if !current {
-                return;
+                return None;
             }
             if state.active_calls > 0 || inner.events.receiver_count() > 0 {
                 Instant::now() + inner.options.idle_timeout
@@ -106,9 +118,9 @@ async fn watch_connection(
             }
         };
         tokio::select! {
-            _ = connection.closed() => {
+            reason = connection.closed() => {
                 inner.retire(&mut inner.lock_state(), &connection);
-                return;
+                return Some(reason);
             }
             event = events.recv(), if events_open => match event {
                 Ok(event) => {
@@ -133,11 +145,11 @@ async fn watch_connection(
                 if idle {
                     tracing::info!(instance = %inner.instance_id, "closing idle gateway connection");
                     connection.close().await;
-                    return;
+                    return None;
                 }
             }
             () = inner.wake.notified() => {}
-            () = inner.stop.cancelled() => return,
+            () = inner.stop.cancelled() => return None,
         }
     }
 }

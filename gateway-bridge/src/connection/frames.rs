@@ -108,6 +108,7 @@ pub(super) async fn read_frames(
                     Some(Err(error)) => break CloseReason::Io(error.to_string()),
                     None => break CloseReason::Io("socket ended without a close frame".to_owned()),
                 };
+                crate::metrics::frame_in(size);
                 match budget.charge(size, delivery == Delivery::Unsolicited, last_frame) {
                     Verdict::Read => {}
                     Verdict::PauseUntil(until) => {
@@ -152,10 +153,14 @@ pub(super) async fn write_frames(
             },
         };
         // Everything already queued goes out with one flush.
+        crate::metrics::frame_out(first.len());
         let mut written = sink.feed(first).await;
         while written.is_ok() {
             match outbound.try_recv() {
-                Ok(message) => written = sink.feed(message).await,
+                Ok(message) => {
+                    crate::metrics::frame_out(message.len());
+                    written = sink.feed(message).await;
+                }
                 Err(_) => break,
             }
         }

@@ -35,6 +35,8 @@ pub(super) struct Pending {
     /// Set once; afterwards no call may register.
     pub(super) closed: Option<CloseReason>,
     pub(super) waiters: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Counts the connection as open until it ends.
+    pub(super) open: Option<crate::metrics::OpenConnection>,
 }
 
 impl Shared {
@@ -46,7 +48,10 @@ impl Shared {
     ) -> Self {
         Self {
             outbound,
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Pending {
+                open: Some(crate::metrics::OpenConnection::new()),
+                ..Pending::default()
+            }),
             in_flight: Semaphore::new(max_in_flight),
             wire: Semaphore::new(max_in_flight.min(WIRE_WINDOW)),
             events: broadcast::channel(EVENT_BUFFER).0,
@@ -71,6 +76,7 @@ impl Shared {
                 return;
             }
             pending.closed = Some(reason.clone());
+            pending.open = None;
             std::mem::take(&mut pending.waiters)
         };
         // Dropping the senders wakes every waiter with an error at once; closing the

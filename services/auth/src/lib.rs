@@ -8,6 +8,7 @@
 pub mod accounts; // the operations behind the RPCs: sign-up, log-in, provider sign-in, refresh
 pub mod digest; // SHA-256 and hex, for stored refresh-token digests
 pub mod error; // the service's errors and their gRPC codes
+pub mod metrics; // sign-ins by provider and outcome, refresh-token reuse
 pub mod password; // argon2id hashing on the blocking pool, behind a semaphore
 pub mod providers; // Google and Apple ID-token verification against their JWKS
 pub mod purge; // periodic deletion of fully expired refresh-token families

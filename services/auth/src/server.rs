@@ -129,6 +129,7 @@ pub struct AuthServer {
 
 impl AuthServer {
     pub async fn start(config: AuthConfig) -> Result<Self, AuthStartError> {
+        crate::metrics::register();
         let keys = AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())?;
         let http = jwks::http_client()?;
         let verifier = |provider: Provider, client_id: Option<&str>, url: &str, nonce: bool| {

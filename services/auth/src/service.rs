@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     accounts::{Accounts, SignedIn, UserProfile},
+    metrics,
     providers::Provider,
 };
 
@@ -78,7 +79,9 @@ impl AuthService for AuthServiceHandler {
     ) -> Result<Response<LogInResponse>, Status> {
         Caller::of(&request)?;
         let body = request.into_inner();
-        let signed_in = self.accounts.log_in(&body.email, &body.password).await?;
+        let result = self.accounts.log_in(&body.email, &body.password).await;
+        metrics::sign_in("password", &result);
+        let signed_in = result?;
         Ok(Response::new(LogInResponse {
             tokens: token_pair(signed_in),
         }))
@@ -90,10 +93,12 @@ impl AuthService for AuthServiceHandler {
     ) -> Result<Response<SignInWithGoogleResponse>, Status> {
         Caller::of(&request)?;
         let body = request.into_inner();
-        let signed_in = self
+        let result = self
             .accounts
             .sign_in_with(Provider::Google, &body.id_token, &body.nonce, "")
-            .await?;
+            .await;
+        metrics::sign_in(Provider::Google.as_str(), &result);
+        let signed_in = result?;
         Ok(Response::new(SignInWithGoogleResponse {
             tokens: token_pair(signed_in),
         }))
@@ -105,7 +110,7 @@ impl AuthService for AuthServiceHandler {
     ) -> Result<Response<SignInWithAppleResponse>, Status> {
         Caller::of(&request)?;
         let body = request.into_inner();
-        let signed_in = self
+        let result = self
             .accounts
             .sign_in_with(
                 Provider::Apple,
@@ -113,7 +118,9 @@ impl AuthService for AuthServiceHandler {
                 &body.nonce,
                 &body.name,
             )
-            .await?;
+            .await;
+        metrics::sign_in(Provider::Apple.as_str(), &result);
+        let signed_in = result?;
         Ok(Response::new(SignInWithAppleResponse {
             tokens: token_pair(signed_in),
         }))

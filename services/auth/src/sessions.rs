@@ -142,6 +142,7 @@ impl Sessions {
                 user_id
             }
             Rotation::Reused { family_id } => {
+                crate::metrics::refresh_reuse_detected();
                 tracing::warn!(%family_id, "rotated refresh token presented again; family revoked");
                 return Err(AuthError::InvalidRefreshToken);
             }

@@ -36,21 +36,25 @@ fn load(service: Service, env: &dyn EnvSource) -> anyhow::Result<()> {
             settings::credentials(env)?;
             clawfleet_auth::server::AuthConfig::from_env(env)?;
             settings::auth_address(env)?;
+            settings::metrics_address(env, service)?;
         }
         Service::Lifecycle => {
             settings::credentials(env)?;
             settings::lifecycle_address(env)?;
+            settings::metrics_address(env, service)?;
             settings::lifecycle_config(env, resolved_toolchain)?;
         }
         Service::Bridge => {
             settings::credentials(env)?;
             clawfleet_gateway_bridge::BridgeConfig::from_env(env)?;
             settings::bridge_address(env)?;
+            settings::metrics_address(env, service)?;
         }
         Service::Channels => {
             settings::credentials(env)?;
             clawfleet_channels::ChannelsConfig::from_env(env)?;
             settings::channels_address(env)?;
+            settings::metrics_address(env, service)?;
         }
     }
     Ok(())
@@ -70,6 +74,10 @@ fn valid_value(key: &str) -> &'static str {
         | keys::CLAWFLEET_BRIDGE_PORT
         | keys::CLAWFLEET_CHANNELS_PORT
         | keys::CLAWFLEET_AUTH_PORT
+        | keys::CLAWFLEET_LIFECYCLE_METRICS_PORT
+        | keys::CLAWFLEET_BRIDGE_METRICS_PORT
+        | keys::CLAWFLEET_CHANNELS_METRICS_PORT
+        | keys::CLAWFLEET_AUTH_METRICS_PORT
         | keys::CLAWFLEET_GATEWAY_PORT_BASE
         | keys::OPENCLAW_GATEWAY_PORT => "4998",
         keys::EDGE_BODY_LIMIT_BYTES => "2048",
@@ -221,5 +229,18 @@ fn the_default_ports_are_the_tables() {
             "{service:?} listens on {}",
             service.port_key()
         );
+        let metrics_port = settings::metrics_address(&env, service)
+            .unwrap()
+            .map(|address| address.port());
+        assert_eq!(metrics_port, service.default_metrics_port(), "{service:?}");
+        if let Some(key) = service.metrics_port_key() {
+            let moved = EnvMap::from_pairs([(key, "4322")]);
+            let moved_port = settings::metrics_address(&moved, service).unwrap();
+            assert_eq!(
+                moved_port.map(|address| address.port()),
+                Some(4322),
+                "{key}"
+            );
+        }
     }
 }

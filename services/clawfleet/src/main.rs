@@ -17,6 +17,7 @@ use clawfleet_kit::{
     shutdown::token_cancelled_on_signal,
     telemetry,
 };
+use clawfleet_kit::{metrics::exposition, service_keys::Service, shutdown::ShutdownToken};
 use clawfleet_lifecycle::LifecycleServer;
 
 #[derive(Parser)]
@@ -115,9 +116,11 @@ async fn run_lifecycle(env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials = settings::credentials(env)?;
     let address = settings::lifecycle_address(env)?;
     let config = settings::lifecycle_config(env, || toolchain::resolve_openclaw(env))?;
+    let metrics_address = settings::metrics_address(env, Service::Lifecycle)?;
     let _telemetry = telemetry::init("clawfleet-lifecycle", env);
     let shutdown = token_cancelled_on_signal();
     let listener = server::bind(address).await?;
+    serve_metrics(metrics_address, &shutdown).await?;
     let lifecycle = LifecycleServer::start(config).await?;
     lifecycle.serve(listener, credentials, shutdown).await?;
     Ok(())
@@ -127,9 +130,11 @@ async fn run_bridge(env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials = settings::credentials(env)?;
     let config = clawfleet_gateway_bridge::BridgeConfig::from_env(env)?;
     let address = settings::bridge_address(env)?;
+    let metrics_address = settings::metrics_address(env, Service::Bridge)?;
     let _telemetry = telemetry::init("clawfleet-bridge", env);
     let shutdown = token_cancelled_on_signal();
     let listener = server::bind(address).await?;
+    serve_metrics(metrics_address, &shutdown).await?;
     let bridge = clawfleet_gateway_bridge::BridgeServer::start(config)?;
     bridge.serve(listener, credentials, shutdown).await?;
     Ok(())
@@ -139,9 +144,11 @@ async fn run_channels(env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials = settings::credentials(env)?;
     let config = clawfleet_channels::ChannelsConfig::from_env(env)?;
     let address = settings::channels_address(env)?;
+    let metrics_address = settings::metrics_address(env, Service::Channels)?;
     let _telemetry = telemetry::init("clawfleet-channels", env);
     let shutdown = token_cancelled_on_signal();
     let listener = server::bind(address).await?;
+    serve_metrics(metrics_address, &shutdown).await?;
     let channels = clawfleet_channels::ChannelsServer::start(config)?;
     channels.serve(listener, credentials, shutdown).await?;
     Ok(())
@@ -151,9 +158,11 @@ async fn run_auth(env: &dyn EnvSource) -> anyhow::Result<()> {
     let credentials = settings::credentials(env)?;
     let config = clawfleet_auth::server::AuthConfig::from_env(env)?;
     let address = settings::auth_address(env)?;
+    let metrics_address = settings::metrics_address(env, Service::Auth)?;
     let _telemetry = telemetry::init("clawfleet-auth", env);
     let shutdown = token_cancelled_on_signal();
     let listener = server::bind(address).await?;
+    serve_metrics(metrics_address, &shutdown).await?;
     let auth = clawfleet_auth::server::AuthServer::start(config).await?;
     auth.serve(listener, credentials, shutdown).await?;
     Ok(())
@@ -167,5 +176,23 @@ async fn run_edge(env: &dyn EnvSource) -> anyhow::Result<()> {
     let listener = server::bind(address).await?;
     tracing::info!(%address, "edge listening");
     clawfleet_edge::serve(listener, config, shutdown).await?;
+    Ok(())
+}
+
+/// Binds the service's `/metrics` port (failing the start when it is taken) and serves
+/// it in the background until `shutdown`.
+async fn serve_metrics(
+    address: Option<std::net::SocketAddr>,
+    shutdown: &ShutdownToken,
+) -> anyhow::Result<()> {
+    if let Some(address) = address {
+        let listener = server::bind(address).await?;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = exposition::serve(listener, stop).await {
+                tracing::warn!(%error, "metrics server stopped");
+            }
+        });
+    }
     Ok(())
 }

@@ -1,12 +1,17 @@
 //! The whole platform in one process: lifecycle, bridge, channels, auth and the edge,
 //! each on its own port, talking real gRPC to each other (`clawfleet up`). Tests start
 //! the same mesh in their own process through [`Mesh::start`].
+//!
+//! Metrics: the process has one registry, so the edge's `/metrics` shows every
+//! service's; `CLAWFLEET_METRICS_PORT` adds a port serving the same, off the edge's
+//! public path (docs/monitoring.md).
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use clawfleet_kit::{
     config::{self, EnvMap, EnvSource, LayeredEnv, keys},
     identity::Credentials,
+    metrics::exposition,
     secret::random_token,
     server,
     shutdown::ShutdownToken,
@@ -27,6 +32,8 @@ pub struct MeshAddresses {
     pub bridge: SocketAddr,
     pub channels: SocketAddr,
     pub auth: SocketAddr,
+    /// The extra `/metrics` port, when `CLAWFLEET_METRICS_PORT` asked for one.
+    pub metrics: Option<SocketAddr>,
     pub data_dir: PathBuf,
 }
 
@@ -54,12 +61,20 @@ impl Mesh {
         let channels_listener = server::bind(settings::channels_address(process_env)?).await?;
         let auth_listener = server::bind(settings::auth_address(process_env)?).await?;
         let edge_listener = server::bind(settings::edge_address(process_env)?).await?;
+        let metrics_listener = match settings::up_metrics_address(process_env)? {
+            Some(address) => Some(server::bind(address).await?),
+            None => None,
+        };
         let addresses = MeshAddresses {
             edge: edge_listener.local_addr()?,
             lifecycle: lifecycle_listener.local_addr()?,
             bridge: bridge_listener.local_addr()?,
             channels: channels_listener.local_addr()?,
             auth: auth_listener.local_addr()?,
+            metrics: metrics_listener
+                .as_ref()
+                .map(|listener| listener.local_addr())
+                .transpose()?,
             data_dir: data_dir.clone(),
         };
 
@@ -119,16 +134,23 @@ impl Mesh {
         let edge_task = spawn_service("edge", async move {
             Ok(clawfleet_edge::serve(edge_listener, edge_config, stop).await?)
         });
+        let mut tasks = vec![
+            lifecycle_task,
+            bridge_task,
+            channels_task,
+            auth_task,
+            edge_task,
+        ];
+        if let Some(listener) = metrics_listener {
+            let stop = shutdown.clone();
+            tasks.push(spawn_service("metrics", async move {
+                Ok(exposition::serve(listener, stop).await?)
+            }));
+        }
         Ok(Mesh {
             addresses,
             shutdown,
-            tasks: vec![
-                lifecycle_task,
-                bridge_task,
-                channels_task,
-                auth_task,
-                edge_task,
-            ],
+            tasks,
         })
     }
 

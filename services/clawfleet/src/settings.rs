@@ -76,6 +76,31 @@ pub fn jwt_secret_for_up(env: &dyn EnvSource, data_dir: &Path) -> std::io::Resul
     Ok(secret)
 }
 
+/// Where a service run alone serves `/metrics` (`None` for the edge, which serves it on
+/// its HTTP port).
+pub fn metrics_address(
+    env: &dyn EnvSource,
+    service: Service,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let (Some(key), Some(default)) = (service.metrics_port_key(), service.default_metrics_port())
+    else {
+        return Ok(None);
+    };
+    let port = config::parsed_or(env, key, default)?;
+    Ok(Some(SocketAddr::new(listen_host(env)?, port)))
+}
+
+/// The extra `/metrics` port of `clawfleet up`, when `CLAWFLEET_METRICS_PORT` asks for one.
+pub fn up_metrics_address(env: &dyn EnvSource) -> Result<Option<SocketAddr>, ConfigError> {
+    match config::optional(env, keys::CLAWFLEET_METRICS_PORT) {
+        None => Ok(None),
+        Some(_) => {
+            let port = config::parsed_or(env, keys::CLAWFLEET_METRICS_PORT, 0u16)?;
+            Ok(Some(SocketAddr::new(listen_host(env)?, port)))
+        }
+    }
+}
+
 pub fn edge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
     let port = config::parsed_or(env, keys::PORT, DEFAULT_EDGE_PORT)?;
     Ok(SocketAddr::new(listen_host(env)?, port))

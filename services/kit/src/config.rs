@@ -73,6 +73,17 @@ pub mod keys {
     pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";
     /// Largest request body the edge accepts, in bytes (default 1 MiB).
     pub const EDGE_BODY_LIMIT_BYTES: &str = "EDGE_BODY_LIMIT_BYTES";
+    /// HTTP port of the lifecycle's `/metrics` when run on its own (default 9101).
+    pub const CLAWFLEET_LIFECYCLE_METRICS_PORT: &str = "CLAWFLEET_LIFECYCLE_METRICS_PORT";
+    /// HTTP port of the bridge's `/metrics` when run on its own (default 9102).
+    pub const CLAWFLEET_BRIDGE_METRICS_PORT: &str = "CLAWFLEET_BRIDGE_METRICS_PORT";
+    /// HTTP port of the channels service's `/metrics` when run on its own (default 9103).
+    pub const CLAWFLEET_CHANNELS_METRICS_PORT: &str = "CLAWFLEET_CHANNELS_METRICS_PORT";
+    /// HTTP port of the auth service's `/metrics` when run on its own (default 9104).
+    pub const CLAWFLEET_AUTH_METRICS_PORT: &str = "CLAWFLEET_AUTH_METRICS_PORT";
+    /// `clawfleet up` only: an extra HTTP port serving the whole process's `/metrics`
+    /// (the edge's `/metrics` serves the same; unset, no extra port).
+    pub const CLAWFLEET_METRICS_PORT: &str = "CLAWFLEET_METRICS_PORT";
     /// OTLP endpoint; traces are exported only when it (or the traces endpoint) is set.
     pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     /// OTLP endpoint for traces alone, used as given (for HTTP, the full URL).

@@ -10,6 +10,7 @@ pub mod grpc_tracing; // the tracing layer of every gRPC server: spans continuin
 pub mod identity; // who is calling (platform API key, internal credential, caller metadata)
 pub mod instance_id; // the instance id rule: one type and its pattern
 pub mod log_trace_ids; // trace_id and span_id on every log line written inside a traced span
+pub mod metrics; // Prometheus: one registry, the gRPC and kube layers, process metrics, /metrics
 pub mod otel_settings; // what the standard OTEL_* variables ask of trace export
 pub mod plan; // plan names, the proto enum and what each plan allows
 pub mod private_file; // owner-only files and folders, written atomically

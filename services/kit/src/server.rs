@@ -11,7 +11,7 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 
-use crate::{client, grpc_tracing, shutdown::ShutdownToken};
+use crate::{client, grpc_tracing, metrics::grpc_server, shutdown::ShutdownToken};
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,13 @@ pub async fn serve_grpc(
         .with_nodelay(Some(true))
         .with_keepalive(Some(client::TCP_KEEPALIVE));
     // Pings in both directions: a client that vanished is dropped, and its streams end.
-    // Every call is traced, continuing the caller's trace.
+    // Every call is traced, continuing the caller's trace, and counted and timed.
     let mut server = Server::builder()
         .http2_adaptive_window(Some(true))
         .http2_keepalive_interval(Some(client::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(client::KEEPALIVE_TIMEOUT))
-        .layer(grpc_tracing::server_layer());
+        .layer(grpc_tracing::server_layer())
+        .layer(grpc_server::server_layer(service_names));
     let router = server
         .add_routes(routes)
         .add_service(health_service)

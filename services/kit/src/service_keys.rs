@@ -77,6 +77,7 @@ const AUTH: KeyTable = KeyTable {
     optional: &[
         CLAWFLEET_LISTEN_HOST,
         CLAWFLEET_AUTH_PORT,
+        CLAWFLEET_AUTH_METRICS_PORT,
         // Unset, the accounts live in SQLite under the data dir.
         DATABASE_URL,
         CLAWFLEET_DATA_DIR,
@@ -105,6 +106,7 @@ const LIFECYCLE: KeyTable = KeyTable {
     optional: &[
         CLAWFLEET_LISTEN_HOST,
         CLAWFLEET_LIFECYCLE_PORT,
+        CLAWFLEET_LIFECYCLE_METRICS_PORT,
         CLAWFLEET_DATA_DIR,
         DATABASE_URL,
         CLAWFLEET_RUNTIME,
@@ -131,6 +133,7 @@ const BRIDGE: KeyTable = KeyTable {
     optional: &[
         CLAWFLEET_LISTEN_HOST,
         CLAWFLEET_BRIDGE_PORT,
+        CLAWFLEET_BRIDGE_METRICS_PORT,
         CLAWFLEET_DATA_DIR,
         CLAWFLEET_BRIDGE_IDENTITY_FILE,
         RUST_LOG,
@@ -155,6 +158,7 @@ const CHANNELS: KeyTable = KeyTable {
     optional: &[
         CLAWFLEET_LISTEN_HOST,
         CLAWFLEET_CHANNELS_PORT,
+        CLAWFLEET_CHANNELS_METRICS_PORT,
         CLAWFLEET_TELEGRAM_API_ROOT,
         RUST_LOG,
         CLAWFLEET_LOG_FORMAT,
@@ -256,6 +260,30 @@ impl Service {
         }
     }
 
+    /// The key that moves its `/metrics` port; the edge has none: it serves `/metrics`
+    /// on its HTTP port.
+    pub const fn metrics_port_key(self) -> Option<&'static str> {
+        match self {
+            Service::Edge => None,
+            Service::Auth => Some(CLAWFLEET_AUTH_METRICS_PORT),
+            Service::Lifecycle => Some(CLAWFLEET_LIFECYCLE_METRICS_PORT),
+            Service::Bridge => Some(CLAWFLEET_BRIDGE_METRICS_PORT),
+            Service::Channels => Some(CLAWFLEET_CHANNELS_METRICS_PORT),
+        }
+    }
+
+    /// The port of its `/metrics` when [`Service::metrics_port_key`] is unset: the
+    /// gRPC port's last digits on 91xx.
+    pub const fn default_metrics_port(self) -> Option<u16> {
+        match self {
+            Service::Edge => None,
+            Service::Lifecycle => Some(9101),
+            Service::Bridge => Some(9102),
+            Service::Channels => Some(9103),
+            Service::Auth => Some(9104),
+        }
+    }
+
     /// The key through which other services find it (`host:port`); the edge has none,
     /// since no service calls it.
     pub const fn address_key(self) -> Option<&'static str> {
@@ -335,6 +363,9 @@ mod tests {
                 assert!(keys.required.contains(&key), "{service:?} needs {key}");
             }
             assert!(keys.optional.contains(&service.port_key()), "{service:?}");
+            if let Some(key) = service.metrics_port_key() {
+                assert!(keys.optional.contains(&key), "{service:?} reads {key}");
+            }
             assert!(
                 keys.optional.contains(&CLAWFLEET_LISTEN_HOST),
                 "{service:?}"

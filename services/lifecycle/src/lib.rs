@@ -7,6 +7,7 @@ pub use clawfleet_kit::instance_id;
 pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
 pub mod exec_slots; // the bound on commands running inside one instance at a time
 pub mod kept_data; // kept data of deleted instances: counted toward the plan, purged after retention
+pub mod metrics; // instances by phase, time to running, reconcile passes, failures and repairs
 pub mod model; // records, specs, phases
 pub mod reconciler; // converging the runtime to the store, at start and periodically
 pub mod registry; // the in-memory view of the store that every read uses
@@ -155,6 +156,7 @@ impl LifecycleServer {
             )
             .with_leadership(leadership.clone()),
         );
+        metrics::phases::watch(&lifecycle);
         background.push(reconciler::spawn_on_leadership(
             lifecycle.clone(),
             leadership,

@@ -9,7 +9,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{model::InstanceRecord, runtime::DataRetention, service::Lifecycle};
+use crate::{metrics, model::InstanceRecord, runtime::DataRetention, service::Lifecycle};
 
 /// Makes the runtime match one record: applies it, or finishes its delete.
 pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
@@ -22,6 +22,7 @@ pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
         return;
     }
     if let Err(error) = lifecycle.runtime.apply(&record.spec()).await {
+        metrics::reconcile_failure("apply");
         tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
     }
 }
@@ -30,13 +31,17 @@ pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
 /// converges every record, then removes orphans. Background work: a trace of its own.
 #[tracing::instrument(name = "reconcile", skip_all, parent = None, fields(otel.name = "reconcile pass"))]
 pub async fn reconcile_all(lifecycle: &Arc<Lifecycle>) {
+    metrics::reconcile_pass();
     match lifecycle.registry.resync().await {
         Ok(changes) => {
             for change in changes {
                 lifecycle.announce(change);
             }
         }
-        Err(error) => tracing::warn!(%error, "could not reload the instance store; will retry"),
+        Err(error) => {
+            metrics::reconcile_failure("reload");
+            tracing::warn!(%error, "could not reload the instance store; will retry");
+        }
     }
     if !lifecycle.is_leader() {
         return;
@@ -67,8 +72,12 @@ pub async fn remove_orphans(lifecycle: &Lifecycle) {
             continue;
         }
         tracing::warn!(instance = %id, "removing the workloads of an instance the store does not know");
-        if let Err(error) = lifecycle.runtime.delete(&id, DataRetention::Keep).await {
-            tracing::warn!(instance = %id, %error, "could not remove orphan; will retry");
+        match lifecycle.runtime.delete(&id, DataRetention::Keep).await {
+            Ok(()) => metrics::repaired("orphan"),
+            Err(error) => {
+                metrics::reconcile_failure("orphan");
+                tracing::warn!(instance = %id, %error, "could not remove orphan; will retry");
+            }
         }
     }
 }

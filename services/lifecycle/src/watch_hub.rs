@@ -12,7 +12,7 @@ use clawfleet_contracts::lifecycle::v1::{
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::{registry::Registry, runtime::SharedRuntime, view::instance_view};
+use crate::{model::Phase, registry::Registry, runtime::SharedRuntime, view::instance_view};
 
 /// Changes a slow watcher may fall behind before it is resynchronised.
 const WATCH_BUFFER: usize = 4096;
@@ -82,7 +82,13 @@ impl WatchHub {
                     Ok(id) => {
                         // A change of an instance being deleted has no record any more.
                         if let Some(record) = registry.get(&id) {
-                            hub.updated(instance_view(&record, runtime.observe(&id)));
+                            let view = instance_view(&record, runtime.observe(&id));
+                            if view.phase == Phase::Running.to_proto() as i32 {
+                                crate::metrics::instance_running(&id);
+                            }
+                            hub.updated(view);
+                        } else {
+                            crate::metrics::instance_removed(&id);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {

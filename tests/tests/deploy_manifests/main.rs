@@ -12,10 +12,14 @@
 //!   writes it, allow exactly the calls of the architecture ([`policy_eval`] evaluates
 //!   them);
 //! - [`overlay_additions`]: what each overlay adds (GKE's ingress, gVisor and storage class);
-//! - [`rbac`]: the lifecycle's Role equals the runtime's permission table.
+//! - [`rbac`]: the lifecycle's Role equals the runtime's permission table;
+//! - [`monitoring`]: the optional monitoring component renders into an overlay, its
+//!   ServiceMonitors reach every service's metrics port, every alert has a runbook, and
+//!   promtool accepts the rules.
 //!
 //! kubectl is required: without it the test fails and says how to install it.
 
+mod monitoring;
 mod network;
 mod overlay_additions;
 mod policy_eval;

@@ -27,6 +27,9 @@ const DNS: &str = "cluster dns";
 const PUBLIC: &str = "public address";
 const PRIVATE: &str = "private address";
 const CLIENT: &str = "internet client";
+/// Prometheus, in the namespace `monitoring` the scrape policy admits.
+const PROMETHEUS: &str = "prometheus";
+const MONITORING_NAMESPACE: &str = "monitoring";
 
 /// Who calls whom, from the architecture: `(caller, callee, protocol, port)`.
 fn call_graph(gateway_port: u16) -> BTreeSet<(String, String, &'static str, u16)> {
@@ -96,6 +99,19 @@ fn call_graph(gateway_port: u16) -> BTreeSet<(String, String, &'static str, u16)
         // The auth service's and the lifecycle's databases, managed ones included.
         calls.push((service(Service::Auth), address, "TCP", 5432));
         calls.push((service(Service::Lifecycle), address, "TCP", 5432));
+    }
+    // Prometheus scrapes every service: the gRPC ones on their metrics ports, the edge on
+    // its own port (open to everyone anyway).
+    calls.push((
+        PROMETHEUS,
+        service(Service::Edge),
+        "TCP",
+        port(Service::Edge),
+    ));
+    for scraped in Service::ALL {
+        if let Some(metrics_port) = scraped.default_metrics_port() {
+            calls.push((PROMETHEUS, service(scraped), "TCP", metrics_port));
+        }
     }
     let mut graph: BTreeSet<_> = calls
         .into_iter()
@@ -224,6 +240,14 @@ fn model(rendered: &Rendered) -> (Vec<Endpoint>, Cluster, u16) {
         });
     }
     endpoints.push(Endpoint {
+        name: PROMETHEUS.to_owned(),
+        place: Place::Pod {
+            namespace: MONITORING_NAMESPACE.to_owned(),
+            labels: Labels::from([("app.kubernetes.io/name".to_owned(), "prometheus".to_owned())]),
+        },
+        listens: Vec::new(),
+    });
+    endpoints.push(Endpoint {
         name: CLIENT.to_owned(),
         place: Place::Address(Ipv4Addr::new(198, 51, 100, 7)),
         listens: Vec::new(),
@@ -240,6 +264,13 @@ fn model(rendered: &Rendered) -> (Vec<Endpoint>, Cluster, u16) {
             (name, labels)
         })
         .collect();
+    namespaces.insert(
+        MONITORING_NAMESPACE.to_owned(),
+        Labels::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            MONITORING_NAMESPACE.to_owned(),
+        )]),
+    );
     namespaces.insert(
         "kube-system".to_owned(),
         Labels::from([(
@@ -260,6 +291,12 @@ fn model(rendered: &Rendered) -> (Vec<Endpoint>, Cluster, u16) {
     )
 }
 
+/// A pod of the platform or an instance: what the platform's policies govern.
+fn is_platform(endpoint: &Endpoint) -> bool {
+    matches!(&endpoint.place, Place::Pod { namespace, .. } if namespace != "kube-system")
+        && endpoint.name != PROMETHEUS
+}
+
 #[test]
 fn the_network_policies_allow_exactly_the_call_graph() {
     for rendered in overlays() {
@@ -275,7 +312,10 @@ fn the_network_policies_allow_exactly_the_call_graph() {
                 // outside, nor what the cluster DNS (not ours) accepts from it.
                 let from_outside = matches!(from.place, Place::Address(_));
                 let not_ours = matches!(to.place, Place::Address(_)) || to.name == DNS;
-                if from.name == to.name || (from_outside && not_ours) {
+                // Prometheus's own namespace is not ours to limit: only what it reaches of
+                // the platform is under test.
+                let unlimited_scraper = from.name == PROMETHEUS && !is_platform(to);
+                if from.name == to.name || (from_outside && not_ours) || unlimited_scraper {
                     continue;
                 }
                 for listener in &to.listens {

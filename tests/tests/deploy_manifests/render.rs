@@ -92,11 +92,16 @@ pub fn pod_spec(deployment: &Deployment) -> &PodSpec {
 }
 
 fn kustomize(overlay: &str) -> String {
+    kustomize_dir(&repo_root().join("deploy/overlays").join(overlay))
+}
+
+/// `kubectl kustomize <directory>`: the rendered YAML.
+pub fn kustomize_dir(directory: &std::path::Path) -> String {
     let kubectl = kubectl_bin();
-    let directory = repo_root().join("deploy/overlays").join(overlay);
+    let overlay = directory.display();
     let mut child = Command::new(&kubectl)
         .arg("kustomize")
-        .arg(&directory)
+        .arg(directory)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

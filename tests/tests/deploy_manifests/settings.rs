@@ -89,10 +89,20 @@ fn ports_addresses_and_services_agree_with_the_code() {
                 .flatten()
                 .map(|port| port.container_port)
                 .collect();
-            assert_eq!(ports, [i32::from(service.default_port())], "{context}");
+            let expected: Vec<i32> = std::iter::once(service.default_port())
+                .chain(service.default_metrics_port())
+                .map(i32::from)
+                .collect();
+            assert_eq!(ports, expected, "{context}");
             let env = container_env(rendered, deployment);
             if let Some(configured) = env.get(service.port_key()) {
                 assert_eq!(configured, service.default_port().to_string(), "{context}");
+            }
+            if let (Some(key), Some(port)) =
+                (service.metrics_port_key(), service.default_metrics_port())
+                && let Some(configured) = env.get(key)
+            {
+                assert_eq!(configured, port.to_string(), "{context}: {key}");
             }
             // Every address a service is given reaches the Service of the one it names.
             for callee in Service::ALL {

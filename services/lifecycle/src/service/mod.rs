@@ -259,6 +259,7 @@ impl InstanceService for InstanceServiceHandler {
             .insert_within_quota(record, quota)
             .await
             .map_err(store_error)?;
+        crate::metrics::instance_created(&record.id);
         tracing::info!(instance = %record.id, plan = record.plan.as_str(), "instance created");
         if let Err(error) = lifecycle.apply_if_leading(&record).await {
             // The record stands; the reconciler keeps trying to apply it.

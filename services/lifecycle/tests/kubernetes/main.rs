@@ -13,6 +13,7 @@ mod failures;
 mod golden;
 mod ingress;
 mod leader;
+mod metrics;
 mod phases;
 mod rbac;
 mod reconcile;

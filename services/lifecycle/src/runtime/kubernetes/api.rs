@@ -4,6 +4,7 @@
 
 use std::{future::Future, time::Duration};
 
+use clawfleet_kit::metrics::kubernetes_api::KubernetesApiMetricsLayer;
 use futures_util::Stream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
@@ -50,8 +51,11 @@ pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
     };
+    // Every request gets a client span and is counted by verb and status code
+    // (clawfleet_kubernetes_api_requests_total).
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&api_spans::layer())
+        .with_layer(&KubernetesApiMetricsLayer)
         .build())
 }
 

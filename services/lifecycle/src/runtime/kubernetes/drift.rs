@@ -114,9 +114,11 @@ pub async fn run(
                     // the instance was deleted since the drift was seen.
                     match core.repair(&id).await {
                         Ok(written) => {
+                            crate::metrics::repaired("drift");
                             tracing::info!(instance = %id, ?kinds, written, "drift repaired");
                         }
                         Err(error) => {
+                            crate::metrics::reconcile_failure("drift");
                             tracing::warn!(instance = %id, %error, "drift repair failed; will retry");
                             for kind in kinds {
                                 let _ = requeue.send((id.clone(), kind));
