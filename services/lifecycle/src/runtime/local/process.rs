@@ -16,7 +16,7 @@ use std::{
 use std::os::unix::fs::OpenOptionsExt;
 
 use clawfleet_instance::confine::{CONFINEMENT_ENV, Confinement};
-use clawfleet_kit::config::keys;
+use clawfleet_kit::{config::keys, private_file::write_private};
 use nix::{
     sys::signal::{Signal, kill, killpg},
     unistd::Pid,
@@ -156,7 +156,7 @@ pub fn spawn_runner(
     let _ = std::fs::remove_file(layout.termination_log());
     let child = command.spawn()?;
     if let Some(pid) = child.id() {
-        std::fs::write(layout.pid_file(), pid.to_string())?;
+        write_private(&layout.pid_file(), pid.to_string().as_bytes())?;
     }
     Ok(child)
 }
