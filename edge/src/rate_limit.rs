@@ -11,12 +11,12 @@ use std::{
     time::Duration,
 };
 
+use crate::limits::too_many;
 use axum::{
     extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use clawfleet_kit::error::ErrorCode;
 use governor::{
     Quota,
     clock::{Clock, DefaultClock},
@@ -24,7 +24,7 @@ use governor::{
     state::keyed::DashMapStateStore,
 };
 
-use crate::{error::ApiError, state::EdgeState};
+use crate::state::EdgeState;
 
 /// Every this many requests, buckets that have refilled completely are dropped: they
 /// hold nothing a fresh bucket would not, so memory follows the clients active within
@@ -132,22 +132,21 @@ pub async fn limit_auth_requests(
     let client = state
         .trusted_proxies()
         .client_address(peer, request.headers());
-    let limiter = if request.uri().path() == "/auth/refresh" {
-        state.refresh_rate_limiter()
+    let (limiter, name) = if request.uri().path() == "/auth/refresh" {
+        (state.refresh_rate_limiter(), "refresh")
     } else {
-        state.auth_rate_limiter()
+        (state.auth_rate_limiter(), "auth")
     };
     match limiter.acquire(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            crate::metrics::rate_limited("auth");
             let seconds = wait.as_secs().max(1);
-            let mut error = ApiError::new(
-                ErrorCode::ResourceExhausted,
+            too_many(
+                name,
                 format!("too many sign-in requests; retry in {seconds} s"),
-            );
-            error.retry_after_seconds = Some(u32::try_from(seconds).unwrap_or(u32::MAX));
-            error.into_response()
+                seconds,
+            )
+            .into_response()
         }
     }
 }

@@ -73,10 +73,7 @@ fn walk(root: &Path, path: &Path, open: &mut Vec<String>, seen: &mut usize) {
             }
             return;
         }
-        let allowed = match traverse_only_mode(root, path) {
-            Some(mode) => mode,
-            None => 0o700,
-        };
+        let allowed = traverse_only_mode(root, path).unwrap_or(0o700);
         if mode & !allowed != 0 {
             open.push(describe());
         }

@@ -136,7 +136,7 @@ pub async fn limit_app_user(
     };
     match state.app_user_limits().admit(&user) {
         Ok(_guard) => next.run(request).await,
-        Err((message, retry_after)) => too_many(message, retry_after).into_response(),
+        Err((message, retry_after)) => too_many("app_user", message, retry_after).into_response(),
     }
 }
 

@@ -18,8 +18,10 @@ use crate::{error::ApiError, state::EdgeState};
 /// How often idle keys are dropped from every budget.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A 429 with `Retry-After: retry_after_seconds`.
-pub fn too_many(message: String, retry_after_seconds: u64) -> ApiError {
+/// A 429 with `Retry-After: retry_after_seconds`, counted against `limiter` in the
+/// edge's metrics (`clawfleet_edge_rate_limited_requests_total`).
+pub fn too_many(limiter: &'static str, message: String, retry_after_seconds: u64) -> ApiError {
+    crate::metrics::rate_limited(limiter);
     let mut error = ApiError::new(ErrorCode::ResourceExhausted, message);
     error.retry_after_seconds = Some(u32::try_from(retry_after_seconds.max(1)).unwrap_or(u32::MAX));
     error

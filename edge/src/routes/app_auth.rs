@@ -143,6 +143,7 @@ async fn log_in(
 ) -> Result<Json<Value>, ApiError> {
     if let Err(seconds) = state.account_logins().acquire(&body.email) {
         return Err(too_many(
+            "account",
             format!("too many sign-in attempts for this account; retry in {seconds} s"),
             seconds,
         ));
