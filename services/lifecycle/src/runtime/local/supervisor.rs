@@ -132,7 +132,19 @@ impl Supervisor {
                         delay.as_secs().max(1),
                         pod.restart_count
                     );
-                    tracing::warn!(instance = %self.id, exit_code, restarts = pod.restart_count, "gateway exited; restarting");
+                    // Background work: each restart is a trace of its own.
+                    tracing::info_span!(
+                        parent: None,
+                        "gateway.restart",
+                        otel.name = "gateway restart",
+                        clawfleet.instance.id = %self.id,
+                        clawfleet.gateway.exit_code = exit_code,
+                        clawfleet.gateway.restarts = pod.restart_count,
+                        clawfleet.gateway.backoff_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    )
+                    .in_scope(|| {
+                        tracing::warn!(instance = %self.id, exit_code, restarts = pod.restart_count, "gateway exited; restarting");
+                    });
                     let waiting = PodState {
                         status: "waiting".into(),
                         started_at: None,
