@@ -20,9 +20,11 @@ use utoipa::{
 };
 
 /// Channel account ids, as the channels service checks them; empty is the default account.
-pub const ACCOUNT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]{0,64}$";
+/// Never starting with `-` (no CLI may read one as an option).
+pub const ACCOUNT_ID_PATTERN: &str = r"^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$";
 /// Channel names (`telegram`, `whatsapp`, ...), as the channels service checks them.
-pub const CHANNEL_PATTERN: &str = r"^[a-z0-9-]{1,32}$";
+/// Never starting with `-`.
+pub const CHANNEL_PATTERN: &str = r"^[a-z0-9][a-z0-9-]{0,31}$";
 /// Most secrets an instance may have (the lifecycle service's limit).
 pub const MAX_SECRETS: usize = 32;
 /// Longest secret value in characters: the lifecycle service stores at most 8 KiB, and

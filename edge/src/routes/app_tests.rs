@@ -254,7 +254,8 @@ async fn the_document_says_what_the_edge_and_services_enforce() {
     // Account ids are the channels service's.
     for name in ["SetupBody", "LogoutBody"] {
         assert_eq!(
-            schemas[name]["properties"]["accountId"]["pattern"], "^[A-Za-z0-9_-]{0,64}$",
+            schemas[name]["properties"]["accountId"]["pattern"],
+            "^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$",
             "{name}"
         );
     }
@@ -265,7 +266,10 @@ async fn the_document_says_what_the_edge_and_services_enforce() {
         .iter()
         .find(|p| p["name"] == "accountId")
         .unwrap();
-    assert_eq!(account["schema"]["pattern"], "^[A-Za-z0-9_-]{0,64}$");
+    assert_eq!(
+        account["schema"]["pattern"],
+        "^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$"
+    );
 }
 
 #[tokio::test]

@@ -71,7 +71,7 @@ pub(super) struct SetupBody {
     bot_token: String,
     /// The channel account; empty or left out means the default account.
     #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
+    #[schema(pattern = r"^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$")]
     account_id: Option<String>,
 }
 
@@ -137,7 +137,7 @@ pub(super) async fn telegram_status(
 pub(super) struct LogoutBody {
     /// The channel account; empty or left out means the default account.
     #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
+    #[schema(pattern = r"^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$")]
     account_id: Option<String>,
 }
 
@@ -274,10 +274,10 @@ pub(super) async fn whatsapp_status(
 #[into_params(parameter_in = Query)]
 pub(super) struct PairingQuery {
     /// The channel, e.g. `telegram`.
-    #[param(required = true, value_type = String, pattern = r"^[a-z0-9-]{1,32}$")]
+    #[param(required = true, value_type = String, pattern = r"^[a-z0-9][a-z0-9-]{0,31}$")]
     channel: Option<String>,
     /// The channel account; empty or left out means the default account.
-    #[param(pattern = r"^[A-Za-z0-9_-]{0,64}$")]
+    #[param(pattern = r"^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$")]
     account_id: Option<String>,
 }
 

@@ -60,9 +60,35 @@ pub fn prepare_data_dir(data_dir: &Path, confinement: &LocalConfinement) -> io::
     let instances = data_dir.join("instances");
     create_private_dir(&instances)?;
     if confinement.separate_uids() {
+        check_ancestors_passable(data_dir)?;
         // Tenants pass through to their own folder; they cannot list either.
         fs::set_permissions(data_dir, Permissions::from_mode(0o711))?;
         fs::set_permissions(&instances, Permissions::from_mode(0o711))?;
+    }
+    Ok(())
+}
+
+/// Tenants run as users of their own and reach their folders by path, so every folder
+/// above the data dir must let other users pass (execute for others). One that does not
+/// (a home folder, a `mktemp -d`) would fail every instance later with "permission
+/// denied"; the runtime refuses to start instead, naming it and the ways out.
+fn check_ancestors_passable(data_dir: &Path) -> io::Result<()> {
+    let absolute = fs::canonicalize(data_dir)?;
+    for ancestor in absolute.ancestors().skip(1) {
+        let mode = fs::metadata(ancestor)?.mode();
+        if mode & 0o001 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} (above the data dir) does not let other users pass (mode {:o}), and \
+                     tenants run as users of their own: allow passing (chmod o+x {}), choose \
+                     a CLAWFLEET_DATA_DIR elsewhere, or set CLAWFLEET_LOCAL_CONFINEMENT=off",
+                    ancestor.display(),
+                    mode & 0o7777,
+                    ancestor.display(),
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -264,4 +290,27 @@ fn free_uid(data_dir: &Path, base: u32) -> io::Result<u32> {
     (base..base.saturating_add(TENANT_UID_COUNT))
         .find(|uid| !taken.contains(uid))
         .ok_or_else(|| io::Error::other("no tenant uid left"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_above_the_data_dir_that_others_cannot_pass_is_named() {
+        let outer = tempfile::tempdir().unwrap();
+        let closed = outer.path().join("closed");
+        let data_dir = closed.join("data");
+        fs::create_dir_all(&data_dir).unwrap();
+        fs::set_permissions(&closed, Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(outer.path(), Permissions::from_mode(0o711)).unwrap();
+        let error = check_ancestors_passable(&data_dir).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            error.to_string().contains(&closed.display().to_string()),
+            "{error}"
+        );
+        fs::set_permissions(&closed, Permissions::from_mode(0o711)).unwrap();
+        check_ancestors_passable(&data_dir).unwrap();
+    }
 }
