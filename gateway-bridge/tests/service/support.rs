@@ -19,11 +19,7 @@ use clawfleet_gateway_bridge::{
     BridgeConfig, BridgeServer, ClientOptions,
     fake_gateway::{FakeGateway, Script},
 };
-use clawfleet_kit::{
-    identity::{Caller, Credentials, ServiceCredentials},
-    server::ServerError,
-    shutdown::ShutdownToken,
-};
+use clawfleet_kit::{identity::Credentials, server::ServerError, shutdown::ShutdownToken};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::Stream;
 use tonic::{
@@ -31,7 +27,8 @@ use tonic::{
     transport::{Channel, Server, server::TcpIncoming},
 };
 
-const INTERNAL_TOKEN: &str = "internal-token-for-bridge-tests";
+/// The token the bridge presents to the stand-in lifecycle.
+const BRIDGE_TOKEN: &str = "bridge-service-token-for-bridge-tests";
 const PLATFORM_API_KEY: &str = "operator-key-for-bridge-tests";
 
 /// A served bridge and what it talks to; the bridge stops when `shutdown` is cancelled.
@@ -42,7 +39,6 @@ pub struct Harness {
     /// Ends when the bridge's `serve` returns.
     pub served: JoinHandle<Result<(), ServerError>>,
     lifecycle: JoinHandle<()>,
-    credentials: ServiceCredentials,
     _state: tempfile::TempDir,
 }
 
@@ -57,7 +53,7 @@ impl Harness {
         let state = tempfile::tempdir().unwrap();
         let bridge = BridgeServer::start(BridgeConfig {
             lifecycle_address: lifecycle_address.to_string(),
-            internal_token: INTERNAL_TOKEN.to_owned(),
+            service_token: BRIDGE_TOKEN.to_owned(),
             identity_file: PathBuf::from(state.path()).join("device-identity.json"),
             client: ClientOptions::default(),
         })
@@ -67,7 +63,7 @@ impl Harness {
         let shutdown = ShutdownToken::new();
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
-            internal_token: INTERNAL_TOKEN.into(),
+            service_digests: Default::default(),
         };
         let served = tokio::spawn(bridge.serve(listener, credentials, shutdown.clone()));
         let client = GatewayBridgeServiceClient::connect(format!("http://{bridge_address}"))
@@ -79,17 +75,17 @@ impl Harness {
             shutdown,
             served,
             lifecycle,
-            credentials: ServiceCredentials::new(INTERNAL_TOKEN).unwrap(),
             _state: state,
         }
     }
 
-    /// `message` as a request of the platform operator.
+    /// `message` as a request of the platform operator (the platform API key).
     pub fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        self.credentials
-            .stamp(&mut request, &Caller::operator())
-            .unwrap();
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {PLATFORM_API_KEY}").parse().unwrap(),
+        );
         request
     }
 }

@@ -64,6 +64,10 @@ fn load(service: Service, env: &dyn EnvSource) -> anyhow::Result<()> {
 fn valid_value(key: &str) -> &'static str {
     match key {
         keys::JWT_SECRET => "a-jwt-secret-of-at-least-thirty-two-bytes",
+        keys::CLAWFLEET_SERVICE_TOKEN => "a-service-token-of-at-least-32-characters",
+        keys::CLAWFLEET_SERVICE_TOKEN_DIGESTS => {
+            "edge=1111111111111111111111111111111111111111111111111111111111111111"
+        }
         keys::CLAWFLEET_LIFECYCLE_ADDR
         | keys::CLAWFLEET_BRIDGE_ADDR
         | keys::CLAWFLEET_CHANNELS_ADDR

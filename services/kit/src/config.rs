@@ -17,8 +17,14 @@ pub mod keys {
     pub const OPENCLAW_GATEWAY_PORT: &str = "OPENCLAW_GATEWAY_PORT";
     /// Where clawfleet keeps its data (default `./.clawfleet`).
     pub const CLAWFLEET_DATA_DIR: &str = "CLAWFLEET_DATA_DIR";
-    /// Credential services present to each other (generated in `up` mode).
+    /// Root from which `clawfleet up` derives each service's token (random when unset);
+    /// no service started alone reads it (docs/product/service-authority.md).
     pub const CLAWFLEET_INTERNAL_TOKEN: &str = "CLAWFLEET_INTERNAL_TOKEN";
+    /// The token this service presents when it calls another (edge, bridge, channels).
+    pub const CLAWFLEET_SERVICE_TOKEN: &str = "CLAWFLEET_SERVICE_TOKEN";
+    /// `edge=<hex>,bridge=<hex>,channels=<hex>`: SHA-256 digests of the calling services'
+    /// tokens, by which a gRPC server recognises its callers.
+    pub const CLAWFLEET_SERVICE_TOKEN_DIGESTS: &str = "CLAWFLEET_SERVICE_TOKEN_DIGESTS";
     /// Address of the lifecycle service's gRPC listener (`host:port`).
     pub const CLAWFLEET_LIFECYCLE_ADDR: &str = "CLAWFLEET_LIFECYCLE_ADDR";
     /// gRPC port of the lifecycle service when run on its own (default 4101).
