@@ -27,6 +27,9 @@ pub const SUBJECT_METADATA_KEY: &str = "x-clawfleet-subject";
 /// Metadata key naming the role of that principal.
 pub const ROLE_METADATA_KEY: &str = "x-clawfleet-role";
 
+/// The message of every refused credential (tests tell the access layer's refusals by it).
+pub const UNAUTHENTICATED_MESSAGE: &str = "missing or invalid authorization";
+
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -140,7 +143,7 @@ impl Credentials {
 
     /// Who presented the `authorization` header, or `UNAUTHENTICATED`.
     pub fn principal(&self, headers: &HeaderMap) -> Result<Principal, Status> {
-        let unauthenticated = || Status::unauthenticated("missing or invalid authorization");
+        let unauthenticated = || Status::unauthenticated(UNAUTHENTICATED_MESSAGE);
         let header = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
