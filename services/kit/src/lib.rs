@@ -1,7 +1,8 @@
 //! Shared plumbing for every clawfleet service, and nothing else:
 
 pub mod access_layer; // the access check of every gRPC server: who calls, and whether the table lets them
-pub mod access_token; // the app's HS256 access JWT, issued by auth and verified by the edge
+pub mod access_token;
+pub mod app_rpc; // the gateway methods app users may call, enforced by the edge and the bridge // the app's HS256 access JWT, issued by auth and verified by the edge
 pub mod backoff; // the one retry delay policy (exponential, jittered, resettable)
 pub mod client; // gRPC channels between services: lazy, keepalive on HTTP/2 and TCP
 pub mod config; // env keys as named constants, read through an env map
