@@ -8,10 +8,10 @@ use clawfleet_contracts::{
     lifecycle::v1::{
         CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest,
         DeleteInstanceResponse, ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest,
-        GetInstanceResponse, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
-        ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
-        StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
-        WatchInstancesRequest, WatchInstancesResponse,
+        GetInstanceResponse, Instance, ListInstancesRequest, ListInstancesResponse,
+        ResolveGatewayRequest, ResolveGatewayResponse, RotateGatewayTokenRequest,
+        RotateGatewayTokenResponse, StartInstanceRequest, StartInstanceResponse,
+        StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest, WatchInstancesResponse,
         instance_service_server::{InstanceService, InstanceServiceServer},
     },
 };
@@ -19,7 +19,13 @@ use clawfleet_gateway_bridge::{
     BridgeConfig, BridgeServer, ClientOptions,
     fake_gateway::{FakeGateway, Script},
 };
-use clawfleet_kit::{identity::Credentials, server::ServerError, shutdown::ShutdownToken};
+use clawfleet_kit::{
+    identity::{Caller, Credentials, ServiceCredentials},
+    principal::Principal,
+    server::ServerError,
+    service_token::ServiceDigests,
+    shutdown::ShutdownToken,
+};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::Stream;
 use tonic::{
@@ -30,6 +36,10 @@ use tonic::{
 /// The token the bridge presents to the stand-in lifecycle.
 const BRIDGE_TOKEN: &str = "bridge-service-token-for-bridge-tests";
 const PLATFORM_API_KEY: &str = "operator-key-for-bridge-tests";
+/// The edge's token, which the bridge recognises by its digest.
+const EDGE_TOKEN: &str = "edge-service-token-for-bridge-tests";
+/// The owner of every instance of the stand-in lifecycle.
+pub const OWNER: &str = "owner-of-every-instance";
 
 /// A served bridge and what it talks to; the bridge stops when `shutdown` is cancelled.
 pub struct Harness {
@@ -63,7 +73,7 @@ impl Harness {
         let shutdown = ShutdownToken::new();
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
-            service_digests: Default::default(),
+            service_digests: ServiceDigests::of_tokens([(Principal::Edge, EDGE_TOKEN)]).unwrap(),
         };
         let served = tokio::spawn(bridge.serve(listener, credentials, shutdown.clone()));
         let client = GatewayBridgeServiceClient::connect(format!("http://{bridge_address}"))
@@ -86,6 +96,16 @@ impl Harness {
             "authorization",
             format!("Bearer {PLATFORM_API_KEY}").parse().unwrap(),
         );
+        request
+    }
+
+    /// `message` as the edge sends it for the app user `user_id`.
+    pub fn as_app_user<T>(&self, message: T, user_id: &str) -> Request<T> {
+        let mut request = Request::new(message);
+        ServiceCredentials::new(EDGE_TOKEN)
+            .unwrap()
+            .stamp(&mut request, &Caller::app_user(user_id))
+            .unwrap();
         request
     }
 }
@@ -155,9 +175,15 @@ impl InstanceService for StandInLifecycle {
 
     async fn get_instance(
         &self,
-        _: Request<GetInstanceRequest>,
+        request: Request<GetInstanceRequest>,
     ) -> Result<Response<GetInstanceResponse>, Status> {
-        Err(not_played("GetInstance"))
+        Ok(Response::new(GetInstanceResponse {
+            instance: Some(Instance {
+                id: request.into_inner().id,
+                owner: OWNER.to_owned(),
+                ..Instance::default()
+            }),
+        }))
     }
 
     async fn list_instances(
