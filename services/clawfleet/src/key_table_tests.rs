@@ -109,9 +109,7 @@ fn valid_value(key: &str) -> &'static str {
         keys::RUST_LOG => "info",
         keys::OPENCLAW_NAMESPACE | keys::CLAWFLEET_PLATFORM_NAMESPACE => "openclaw",
         keys::OPENCLAW_TRUSTED_PROXIES => "10.0.0.1",
-        keys::OPENCLAW_MANAGER_API_KEY | keys::CLAWFLEET_INTERNAL_TOKEN => {
-            "a-credential-of-sixteen-or-more"
-        }
+        keys::OPENCLAW_MANAGER_API_KEY => "a-credential-of-sixteen-or-more",
         // Names the test's own executable: OPENCLAW_BIN must exist, and the toolchain is
         // never resolved here anyway.
         keys::OPENCLAW_BIN | keys::CLAWFLEET_EXECUTABLE => "/proc/self/exe",

@@ -243,11 +243,12 @@ pub fn required(env: &dyn EnvSource, key: &'static str) -> Result<String, Config
     optional(env, key).ok_or(ConfigError::Missing { key })
 }
 
-/// The fewest characters the operator key and the internal token may have: shorter
-/// ones can be guessed, and anyone holding either acts for the whole platform.
+/// The fewest characters the operator key may have: shorter ones can be guessed, and
+/// anyone holding it acts for the whole platform (service tokens have their own, longer
+/// minimum: `service_token::MIN_SERVICE_TOKEN_LEN`).
 pub const MIN_CREDENTIAL_LENGTH: usize = 16;
 
-/// Reads a required credential (`OPENCLAW_MANAGER_API_KEY`, `CLAWFLEET_INTERNAL_TOKEN`) of
+/// Reads a required credential (`OPENCLAW_MANAGER_API_KEY`) of
 /// at least [`MIN_CREDENTIAL_LENGTH`] characters; the error names the key, never the value.
 pub fn required_credential(env: &dyn EnvSource, key: &'static str) -> Result<String, ConfigError> {
     let value = required(env, key)?;
