@@ -29,12 +29,12 @@ pub struct AuthClient {
 
 impl AuthClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
         Ok(Self {
             client: AuthServiceClient::new(lazy_channel(address, |endpoint| {
                 endpoint.timeout(AUTH_CALL_DEADLINE)
             })?),
-            stamper: Stamper::new(internal_token)?,
+            stamper: Stamper::new(service_token)?,
         })
     }
 

@@ -1,5 +1,5 @@
 //! The edge's client of the gateway bridge: gateway RPC calls and the VNC tunnel, stamped
-//! with the internal credential and the operator the edge authenticated.
+//! with the edge's service token and the operator the edge authenticated.
 
 use std::time::Duration;
 
@@ -35,13 +35,13 @@ pub struct BridgeClient {
 
 impl BridgeClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
         let client = GatewayBridgeServiceClient::new(lazy_channel(address, |endpoint| endpoint)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
             client,
-            stamper: Stamper::new(internal_token)?,
+            stamper: Stamper::new(service_token)?,
         })
     }
 

@@ -52,10 +52,10 @@ macro_rules! unary {
 
 impl ChannelsClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
         Ok(Self {
             client: ChannelServiceClient::new(lazy_channel(address, |endpoint| endpoint)?),
-            stamper: Stamper::new(internal_token)?,
+            stamper: Stamper::new(service_token)?,
         })
     }
 

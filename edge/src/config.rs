@@ -7,6 +7,7 @@ use clawfleet_kit::{
     config::{self, ConfigError, EnvSource, keys},
     identity::ServiceCredentials,
     secret::SecretString,
+    service_token::service_token_from_env,
 };
 
 use crate::limits::{
@@ -31,8 +32,8 @@ pub const DEFAULT_INSTANCE_STALENESS: Duration = Duration::from_secs(30);
 pub struct EdgeConfig {
     /// The key operators present as `Authorization: Bearer <key>` (`OPENCLAW_MANAGER_API_KEY`).
     pub platform_api_key: SecretString,
-    /// The credential the edge presents to the other services (`CLAWFLEET_INTERNAL_TOKEN`).
-    pub internal_token: SecretString,
+    /// The edge's own token, presented to the other services (`CLAWFLEET_SERVICE_TOKEN`).
+    pub service_token: SecretString,
     /// `host:port` of the lifecycle service's gRPC listener (`CLAWFLEET_LIFECYCLE_ADDR`).
     pub lifecycle_address: String,
     /// `host:port` of the gateway bridge's gRPC listener (`CLAWFLEET_BRIDGE_ADDR`).
@@ -67,10 +68,10 @@ impl EdgeConfig {
     /// Reads the configuration; the error names the first missing or invalid key.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let platform_api_key = config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?;
-        let internal_token = config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?;
-        if ServiceCredentials::new(&internal_token).is_err() {
+        let service_token = service_token_from_env(env)?;
+        if ServiceCredentials::new(&service_token).is_err() {
             return Err(ConfigError::Invalid {
-                key: keys::CLAWFLEET_INTERNAL_TOKEN,
+                key: keys::CLAWFLEET_SERVICE_TOKEN,
                 reason: "the token cannot be sent in a header".to_owned(),
             });
         }
@@ -156,7 +157,7 @@ impl EdgeConfig {
         }
         Ok(Self {
             platform_api_key: platform_api_key.into(),
-            internal_token: internal_token.into(),
+            service_token: service_token.into(),
             lifecycle_address,
             bridge_address,
             channels_address,
@@ -204,7 +205,10 @@ mod tests {
     fn complete_env() -> EnvMap {
         EnvMap::from_pairs([
             (keys::OPENCLAW_MANAGER_API_KEY, "operator-key-0123456789"),
-            (keys::CLAWFLEET_INTERNAL_TOKEN, "internal-token-0123456789"),
+            (
+                keys::CLAWFLEET_SERVICE_TOKEN,
+                "edge-service-token-0123456789abcdef",
+            ),
             (keys::CLAWFLEET_LIFECYCLE_ADDR, "127.0.0.1:4101"),
             (keys::CLAWFLEET_BRIDGE_ADDR, "127.0.0.1:4102"),
             (keys::CLAWFLEET_CHANNELS_ADDR, "127.0.0.1:4103"),
@@ -221,8 +225,8 @@ mod tests {
             "operator-key-0123456789"
         );
         assert_eq!(
-            config.internal_token.expose_secret(),
-            "internal-token-0123456789"
+            config.service_token.expose_secret(),
+            "edge-service-token-0123456789abcdef"
         );
         assert_eq!(config.lifecycle_address, "127.0.0.1:4101");
         assert_eq!(config.bridge_address, "127.0.0.1:4102");
@@ -233,7 +237,7 @@ mod tests {
     fn each_required_key_is_named_when_missing() {
         for key in [
             keys::OPENCLAW_MANAGER_API_KEY,
-            keys::CLAWFLEET_INTERNAL_TOKEN,
+            keys::CLAWFLEET_SERVICE_TOKEN,
             keys::CLAWFLEET_LIFECYCLE_ADDR,
             keys::CLAWFLEET_BRIDGE_ADDR,
             keys::CLAWFLEET_CHANNELS_ADDR,
@@ -296,18 +300,26 @@ mod tests {
 
     #[test]
     fn short_credentials_are_refused_naming_the_key() {
-        for key in [
-            keys::OPENCLAW_MANAGER_API_KEY,
-            keys::CLAWFLEET_INTERNAL_TOKEN,
+        for (key, value, expected) in [
+            (
+                keys::OPENCLAW_MANAGER_API_KEY,
+                "fifteen-chars!!",
+                "at least 16",
+            ),
+            (
+                keys::CLAWFLEET_SERVICE_TOKEN,
+                "thirty-one-characters-long-tok!",
+                "shorter than 32",
+            ),
         ] {
             let mut env = complete_env();
-            env.set(key, "fifteen-chars!!");
+            env.set(key, value);
             let error = EdgeConfig::from_env(&env).unwrap_err();
             assert!(
-                matches!(&error, ConfigError::Invalid { key: named, reason } if *named == key && reason.contains("at least 16")),
+                matches!(&error, ConfigError::Invalid { key: named, reason } if *named == key && reason.contains(expected)),
                 "{error}"
             );
-            assert!(!error.to_string().contains("fifteen-chars"), "{error}");
+            assert!(!error.to_string().contains(value), "{error}");
         }
     }
 
@@ -349,7 +361,7 @@ mod tests {
         let config = EdgeConfig::from_env(&complete_env()).unwrap();
         let text = format!("{config:?}");
         assert!(!text.contains("operator-key"));
-        assert!(!text.contains("internal-token"));
+        assert!(!text.contains("edge-service-token"));
         assert!(!text.contains("a-jwt-secret"));
     }
 }

@@ -73,7 +73,7 @@ impl ApiError {
                 format!("{service} did not answer in time"),
             ),
             // The operator was authenticated here; a refusal means the edge's own
-            // internal credential is wrong, which is the platform's fault.
+            // service token is wrong, which is the platform's fault.
             ErrorCode::Unauthenticated | ErrorCode::PermissionDenied => Self::internal(
                 format_args!("{service} refused the edge's credential: {status}"),
             ),

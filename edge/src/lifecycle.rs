@@ -1,5 +1,5 @@
 //! The edge's client of the lifecycle service: one lazily connected gRPC channel, every
-//! call stamped with the internal credential and the operator role, every unary call
+//! call stamped with the edge's service token and the operator role, every unary call
 //! bounded by a deadline.
 
 use std::time::Duration;
@@ -37,13 +37,13 @@ pub struct LifecycleClient {
 impl LifecycleClient {
     /// Builds the client without connecting; the first call connects. Must run inside a
     /// tokio runtime, which drives the channel.
-    pub fn connect_lazy(address: &str, internal_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
         // The endpoint timeout bounds the wait for response headers only, so it also
         // caps opening a watch.
         let channel = lazy_channel(address, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
         Ok(Self {
             client: InstanceServiceClient::new(channel),
-            stamper: Stamper::new(internal_token)?,
+            stamper: Stamper::new(service_token)?,
         })
     }
 

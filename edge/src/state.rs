@@ -61,11 +61,11 @@ impl EdgeState {
     /// tokio runtime. Watches end when `shutdown` is cancelled, so that graceful
     /// shutdown is not held up by open event streams.
     pub fn new(config: &EdgeConfig, shutdown: ShutdownToken) -> Result<Self, EdgeError> {
-        let internal_token = config.internal_token.expose_secret();
-        let lifecycle = LifecycleClient::connect_lazy(&config.lifecycle_address, internal_token)?;
-        let bridge = BridgeClient::connect_lazy(&config.bridge_address, internal_token)?;
-        let channels = ChannelsClient::connect_lazy(&config.channels_address, internal_token)?;
-        let auth = AuthClient::connect_lazy(&config.auth_address, internal_token)?;
+        let service_token = config.service_token.expose_secret();
+        let lifecycle = LifecycleClient::connect_lazy(&config.lifecycle_address, service_token)?;
+        let bridge = BridgeClient::connect_lazy(&config.bridge_address, service_token)?;
+        let channels = ChannelsClient::connect_lazy(&config.channels_address, service_token)?;
+        let auth = AuthClient::connect_lazy(&config.auth_address, service_token)?;
         let access_tokens =
             AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())
                 .map_err(EdgeError::AccessTokens)?;
@@ -183,7 +183,7 @@ mod tests {
     async fn debug_output_shows_no_key_token_or_secret() {
         let shown = format!("{:?}", test_state(1024));
         assert!(shown.contains("body_limit_bytes: 1024"), "{shown}");
-        for secret in [API_KEY, JWT_SECRET, "internal-token"] {
+        for secret in [API_KEY, JWT_SECRET, "edge-service-token-0123456789abcdef"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

@@ -22,7 +22,7 @@ fn address_with_nothing_listening() -> String {
 pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
     EdgeConfig {
         platform_api_key: API_KEY.into(),
-        internal_token: "internal-token".into(),
+        service_token: "edge-service-token-0123456789abcdef".into(),
         lifecycle_address: address_with_nothing_listening(),
         bridge_address: address_with_nothing_listening(),
         channels_address: address_with_nothing_listening(),

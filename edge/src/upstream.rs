@@ -1,5 +1,5 @@
 //! What every gRPC client of the edge shares: a lazily connected channel to a service,
-//! and requests stamped with the internal credential and the caller the edge
+//! and requests stamped with the edge's service token and the caller the edge
 //! authenticated.
 
 use clawfleet_kit::{
@@ -15,8 +15,8 @@ use crate::error::ApiError;
 pub enum UpstreamClientError {
     #[error(transparent)]
     Address(#[from] InvalidAddress),
-    #[error("the internal token cannot be sent as grpc metadata")]
-    InternalToken,
+    #[error("the service token cannot be sent as grpc metadata")]
+    ServiceToken,
 }
 
 /// The kit's channel to a service at `host:port`; `configure` adds per-service settings.
@@ -27,7 +27,7 @@ pub fn lazy_channel(
     Ok(client::lazy_channel_with(address, configure)?)
 }
 
-/// Stamps requests with the internal credential and the caller the edge authenticated
+/// Stamps requests with the edge's service token and the caller the edge authenticated
 /// (the operator on `/api`, the app user on the App API).
 #[derive(Clone, Debug)]
 pub struct Stamper {
@@ -35,9 +35,9 @@ pub struct Stamper {
 }
 
 impl Stamper {
-    pub fn new(internal_token: &str) -> Result<Self, UpstreamClientError> {
-        let credentials = ServiceCredentials::new(internal_token)
-            .map_err(|_| UpstreamClientError::InternalToken)?;
+    pub fn new(service_token: &str) -> Result<Self, UpstreamClientError> {
+        let credentials = ServiceCredentials::new(service_token)
+            .map_err(|_| UpstreamClientError::ServiceToken)?;
         Ok(Self { credentials })
     }
 

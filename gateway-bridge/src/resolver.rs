@@ -12,7 +12,7 @@ use clawfleet_contracts::{
     },
 };
 use clawfleet_kit::client::GrpcChannel;
-use clawfleet_kit::identity::{Caller, ServiceCredentials};
+use clawfleet_kit::identity::ServiceCredentials;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request};
 
@@ -25,8 +25,6 @@ use crate::{
 const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
 /// Pause before reopening a broken watch of the lifecycle service.
 const WATCH_RETRY: Duration = Duration::from_secs(1);
-/// The principal the bridge calls the lifecycle service as.
-const BRIDGE_PRINCIPAL: &str = "gateway-bridge";
 
 /// Resolves gateway endpoints through the lifecycle service.
 pub struct LifecycleEndpoints {
@@ -65,8 +63,7 @@ impl LifecycleEndpoints {
         deadline: Option<Duration>,
     ) -> Result<Request<T>, tonic::Status> {
         let mut request = Request::new(message);
-        self.credentials
-            .stamp(&mut request, &Caller::service(BRIDGE_PRINCIPAL))?;
+        self.credentials.stamp_self(&mut request);
         if let Some(deadline) = deadline {
             request.set_timeout(deadline);
         }

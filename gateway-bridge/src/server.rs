@@ -1,5 +1,5 @@
 //! Assembly of the bridge: device identity, lifecycle channel, endpoint resolver, the
-//! connection pool, and the gRPC service behind the identity interceptor.
+//! connection pool, and the gRPC service (behind the access layer of `serve_grpc`).
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -9,8 +9,9 @@ use clawfleet_contracts::bridge::v1::gateway_bridge_service_server::{
 use clawfleet_kit::{
     client::lazy_channel,
     config::{self, ConfigError, EnvSource, keys},
-    identity::{Credentials, IdentityInterceptor, ServiceCredentials},
+    identity::{Credentials, ServiceCredentials},
     server::{ServerError, serve_grpc},
+    service_token::service_token_from_env,
     shutdown::ShutdownToken,
 };
 use tokio::net::TcpListener;
@@ -32,7 +33,8 @@ const MAX_MESSAGE_BYTES: usize = 26 * 1024 * 1024;
 pub struct BridgeConfig {
     /// `host:port` of the lifecycle service.
     pub lifecycle_address: String,
-    pub internal_token: String,
+    /// The token the bridge presents to the lifecycle (`CLAWFLEET_SERVICE_TOKEN`).
+    pub service_token: String,
     /// The platform's device identity (generated on first start).
     pub identity_file: PathBuf,
     pub client: ClientOptions,
@@ -51,7 +53,7 @@ impl BridgeConfig {
             });
         Ok(Self {
             lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
-            internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            service_token: service_token_from_env(env)?,
             identity_file,
             client: ClientOptions::default(),
         })
@@ -68,8 +70,8 @@ pub enum BridgeStartError {
     },
     #[error("invalid lifecycle address {0:?}")]
     LifecycleAddress(String),
-    #[error("the internal token cannot be sent as grpc metadata")]
-    InternalToken,
+    #[error("the service token cannot be sent as grpc metadata")]
+    ServiceToken,
 }
 
 /// A started bridge.
@@ -93,8 +95,8 @@ impl BridgeServer {
         let device_id = identity.device_id().to_owned();
         let channel = lazy_channel(&config.lifecycle_address)
             .map_err(|_| BridgeStartError::LifecycleAddress(config.lifecycle_address.clone()))?;
-        let credentials = ServiceCredentials::new(&config.internal_token)
-            .map_err(|_| BridgeStartError::InternalToken)?;
+        let credentials = ServiceCredentials::new(&config.service_token)
+            .map_err(|_| BridgeStartError::ServiceToken)?;
         let endpoints = Arc::new(LifecycleEndpoints::new(
             channel.clone(),
             credentials.clone(),
@@ -128,16 +130,14 @@ impl BridgeServer {
         &self.device_id
     }
 
-    pub fn routes(&self, credentials: Credentials) -> Routes {
+    /// The bridge's routes (the access layer of [`clawfleet_kit::server::serve_grpc`]
+    /// authenticates every call).
+    pub fn routes(&self) -> Routes {
         let handler = GatewayBridgeHandler::new(self.bridge.clone());
         let server = GatewayBridgeServiceServer::new(handler)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let service = tonic::service::interceptor::InterceptedService::new(
-            server,
-            IdentityInterceptor::new(credentials),
-        );
-        Routes::new(service)
+        Routes::new(server)
     }
 
     /// Serves until `shutdown`, then closes every gateway connection. Open streams end
@@ -149,14 +149,14 @@ impl BridgeServer {
         credentials: Credentials,
         shutdown: ShutdownToken,
     ) -> Result<(), ServerError> {
-        let routes = self.routes(credentials);
+        let routes = self.routes();
         let streams = self.bridge.streams.clone();
         let stopping = shutdown.clone();
         let stream_ender = tokio::spawn(async move {
             stopping.cancelled().await;
             streams.cancel();
         });
-        let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
+        let served = serve_grpc(listener, routes, &[SERVICE_NAME], credentials, shutdown).await;
         stream_ender.abort();
         self.bridge.streams.cancel();
         self.background.cancel();

@@ -38,8 +38,8 @@ async fn channel(address: &str) -> anyhow::Result<Channel> {
         .await?)
 }
 
-/// A gateway bridge client for `address` presenting `key` (the operator key, or the
-/// internal token to act as a service).
+/// A gateway bridge client for `address` presenting `key` (the operator key, or a
+/// calling service's token, `PlatformOptions::service_token`).
 pub async fn bridge_client(address: &str, key: &str) -> anyhow::Result<BridgeClient> {
     let header = format!("Bearer {key}").parse()?;
     Ok(GatewayBridgeServiceClient::with_interceptor(

@@ -12,9 +12,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clawfleet::mesh::{Mesh, MeshAddresses};
+use clawfleet::{
+    mesh::{Mesh, MeshAddresses},
+    service_credentials::DerivedCredentials,
+};
 use clawfleet_kit::{
     config::{EnvMap, LayeredEnv, ProcessEnv},
+    principal::Principal,
+    service_token::derive_service_token,
     shutdown::ShutdownToken,
 };
 
@@ -38,7 +43,8 @@ pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789-0123456789-abcdef"
 pub struct PlatformOptions {
     pub data_dir: PathBuf,
     pub api_key: String,
-    /// The credential services present to each other; lets tests call internal RPCs.
+    /// The root the platform derives each calling service's token from; tests call
+    /// internal RPCs with [`PlatformOptions::service_token`].
     pub internal_token: String,
     /// First port handed to gateways; distinct per test binary keeps them apart.
     pub gateway_port_base: u16,
@@ -54,6 +60,21 @@ impl PlatformOptions {
             gateway_port_base,
             extra_env: Vec::new(),
         }
+    }
+}
+
+impl PlatformOptions {
+    /// The token `service` (edge, bridge or channels) presents, as the platform derives it.
+    pub fn service_token(&self, service: Principal) -> String {
+        derive_service_token(&self.internal_token, service).expect("the test root is long enough")
+    }
+
+    /// The digests line every gRPC service of this platform holds.
+    pub fn service_digests(&self) -> String {
+        DerivedCredentials::from_root(&self.internal_token)
+            .expect("the test root is long enough")
+            .digests
+            .to_string()
     }
 }
 

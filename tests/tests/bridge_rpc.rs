@@ -2,6 +2,7 @@
 //! operator RPC route, typed gateway errors, a stale config hash, a gateway killed
 //! under load, and a rotated gateway token picked up from lifecycle.
 
+use clawfleet_kit::principal::Principal;
 use std::time::{Duration, Instant};
 
 use clawfleet_contracts::{
@@ -155,7 +156,7 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
     // edge -> bridge -> websockify -> x11vnc. The key is checked before the upgrade.
     let mut as_service = lifecycle_client(
         &platform.lifecycle_address,
-        &platform.options.internal_token,
+        &platform.options.service_token(Principal::Bridge),
     )
     .await
     .unwrap();
@@ -280,7 +281,7 @@ async fn gateway_calls_go_through_the_bridge_and_survive_gateway_faults() {
         .unwrap();
     let mut as_service = lifecycle_client(
         &platform.lifecycle_address,
-        &platform.options.internal_token,
+        &platform.options.service_token(Principal::Bridge),
     )
     .await
     .unwrap();

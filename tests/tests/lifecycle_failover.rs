@@ -56,7 +56,11 @@ impl Replica {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OPENCLAW_MANAGER_API_KEY", KEY)
-            .env("CLAWFLEET_INTERNAL_TOKEN", "failover-internal-token")
+            // Only the operator calls these replicas; any digest line will do.
+            .env(
+                "CLAWFLEET_SERVICE_TOKEN_DIGESTS",
+                format!("edge={}", "0".repeat(64)),
+            )
             .env("CLAWFLEET_LISTEN_HOST", "127.0.0.1")
             .env("CLAWFLEET_LIFECYCLE_PORT", port.to_string())
             .env("CLAWFLEET_DATA_DIR", &data)

@@ -266,7 +266,14 @@ fn run_alone(subcommand: &str, env: &[(&str, String)], data_dir: &std::path::Pat
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CLAWFLEET_DATA_DIR", data_dir)
         .env("OPENCLAW_MANAGER_API_KEY", "test-operator-key-0123456789")
-        .env("CLAWFLEET_INTERNAL_TOKEN", "test-internal-token-0123456789")
+        .env(
+            "CLAWFLEET_SERVICE_TOKEN",
+            "test-service-token-0123456789-0123456789",
+        )
+        .env(
+            "CLAWFLEET_SERVICE_TOKEN_DIGESTS",
+            format!("edge={}", "0".repeat(64)),
+        )
         .env("JWT_SECRET", "a-jwt-secret-of-at-least-thirty-two-bytes")
         .env("CLAWFLEET_LIFECYCLE_ADDR", "127.0.0.1:1")
         .env("CLAWFLEET_BRIDGE_ADDR", "127.0.0.1:1")

@@ -206,7 +206,10 @@ fn a_service_without_its_required_settings_stops_with_one_line_naming_it() {
     let output = std::process::Command::new(clawfleet_tests::tools::clawfleet_bin())
         .arg("lifecycle")
         .env_remove("OPENCLAW_MANAGER_API_KEY")
-        .env("CLAWFLEET_INTERNAL_TOKEN", "x")
+        .env(
+            "CLAWFLEET_SERVICE_TOKEN_DIGESTS",
+            format!("edge={}", "0".repeat(64)),
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -2,6 +2,7 @@
 //! serving what may be stale (a clear 503 once its bound passes) and, once the path
 //! heals, serves the current state again within the bound — without anyone restarting.
 
+use clawfleet_kit::principal::Principal;
 use std::time::{Duration, Instant};
 
 use clawfleet_kit::{
@@ -51,8 +52,8 @@ async fn a_black_holed_lifecycle_turns_reads_into_503_until_the_path_heals() {
             platform.options.api_key.clone(),
         ),
         (
-            keys::CLAWFLEET_INTERNAL_TOKEN,
-            platform.options.internal_token.clone(),
+            keys::CLAWFLEET_SERVICE_TOKEN,
+            platform.options.service_token(Principal::Edge),
         ),
         (keys::CLAWFLEET_LIFECYCLE_ADDR, proxy.address.to_string()),
         (keys::CLAWFLEET_BRIDGE_ADDR, platform.bridge_address.clone()),

@@ -9,6 +9,7 @@
 //!
 //! The process has one global subscriber, so this file holds one test.
 
+use clawfleet_kit::principal::Principal;
 use std::time::SystemTime;
 
 use clawfleet_contracts::lifecycle::v1::ResolveGatewayRequest;
@@ -180,7 +181,7 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
     // The gateway token, as the bridge gets it.
     let gateway_token = lifecycle_client(
         &platform.lifecycle_address,
-        &platform.options.internal_token,
+        &platform.options.service_token(Principal::Bridge),
     )
     .await
     .unwrap()

@@ -37,30 +37,9 @@ use crate::{
     state::EdgeState,
 };
 
-/// Gateway methods an app user may call through `/instances/{id}/rpc`: reads and the
-/// channel operations the app drives. Configuration writes, logs (which may carry
-/// secrets), agent runs and everything else stay operator-only.
-pub const APP_RPC_METHODS: &[&str] = &[
-    "status",
-    "health",
-    "channels.status",
-    "channels.logout",
-    "channels.pairing.list",
-    "web.login.start",
-    "web.login.wait",
-    "models.list",
-    "agents.list",
-    "agent.identity.get",
-    "skills.status",
-    "tools.catalog",
-    "sessions.list",
-    "sessions.preview",
-    "usage.status",
-    "usage.cost",
-    "cron.list",
-    "cron.status",
-    "last-heartbeat",
-];
+/// Gateway methods an app user may call through `/instances/{id}/rpc` (the bridge
+/// enforces the same list for app callers).
+pub use clawfleet_kit::app_rpc::APP_RPC_METHODS;
 
 /// Instance routes answered within the handler timeout.
 pub fn instance_routes() -> OpenApiRouter<EdgeState> {

@@ -1,5 +1,6 @@
 //! Who may reach which gateway: operators and services any; app users only their own
-//! instances (asked of the lifecycle service on their behalf, so ownership has one owner).
+//! instances. The bridge asks the lifecycle for the instance as itself (only the edge may
+//! state an app user) and compares the owner.
 
 use std::time::Duration;
 
@@ -37,13 +38,21 @@ impl InstanceAccess {
         let mut request = Request::new(GetInstanceRequest {
             id: instance_id.to_owned(),
         });
-        self.credentials.stamp(&mut request, caller)?;
+        self.credentials.stamp_self(&mut request);
         request.set_timeout(OWNERSHIP_DEADLINE);
-        self.lifecycle
+        let instance = self
+            .lifecycle
             .clone()
             .get_instance(request)
             .await
-            .map(|_| ())
-            .map_err(|status| ServiceError::from_status(&status))
+            .map_err(|status| ServiceError::from_status(&status))?
+            .into_inner()
+            .instance;
+        match instance {
+            Some(instance) if caller.may_use_instance_of(&instance.owner) => Ok(()),
+            _ => Err(ServiceError::not_found(format!(
+                "instance {instance_id} not found"
+            ))),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The GatewayBridgeService gRPC handlers: Call, Subscribe and VncTunnel.
 
 pub mod access;
+mod app_methods; // app callers held to the app allow-list
 pub mod deadline;
 pub mod errors;
 mod vnc_tunnel;
@@ -107,6 +108,7 @@ impl GatewayBridgeService for GatewayBridgeHandler {
         let body = request.into_inner();
         validate_instance_id(&body.instance_id)?;
         validate_method(&body.method)?;
+        app_methods::check(&caller, &body.method)?;
         self.bridge.access.check(&caller, &body.instance_id).await?;
         let params = body
             .params

@@ -3,4 +3,5 @@
 
 mod support;
 
+mod app_callers;
 mod clean_stop;

@@ -8,10 +8,10 @@ use clawfleet_contracts::{
     lifecycle::v1::{
         CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest,
         DeleteInstanceResponse, ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest,
-        GetInstanceResponse, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
-        ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
-        StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
-        WatchInstancesRequest, WatchInstancesResponse,
+        GetInstanceResponse, Instance, ListInstancesRequest, ListInstancesResponse,
+        ResolveGatewayRequest, ResolveGatewayResponse, RotateGatewayTokenRequest,
+        RotateGatewayTokenResponse, StartInstanceRequest, StartInstanceResponse,
+        StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest, WatchInstancesResponse,
         instance_service_server::{InstanceService, InstanceServiceServer},
     },
 };
@@ -21,7 +21,9 @@ use clawfleet_gateway_bridge::{
 };
 use clawfleet_kit::{
     identity::{Caller, Credentials, ServiceCredentials},
+    principal::Principal,
     server::ServerError,
+    service_token::ServiceDigests,
     shutdown::ShutdownToken,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -31,8 +33,13 @@ use tonic::{
     transport::{Channel, Server, server::TcpIncoming},
 };
 
-const INTERNAL_TOKEN: &str = "internal-token-for-bridge-tests";
+/// The token the bridge presents to the stand-in lifecycle.
+const BRIDGE_TOKEN: &str = "bridge-service-token-for-bridge-tests";
 const PLATFORM_API_KEY: &str = "operator-key-for-bridge-tests";
+/// The edge's token, which the bridge recognises by its digest.
+const EDGE_TOKEN: &str = "edge-service-token-for-bridge-tests";
+/// The owner of every instance of the stand-in lifecycle.
+pub const OWNER: &str = "owner-of-every-instance";
 
 /// A served bridge and what it talks to; the bridge stops when `shutdown` is cancelled.
 pub struct Harness {
@@ -42,7 +49,6 @@ pub struct Harness {
     /// Ends when the bridge's `serve` returns.
     pub served: JoinHandle<Result<(), ServerError>>,
     lifecycle: JoinHandle<()>,
-    credentials: ServiceCredentials,
     _state: tempfile::TempDir,
 }
 
@@ -57,7 +63,7 @@ impl Harness {
         let state = tempfile::tempdir().unwrap();
         let bridge = BridgeServer::start(BridgeConfig {
             lifecycle_address: lifecycle_address.to_string(),
-            internal_token: INTERNAL_TOKEN.to_owned(),
+            service_token: BRIDGE_TOKEN.to_owned(),
             identity_file: PathBuf::from(state.path()).join("device-identity.json"),
             client: ClientOptions::default(),
         })
@@ -67,7 +73,7 @@ impl Harness {
         let shutdown = ShutdownToken::new();
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
-            internal_token: INTERNAL_TOKEN.into(),
+            service_digests: ServiceDigests::of_tokens([(Principal::Edge, EDGE_TOKEN)]).unwrap(),
         };
         let served = tokio::spawn(bridge.serve(listener, credentials, shutdown.clone()));
         let client = GatewayBridgeServiceClient::connect(format!("http://{bridge_address}"))
@@ -79,16 +85,26 @@ impl Harness {
             shutdown,
             served,
             lifecycle,
-            credentials: ServiceCredentials::new(INTERNAL_TOKEN).unwrap(),
             _state: state,
         }
     }
 
-    /// `message` as a request of the platform operator.
+    /// `message` as a request of the platform operator (the platform API key).
     pub fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        self.credentials
-            .stamp(&mut request, &Caller::operator())
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {PLATFORM_API_KEY}").parse().unwrap(),
+        );
+        request
+    }
+
+    /// `message` as the edge sends it for the app user `user_id`.
+    pub fn as_app_user<T>(&self, message: T, user_id: &str) -> Request<T> {
+        let mut request = Request::new(message);
+        ServiceCredentials::new(EDGE_TOKEN)
+            .unwrap()
+            .stamp(&mut request, &Caller::app_user(user_id))
             .unwrap();
         request
     }
@@ -159,9 +175,15 @@ impl InstanceService for StandInLifecycle {
 
     async fn get_instance(
         &self,
-        _: Request<GetInstanceRequest>,
+        request: Request<GetInstanceRequest>,
     ) -> Result<Response<GetInstanceResponse>, Status> {
-        Err(not_played("GetInstance"))
+        Ok(Response::new(GetInstanceResponse {
+            instance: Some(Instance {
+                id: request.into_inner().id,
+                owner: OWNER.to_owned(),
+                ..Instance::default()
+            }),
+        }))
     }
 
     async fn list_instances(

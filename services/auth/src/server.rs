@@ -7,7 +7,7 @@ use clawfleet_contracts::auth::v1::auth_service_server::{AuthServiceServer, SERV
 use clawfleet_kit::{
     access_token::{AccessTokenError, AccessTokenKeys, MIN_SECRET_BYTES},
     config::{self, ConfigError, EnvSource, keys},
-    identity::{Credentials, IdentityInterceptor},
+    identity::Credentials,
     secret::{ExposeSecret, SecretString},
     server::{ServerError, serve_grpc},
     shutdown::ShutdownToken,
@@ -189,13 +189,11 @@ impl AuthServer {
         &self.accounts
     }
 
-    /// The AuthService routes, behind the identity interceptor.
-    pub fn routes(&self, credentials: Credentials) -> Routes {
+    /// The AuthService routes (the access layer of
+    /// [`clawfleet_kit::server::serve_grpc`] authenticates every call).
+    pub fn routes(&self) -> Routes {
         let handler = AuthServiceHandler::new(self.accounts.clone());
-        Routes::new(AuthServiceServer::with_interceptor(
-            handler,
-            IdentityInterceptor::new(credentials),
-        ))
+        Routes::new(AuthServiceServer::new(handler))
     }
 
     /// Serves gRPC (with health and reflection) on `listener` until `shutdown`, then
@@ -214,8 +212,9 @@ impl AuthServer {
         ));
         let served = serve_grpc(
             listener,
-            self.routes(credentials),
+            self.routes(),
             &[SERVICE_NAME],
+            credentials,
             shutdown,
         )
         .await;

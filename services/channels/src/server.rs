@@ -8,8 +8,9 @@ use clawfleet_contracts::channels::v1::channel_service_server::{
 use clawfleet_kit::{
     client,
     config::{self, ConfigError, EnvSource, keys},
-    identity::{Credentials, IdentityInterceptor, ServiceCredentials},
+    identity::{Credentials, ServiceCredentials},
     server::{ServerError, serve_grpc},
+    service_token::service_token_from_env,
     shutdown::ShutdownToken,
 };
 use tokio::net::TcpListener;
@@ -25,7 +26,8 @@ use crate::{
 pub struct ChannelsConfig {
     pub lifecycle_address: String,
     pub bridge_address: String,
-    pub internal_token: String,
+    /// The token channels presents (`CLAWFLEET_SERVICE_TOKEN`).
+    pub service_token: String,
     pub telegram_api_root: Option<String>,
 }
 
@@ -34,7 +36,7 @@ impl ChannelsConfig {
         Ok(Self {
             lifecycle_address: config::required(env, keys::CLAWFLEET_LIFECYCLE_ADDR)?,
             bridge_address: config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?,
-            internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?,
+            service_token: service_token_from_env(env)?,
             telegram_api_root: config::optional(env, keys::CLAWFLEET_TELEGRAM_API_ROOT),
         })
     }
@@ -44,8 +46,8 @@ impl ChannelsConfig {
 pub enum ChannelsStartError {
     #[error("invalid service address {0:?}")]
     Address(String),
-    #[error("the internal token cannot be sent as grpc metadata")]
-    InternalToken,
+    #[error("the service token cannot be sent as grpc metadata")]
+    ServiceToken,
 }
 
 pub struct ChannelsServer {
@@ -58,8 +60,8 @@ fn lazy_channel(address: &str) -> Result<client::GrpcChannel, ChannelsStartError
 
 impl ChannelsServer {
     pub fn start(config: ChannelsConfig) -> Result<Self, ChannelsStartError> {
-        let credentials = ServiceCredentials::new(&config.internal_token)
-            .map_err(|_| ChannelsStartError::InternalToken)?;
+        let credentials = ServiceCredentials::new(&config.service_token)
+            .map_err(|_| ChannelsStartError::ServiceToken)?;
         let upstream = Upstream::new(
             lazy_channel(&config.bridge_address)?,
             lazy_channel(&config.lifecycle_address)?,
@@ -73,12 +75,11 @@ impl ChannelsServer {
         })
     }
 
-    pub fn routes(&self, credentials: Credentials) -> Routes {
+    /// The ChannelService routes (the access layer of [`serve_grpc`] authenticates
+    /// every call).
+    pub fn routes(&self) -> Routes {
         let handler = ChannelServiceHandler::new(self.channels.clone());
-        Routes::new(ChannelServiceServer::with_interceptor(
-            handler,
-            IdentityInterceptor::new(credentials),
-        ))
+        Routes::new(ChannelServiceServer::new(handler))
     }
 
     pub async fn serve(
@@ -89,8 +90,9 @@ impl ChannelsServer {
     ) -> Result<(), ServerError> {
         serve_grpc(
             listener,
-            self.routes(credentials),
+            self.routes(),
             &[SERVICE_NAME],
+            credentials,
             shutdown,
         )
         .await

@@ -1,6 +1,6 @@
-//! The services channels calls: the bridge (gateway methods, on behalf of the caller,
-//! so the bridge enforces ownership) and lifecycle (ownership checks on behalf of the
-//! caller; exec inside the instance as a service).
+//! The services channels calls, always as itself (only the edge may state an app user):
+//! the lifecycle (the instance, whose owner channels compares with its caller; exec
+//! inside the instance) and the bridge (gateway methods, once ownership is checked).
 
 use std::time::Duration;
 
@@ -24,8 +24,6 @@ use tonic::Request;
 
 /// How long an ownership check may take.
 const ACCESS_DEADLINE: Duration = Duration::from_secs(5);
-/// The principal channels acts as for internal calls.
-const CHANNELS_PRINCIPAL: &str = "channels";
 
 /// What a gateway answered: its result, or its own error frame.
 pub type GatewayAnswer = Result<serde_json::Value, GatewayError>;
@@ -50,16 +48,11 @@ impl Upstream {
         }
     }
 
-    fn stamped<T>(
-        &self,
-        message: T,
-        caller: &Caller,
-        deadline: Duration,
-    ) -> Result<Request<T>, ServiceError> {
+    fn stamped<T>(&self, message: T, deadline: Duration) -> Request<T> {
         let mut request = Request::new(message);
-        self.credentials.stamp(&mut request, caller)?;
+        self.credentials.stamp_self(&mut request);
         request.set_timeout(deadline);
-        Ok(request)
+        request
     }
 
     /// NotFound unless `caller` may use the instance.
@@ -72,14 +65,25 @@ impl Upstream {
             GetInstanceRequest {
                 id: instance_id.to_owned(),
             },
-            caller,
             ACCESS_DEADLINE,
-        )?;
-        self.lifecycle.clone().get_instance(request).await?;
-        Ok(())
+        );
+        let instance = self
+            .lifecycle
+            .clone()
+            .get_instance(request)
+            .await?
+            .into_inner()
+            .instance;
+        match instance {
+            Some(instance) if caller.may_use_instance_of(&instance.owner) => Ok(()),
+            _ => Err(ServiceError::not_found(format!(
+                "instance {instance_id} not found"
+            ))),
+        }
     }
 
-    /// Calls a gateway method through the bridge, for `caller`.
+    /// Calls a gateway method through the bridge for `caller`, once it is known to
+    /// own the instance (channels calls the bridge as itself, so the bridge cannot check).
     pub async fn call(
         &self,
         caller: &Caller,
@@ -88,15 +92,15 @@ impl Upstream {
         params: serde_json::Value,
         deadline: Duration,
     ) -> Result<GatewayAnswer, ServiceError> {
+        self.check_access(caller, instance_id).await?;
         let request = self.stamped(
             CallRequest {
                 instance_id: instance_id.to_owned(),
                 method: method.to_owned(),
                 params: Some(json_to_struct(params)),
             },
-            caller,
             deadline,
-        )?;
+        );
         let response = self.bridge.clone().call(request).await?.into_inner();
         match response.outcome {
             Some(Outcome::Result(value)) => Ok(Ok(value_to_json(value))),
@@ -134,11 +138,7 @@ impl Upstream {
             stdin: Vec::new(),
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         };
-        let request = self.stamped(
-            message,
-            &Caller::service(CHANNELS_PRINCIPAL),
-            timeout + Duration::from_secs(5),
-        )?;
+        let request = self.stamped(message, timeout + Duration::from_secs(5));
         Ok(self
             .lifecycle
             .clone()

@@ -64,6 +64,10 @@ fn load(service: Service, env: &dyn EnvSource) -> anyhow::Result<()> {
 fn valid_value(key: &str) -> &'static str {
     match key {
         keys::JWT_SECRET => "a-jwt-secret-of-at-least-thirty-two-bytes",
+        keys::CLAWFLEET_SERVICE_TOKEN => "a-service-token-of-at-least-32-characters",
+        keys::CLAWFLEET_SERVICE_TOKEN_DIGESTS => {
+            "edge=1111111111111111111111111111111111111111111111111111111111111111"
+        }
         keys::CLAWFLEET_LIFECYCLE_ADDR
         | keys::CLAWFLEET_BRIDGE_ADDR
         | keys::CLAWFLEET_CHANNELS_ADDR
@@ -105,9 +109,7 @@ fn valid_value(key: &str) -> &'static str {
         keys::RUST_LOG => "info",
         keys::OPENCLAW_NAMESPACE | keys::CLAWFLEET_PLATFORM_NAMESPACE => "openclaw",
         keys::OPENCLAW_TRUSTED_PROXIES => "10.0.0.1",
-        keys::OPENCLAW_MANAGER_API_KEY | keys::CLAWFLEET_INTERNAL_TOKEN => {
-            "a-credential-of-sixteen-or-more"
-        }
+        keys::OPENCLAW_MANAGER_API_KEY => "a-credential-of-sixteen-or-more",
         // Names the test's own executable: OPENCLAW_BIN must exist, and the toolchain is
         // never resolved here anyway.
         keys::OPENCLAW_BIN | keys::CLAWFLEET_EXECUTABLE => "/proc/self/exe",

@@ -10,5 +10,6 @@ pub mod install_progress; // one line per first-use install step, with size and 
 pub mod instance; // `clawfleet instance run`: the one entrypoint of every gateway
 mod key_table_tests; // tests: the kit's key table against the services' loaders
 pub mod mesh; // every service on its own loopback port, started and stopped together
+pub mod service_credentials; // each calling service's token and the digests, derived from one root
 pub mod settings; // data dir, listen host, ports, credentials and per-service config
 pub mod toolchain; // finds or installs Node and the pinned openclaw for the local runtime

@@ -9,10 +9,11 @@ use clap::{Parser, Subcommand};
 use clawfleet::{
     confine,
     instance::{self, InstanceCommand},
-    settings, toolchain,
+    service_credentials, settings, toolchain,
 };
 use clawfleet_kit::{
     config::{EnvSource, ProcessEnv},
+    principal::Principal,
     server,
     shutdown::token_cancelled_on_signal,
     telemetry,
@@ -53,6 +54,22 @@ enum Command {
     },
     /// Install (if needed) and print the openclaw CLI the local runtime uses.
     Toolchain,
+    /// Read a root secret on stdin and print each calling service's token
+    /// (`<service>=<token>`) and the `CLAWFLEET_SERVICE_TOKEN_DIGESTS` line every gRPC
+    /// service is given (see deploy/README.md).
+    ServiceCredentials {
+        /// Print only this service's token (edge, bridge or channels).
+        #[arg(long, value_parser = parse_calling_service, conflicts_with = "digests")]
+        token: Option<Principal>,
+        /// Print only the digests line's value.
+        #[arg(long)]
+        digests: bool,
+    },
+}
+
+fn parse_calling_service(name: &str) -> Result<Principal, String> {
+    Principal::service_named(name)
+        .ok_or_else(|| format!("{name:?} is not a calling service (edge, bridge, channels)"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +121,17 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Bridge => run_bridge(&env).await?,
         Command::Channels => run_channels(&env).await?,
         Command::Auth => run_auth(&env).await?,
+        Command::ServiceCredentials { token, digests } => {
+            let output = match (token, digests) {
+                (Some(service), _) => service_credentials::Output::Token(service),
+                (None, true) => service_credentials::Output::Digests,
+                (None, false) => service_credentials::Output::All,
+            };
+            print!(
+                "{}",
+                service_credentials::render(&mut std::io::stdin().lock(), output)?
+            );
+        }
         Command::Toolchain => {
             let openclaw = toolchain::resolve_openclaw(&env)?;
             println!("{}", openclaw.program.display());

@@ -12,6 +12,7 @@ use clawfleet_kit::{
     config::{self, EnvMap, EnvSource, LayeredEnv, keys},
     identity::Credentials,
     metrics::exposition,
+    principal::Principal,
     secret::random_token,
     server,
     shutdown::ShutdownToken,
@@ -19,7 +20,7 @@ use clawfleet_kit::{
 use clawfleet_lifecycle::LifecycleServer;
 use tokio::task::JoinHandle;
 
-use crate::{settings, toolchain};
+use crate::{service_credentials::DerivedCredentials, settings, toolchain};
 
 /// One running service: its name (for errors) and its serving task.
 type ServiceTask = (&'static str, JoinHandle<anyhow::Result<()>>);
@@ -81,11 +82,18 @@ impl Mesh {
         let mut overrides = EnvMap::default();
         overrides.set(keys::OPENCLAW_MANAGER_API_KEY, &api_key);
         overrides.set(keys::JWT_SECRET, jwt_secret);
-        // A fresh internal credential per run unless one is given (tests and tools that
-        // call internal RPCs set it): only this process's services know it.
-        let internal_token = config::optional(process_env, keys::CLAWFLEET_INTERNAL_TOKEN)
+        // Each calling service gets its own token, derived from a root that is fresh per
+        // run unless given (tests and tools that call internal RPCs set it); every
+        // server gets only the digests.
+        let root = config::optional(process_env, keys::CLAWFLEET_INTERNAL_TOKEN)
             .unwrap_or_else(|| random_token(32));
-        overrides.set(keys::CLAWFLEET_INTERNAL_TOKEN, internal_token);
+        let derived = DerivedCredentials::from_root(&root).map_err(|error| {
+            anyhow::anyhow!("{} cannot be used: {error}", keys::CLAWFLEET_INTERNAL_TOKEN)
+        })?;
+        overrides.set(
+            keys::CLAWFLEET_SERVICE_TOKEN_DIGESTS,
+            derived.digests.to_string(),
+        );
         overrides.set(
             keys::CLAWFLEET_LIFECYCLE_ADDR,
             addresses.lifecycle.to_string(),
@@ -105,9 +113,20 @@ impl Mesh {
         let credentials: Credentials = settings::credentials(&env)?;
         let lifecycle_config =
             settings::lifecycle_config(&env, || toolchain::resolve_openclaw(process_env))?;
-        let edge_config = clawfleet_edge::EdgeConfig::from_env(&env)?;
-        let bridge_config = clawfleet_gateway_bridge::BridgeConfig::from_env(&env)?;
-        let channels_config = clawfleet_channels::ChannelsConfig::from_env(&env)?;
+        let with_token = |overrides| LayeredEnv {
+            overrides,
+            fallback: &env,
+        };
+        let (edge_token, bridge_token, channels_token) = (
+            own_token(&derived, Principal::Edge),
+            own_token(&derived, Principal::Bridge),
+            own_token(&derived, Principal::Channels),
+        );
+        let edge_config = clawfleet_edge::EdgeConfig::from_env(&with_token(&edge_token))?;
+        let bridge_config =
+            clawfleet_gateway_bridge::BridgeConfig::from_env(&with_token(&bridge_token))?;
+        let channels_config =
+            clawfleet_channels::ChannelsConfig::from_env(&with_token(&channels_token))?;
         let auth_config = clawfleet_auth::server::AuthConfig::from_env(&env)?;
 
         let lifecycle = LifecycleServer::start(lifecycle_config).await?;
@@ -189,6 +208,14 @@ impl Mesh {
         }
         Ok(())
     }
+}
+
+/// The overlay that gives `service` its own token (and no other service's).
+fn own_token(derived: &DerivedCredentials, service: Principal) -> EnvMap {
+    EnvMap::from_pairs([(
+        keys::CLAWFLEET_SERVICE_TOKEN,
+        derived.token(service).unwrap_or_default(),
+    )])
 }
 
 fn spawn_service(

@@ -106,12 +106,10 @@ pub fn edge_address(env: &dyn EnvSource) -> Result<SocketAddr, ConfigError> {
     Ok(SocketAddr::new(listen_host(env)?, port))
 }
 
-/// The credentials a service accepts, both required.
+/// The credentials a gRPC service accepts: the operator key and the digests of its
+/// callers' tokens, both required.
 pub fn credentials(env: &dyn EnvSource) -> Result<Credentials, ConfigError> {
-    Ok(Credentials {
-        platform_api_key: config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?.into(),
-        internal_token: config::required_credential(env, keys::CLAWFLEET_INTERNAL_TOKEN)?.into(),
-    })
+    Credentials::from_env(env)
 }
 
 /// The lifecycle service's configuration. `resolve_openclaw` (which may install Node and

@@ -17,8 +17,14 @@ pub mod keys {
     pub const OPENCLAW_GATEWAY_PORT: &str = "OPENCLAW_GATEWAY_PORT";
     /// Where clawfleet keeps its data (default `./.clawfleet`).
     pub const CLAWFLEET_DATA_DIR: &str = "CLAWFLEET_DATA_DIR";
-    /// Credential services present to each other (generated in `up` mode).
+    /// Root from which `clawfleet up` derives each service's token (random when unset);
+    /// no service started alone reads it (docs/product/service-authority.md).
     pub const CLAWFLEET_INTERNAL_TOKEN: &str = "CLAWFLEET_INTERNAL_TOKEN";
+    /// The token this service presents when it calls another (edge, bridge, channels).
+    pub const CLAWFLEET_SERVICE_TOKEN: &str = "CLAWFLEET_SERVICE_TOKEN";
+    /// `edge=<hex>,bridge=<hex>,channels=<hex>`: SHA-256 digests of the calling services'
+    /// tokens, by which a gRPC server recognises its callers.
+    pub const CLAWFLEET_SERVICE_TOKEN_DIGESTS: &str = "CLAWFLEET_SERVICE_TOKEN_DIGESTS";
     /// Address of the lifecycle service's gRPC listener (`host:port`).
     pub const CLAWFLEET_LIFECYCLE_ADDR: &str = "CLAWFLEET_LIFECYCLE_ADDR";
     /// gRPC port of the lifecycle service when run on its own (default 4101).
@@ -237,11 +243,12 @@ pub fn required(env: &dyn EnvSource, key: &'static str) -> Result<String, Config
     optional(env, key).ok_or(ConfigError::Missing { key })
 }
 
-/// The fewest characters the operator key and the internal token may have: shorter
-/// ones can be guessed, and anyone holding either acts for the whole platform.
+/// The fewest characters the operator key may have: shorter ones can be guessed, and
+/// anyone holding it acts for the whole platform (service tokens have their own, longer
+/// minimum: `service_token::MIN_SERVICE_TOKEN_LEN`).
 pub const MIN_CREDENTIAL_LENGTH: usize = 16;
 
-/// Reads a required credential (`OPENCLAW_MANAGER_API_KEY`, `CLAWFLEET_INTERNAL_TOKEN`) of
+/// Reads a required credential (`OPENCLAW_MANAGER_API_KEY`) of
 /// at least [`MIN_CREDENTIAL_LENGTH`] characters; the error names the key, never the value.
 pub fn required_credential(env: &dyn EnvSource, key: &'static str) -> Result<String, ConfigError> {
     let value = required(env, key)?;

@@ -1,24 +1,34 @@
 //! Who is calling a service.
 //!
-//! Two credentials are accepted in `authorization: Bearer <token>`:
+//! Two kinds of credential are accepted in `authorization: Bearer <token>`:
 //! - the platform API key: the caller is an operator (grpcurl, automation);
-//! - the internal service credential: the caller is another clawfleet service, which
-//!   states on whose behalf it calls in `x-clawfleet-subject` / `x-clawfleet-role`
-//!   (the edge passes the app user or operator it authenticated).
+//! - a calling service's own token, recognised by its digest: the caller is that
+//!   service; the edge alone may state on whose behalf it calls in
+//!   `x-clawfleet-subject` / `x-clawfleet-role` (the app user or operator it
+//!   authenticated).
 //!
-//! Anything else is `UNAUTHENTICATED`. The resulting [`Caller`] is put in the request
-//! extensions for handlers to read with [`Caller::of`].
+//! Anything else is `UNAUTHENTICATED`. [`crate::access_layer`] puts the resulting
+//! [`Caller`] in the request extensions for handlers to read with [`Caller::of`].
 
 use std::sync::Arc;
 
-use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
+use http::HeaderMap;
+use tonic::{Request, Status, metadata::MetadataValue};
 
-use crate::secret::{Redacted, constant_time_eq};
+use crate::{
+    config::{self, ConfigError, EnvSource, keys},
+    principal::Principal,
+    secret::{Redacted, constant_time_eq},
+    service_token::{ServiceDigests, service_digests_from_env},
+};
 
 /// Metadata key naming the user or principal a service calls on behalf of.
 pub const SUBJECT_METADATA_KEY: &str = "x-clawfleet-subject";
 /// Metadata key naming the role of that principal.
 pub const ROLE_METADATA_KEY: &str = "x-clawfleet-role";
+
+/// The message of every refused credential (tests tell the access layer's refusals by it).
+pub const UNAUTHENTICATED_MESSAGE: &str = "missing or invalid authorization";
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,30 +113,39 @@ impl Caller {
     pub fn is_privileged(&self) -> bool {
         matches!(self.role, Role::Operator | Role::Service)
     }
+
+    /// Whether the caller may use an instance owned by `owner`: privileged callers any,
+    /// app users their own. The bridge and channels check this themselves, since they ask
+    /// the lifecycle as themselves, not on the app user's behalf.
+    pub fn may_use_instance_of(&self, owner: &str) -> bool {
+        self.is_privileged()
+            || (self.role == Role::App && !owner.is_empty() && owner == self.subject)
+    }
 }
 
-/// The credentials a service accepts.
+/// The credentials a gRPC server accepts: the platform API key, and the digests of the
+/// calling services' tokens (it holds no token it could present itself).
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub platform_api_key: Redacted<Arc<str>>,
-    pub internal_token: Redacted<Arc<str>>,
+    pub service_digests: ServiceDigests,
 }
 
-/// Server-side interceptor that authenticates every call and attaches its [`Caller`].
-#[derive(Clone, Debug)]
-pub struct IdentityInterceptor {
-    credentials: Credentials,
-}
-
-impl IdentityInterceptor {
-    pub fn new(credentials: Credentials) -> Self {
-        Self { credentials }
+impl Credentials {
+    /// The operator key and the callers' digests, both required.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Credentials {
+            platform_api_key: config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?
+                .into(),
+            service_digests: service_digests_from_env(env)?,
+        })
     }
 
-    fn authenticate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, Status> {
-        let unauthenticated = || Status::unauthenticated("missing or invalid authorization");
-        let header = metadata
-            .get("authorization")
+    /// Who presented the `authorization` header, or `UNAUTHENTICATED`.
+    pub fn principal(&self, headers: &HeaderMap) -> Result<Principal, Status> {
+        let unauthenticated = || Status::unauthenticated(UNAUTHENTICATED_MESSAGE);
+        let header = headers
+            .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .ok_or_else(unauthenticated)?;
         let token = header
@@ -134,59 +153,79 @@ impl IdentityInterceptor {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(unauthenticated)?
             .trim();
-        if constant_time_eq(
-            token.as_bytes(),
-            self.credentials.platform_api_key.as_bytes(),
-        ) {
-            return Ok(Caller::operator());
+        if constant_time_eq(token.as_bytes(), self.platform_api_key.as_bytes()) {
+            return Ok(Principal::Operator);
         }
-        if !constant_time_eq(token.as_bytes(), self.credentials.internal_token.as_bytes()) {
-            return Err(unauthenticated());
-        }
-        let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok());
-        let role = match text(ROLE_METADATA_KEY) {
-            None => Role::Service,
-            Some(name) => Role::from_name(name)
-                .ok_or_else(|| Status::invalid_argument(format!("unknown caller role {name:?}")))?,
-        };
-        let subject = text(SUBJECT_METADATA_KEY).unwrap_or("service").to_owned();
-        if role == Role::App && subject.is_empty() {
-            return Err(Status::invalid_argument("app callers need a subject"));
-        }
-        Ok(Caller { subject, role })
+        self.service_digests
+            .recognise(token)
+            .ok_or_else(unauthenticated)
     }
 }
 
-impl Interceptor for IdentityInterceptor {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.authenticate(request.metadata())?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
+/// The caller of a request `principal` presented: the edge may state the app user or
+/// operator it authenticated in `x-clawfleet-role`/`x-clawfleet-subject`; every other
+/// service calls as itself, and a role it states is refused.
+pub fn caller_of(principal: Principal, headers: &HeaderMap) -> Result<Caller, Status> {
+    let text = |key: &str| headers.get(key).and_then(|value| value.to_str().ok());
+    match principal {
+        Principal::Operator => Ok(Caller::operator()),
+        Principal::Edge => {
+            let role = match text(ROLE_METADATA_KEY) {
+                None => Role::Service,
+                Some(name) => Role::from_name(name).ok_or_else(|| {
+                    Status::invalid_argument(format!("unknown caller role {name:?}"))
+                })?,
+            };
+            if role == Role::Service {
+                return Ok(Caller::service(principal.name()));
+            }
+            let subject = text(SUBJECT_METADATA_KEY).unwrap_or_default().to_owned();
+            if subject.is_empty() {
+                return Err(Status::invalid_argument(
+                    "callers on behalf of a user need a subject",
+                ));
+            }
+            Ok(Caller { subject, role })
+        }
+        Principal::Bridge | Principal::Channels => match text(ROLE_METADATA_KEY) {
+            None | Some("service") => Ok(Caller::service(principal.name())),
+            Some(_) => Err(Status::permission_denied(
+                "only the edge may call on behalf of a user",
+            )),
+        },
     }
 }
 
-/// Client-side interceptor that presents the internal credential and the caller on
-/// whose behalf a service calls another.
+/// What a calling service presents: its own token (`CLAWFLEET_SERVICE_TOKEN`) and, for
+/// the edge, the caller on whose behalf it calls.
 #[derive(Clone, Debug)]
 pub struct ServiceCredentials {
-    /// `Bearer <internal token>`.
+    /// `Bearer <service token>`.
     authorization: Redacted<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl ServiceCredentials {
-    pub fn new(internal_token: &str) -> Result<Self, Status> {
-        let authorization = format!("Bearer {internal_token}")
+    pub fn new(service_token: &str) -> Result<Self, Status> {
+        let authorization = format!("Bearer {service_token}")
             .parse()
-            .map_err(|_| Status::internal("internal token is not valid metadata"))?;
+            .map_err(|_| Status::internal("the service token is not valid metadata"))?;
         Ok(Self {
             authorization: Redacted(authorization),
         })
     }
 
-    /// Stamps `request` with the internal credential and `caller`.
+    /// Stamps `request` with this service's token alone: it calls as itself.
+    pub fn stamp_self<T>(&self, request: &mut Request<T>) {
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.0.clone());
+    }
+
+    /// Stamps `request` with this service's token and `caller` (only the edge's stated
+    /// callers are believed; see [`caller_of`]).
     pub fn stamp<T>(&self, request: &mut Request<T>, caller: &Caller) -> Result<(), Status> {
+        self.stamp_self(request);
         let metadata = request.metadata_mut();
-        metadata.insert("authorization", self.authorization.0.clone());
         metadata.insert(
             ROLE_METADATA_KEY,
             MetadataValue::from_static(caller.role.as_str()),
@@ -201,100 +240,5 @@ impl ServiceCredentials {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn interceptor() -> IdentityInterceptor {
-        IdentityInterceptor::new(Credentials {
-            platform_api_key: "operator-key".into(),
-            internal_token: "internal-token".into(),
-        })
-    }
-
-    fn call(headers: &[(&'static str, &str)]) -> Result<Caller, Status> {
-        let mut request = Request::new(());
-        for (key, value) in headers {
-            request.metadata_mut().insert(*key, value.parse().unwrap());
-        }
-        interceptor()
-            .call(request)
-            .map(|request| request.extensions().get::<Caller>().unwrap().clone())
-    }
-
-    #[test]
-    fn the_platform_api_key_makes_an_operator() {
-        assert_eq!(
-            call(&[("authorization", "Bearer operator-key")]).unwrap(),
-            Caller::operator()
-        );
-    }
-
-    #[test]
-    fn missing_or_wrong_credentials_are_unauthenticated() {
-        for headers in [
-            vec![],
-            vec![("authorization", "Bearer nope")],
-            vec![("authorization", "operator-key")],
-            vec![("authorization", "Basic operator-key")],
-        ] {
-            assert_eq!(
-                call(&headers).unwrap_err().code(),
-                tonic::Code::Unauthenticated
-            );
-        }
-    }
-
-    #[test]
-    fn services_act_on_behalf_of_the_stated_caller() {
-        let caller = call(&[
-            ("authorization", "Bearer internal-token"),
-            (ROLE_METADATA_KEY, "app"),
-            (SUBJECT_METADATA_KEY, "user-1"),
-        ])
-        .unwrap();
-        assert_eq!(caller, Caller::app_user("user-1"));
-        let caller = call(&[("authorization", "Bearer internal-token")]).unwrap();
-        assert_eq!(caller.role, Role::Service);
-    }
-
-    #[test]
-    fn role_headers_without_the_internal_credential_are_ignored() {
-        let caller = call(&[
-            ("authorization", "Bearer operator-key"),
-            (ROLE_METADATA_KEY, "service"),
-        ])
-        .unwrap();
-        assert_eq!(caller.role, Role::Operator);
-    }
-
-    #[test]
-    fn stamped_requests_authenticate_as_the_stamped_caller() {
-        let credentials = ServiceCredentials::new("internal-token").unwrap();
-        let mut request = Request::new(());
-        credentials
-            .stamp(&mut request, &Caller::app_user("u-9"))
-            .unwrap();
-        let caller = interceptor()
-            .call(request)
-            .unwrap()
-            .extensions()
-            .get::<Caller>()
-            .cloned();
-        assert_eq!(caller, Some(Caller::app_user("u-9")));
-    }
-
-    #[test]
-    fn debug_output_hides_both_credentials() {
-        let credentials = ServiceCredentials::new("internal-token").unwrap();
-        let shown = format!("{credentials:?} {:?}", interceptor());
-        assert!(!shown.contains("internal-token") && !shown.contains("operator-key"));
-        assert!(shown.contains("[redacted]"), "{shown}");
-    }
-
-    #[test]
-    fn internal_methods_refuse_everyone_but_services() {
-        assert!(Caller::operator().require_service().is_err());
-        assert!(Caller::app_user("u").require_service().is_err());
-        assert!(Caller::service("bridge").require_service().is_ok());
-    }
-}
+#[path = "identity_tests.rs"]
+mod tests;

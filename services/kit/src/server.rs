@@ -11,7 +11,10 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 
-use crate::{client, grpc_tracing, metrics::grpc_server, shutdown::ShutdownToken};
+use crate::{
+    access_layer::AccessLayer, client, grpc_tracing, identity::Credentials, metrics::grpc_server,
+    shutdown::ShutdownToken,
+};
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +39,13 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
 
 /// Serves `routes` on `listener` with health and reflection until `shutdown` is
 /// cancelled; in-flight calls are allowed to finish. `service_names` are the fully
-/// qualified names reported as SERVING by the health service.
+/// qualified names reported as SERVING by the health service. Every call passes the
+/// access layer first: `credentials` say who is calling, the method table whether they may.
 pub async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&'static str],
+    credentials: Credentials,
     shutdown: ShutdownToken,
 ) -> Result<(), ServerError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -58,13 +63,15 @@ pub async fn serve_grpc(
         .with_nodelay(Some(true))
         .with_keepalive(Some(client::TCP_KEEPALIVE));
     // Pings in both directions: a client that vanished is dropped, and its streams end.
-    // Every call is traced, continuing the caller's trace, and counted and timed.
+    // Every call is traced, continuing the caller's trace, counted and timed, then admitted
+    // or refused.
     let mut server = Server::builder()
         .http2_adaptive_window(Some(true))
         .http2_keepalive_interval(Some(client::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(client::KEEPALIVE_TIMEOUT))
         .layer(grpc_tracing::server_layer())
-        .layer(grpc_server::server_layer(service_names));
+        .layer(grpc_server::server_layer(service_names))
+        .layer(AccessLayer::new(credentials));
     let router = server
         .add_routes(routes)
         .add_service(health_service)

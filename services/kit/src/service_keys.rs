@@ -38,7 +38,7 @@ impl KeyTable {
 const EDGE: KeyTable = KeyTable {
     required: &[
         OPENCLAW_MANAGER_API_KEY,
-        CLAWFLEET_INTERNAL_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN,
         JWT_SECRET,
         CLAWFLEET_LIFECYCLE_ADDR,
         CLAWFLEET_BRIDGE_ADDR,
@@ -71,7 +71,7 @@ const EDGE: KeyTable = KeyTable {
 const AUTH: KeyTable = KeyTable {
     required: &[
         OPENCLAW_MANAGER_API_KEY,
-        CLAWFLEET_INTERNAL_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN_DIGESTS,
         JWT_SECRET,
     ],
     optional: &[
@@ -102,7 +102,7 @@ const AUTH: KeyTable = KeyTable {
 /// The lifecycle's own keys; its runtime adds those of [`LOCAL_RUNTIME`] or
 /// [`KUBERNETES_RUNTIME`], chosen by `CLAWFLEET_RUNTIME`.
 const LIFECYCLE: KeyTable = KeyTable {
-    required: &[OPENCLAW_MANAGER_API_KEY, CLAWFLEET_INTERNAL_TOKEN],
+    required: &[OPENCLAW_MANAGER_API_KEY, CLAWFLEET_SERVICE_TOKEN_DIGESTS],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
         CLAWFLEET_LIFECYCLE_PORT,
@@ -127,7 +127,8 @@ const LIFECYCLE: KeyTable = KeyTable {
 const BRIDGE: KeyTable = KeyTable {
     required: &[
         OPENCLAW_MANAGER_API_KEY,
-        CLAWFLEET_INTERNAL_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN_DIGESTS,
         CLAWFLEET_LIFECYCLE_ADDR,
     ],
     optional: &[
@@ -151,7 +152,8 @@ const BRIDGE: KeyTable = KeyTable {
 const CHANNELS: KeyTable = KeyTable {
     required: &[
         OPENCLAW_MANAGER_API_KEY,
-        CLAWFLEET_INTERNAL_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN,
+        CLAWFLEET_SERVICE_TOKEN_DIGESTS,
         CLAWFLEET_LIFECYCLE_ADDR,
         CLAWFLEET_BRIDGE_ADDR,
     ],
@@ -359,15 +361,40 @@ mod tests {
             ] {
                 assert!(keys.optional.contains(&key), "{service:?} reads {key}");
             }
-            for key in [OPENCLAW_MANAGER_API_KEY, CLAWFLEET_INTERNAL_TOKEN] {
-                assert!(keys.required.contains(&key), "{service:?} needs {key}");
-            }
+            assert!(
+                keys.required.contains(&OPENCLAW_MANAGER_API_KEY),
+                "{service:?} needs the operator key"
+            );
+            assert!(
+                !keys.knows(CLAWFLEET_INTERNAL_TOKEN),
+                "{service:?} holds the root"
+            );
             assert!(keys.optional.contains(&service.port_key()), "{service:?}");
             if let Some(key) = service.metrics_port_key() {
                 assert!(keys.optional.contains(&key), "{service:?} reads {key}");
             }
             assert!(
                 keys.optional.contains(&CLAWFLEET_LISTEN_HOST),
+                "{service:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn callers_hold_their_own_token_and_servers_only_digests() {
+        use crate::principal::Principal;
+        for service in Service::ALL {
+            let keys = service.keys();
+            let calls_others = Principal::service_named(service.subcommand()).is_some();
+            let serves_grpc = service.address_key().is_some();
+            assert_eq!(
+                keys.required.contains(&CLAWFLEET_SERVICE_TOKEN),
+                calls_others,
+                "{service:?}"
+            );
+            assert_eq!(
+                keys.required.contains(&CLAWFLEET_SERVICE_TOKEN_DIGESTS),
+                serves_grpc,
                 "{service:?}"
             );
         }

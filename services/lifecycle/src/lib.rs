@@ -27,7 +27,7 @@ use clawfleet_contracts::lifecycle::v1::instance_service_server::{
     InstanceServiceServer, SERVICE_NAME,
 };
 use clawfleet_kit::{
-    identity::{Credentials, IdentityInterceptor},
+    identity::Credentials,
     server::{ServerError, serve_grpc},
     shutdown::ShutdownToken,
 };
@@ -203,12 +203,11 @@ impl LifecycleServer {
         self.lifecycle.is_leader()
     }
 
-    /// The gRPC routes of the InstanceService, behind the identity interceptor.
-    pub fn routes(&self, credentials: Credentials) -> Routes {
+    /// The gRPC routes of the InstanceService (the access layer of
+    /// [`clawfleet_kit::server::serve_grpc`] authenticates every call).
+    pub fn routes(&self) -> Routes {
         let handler = InstanceServiceHandler::new(self.lifecycle.clone());
-        let service =
-            InstanceServiceServer::with_interceptor(handler, IdentityInterceptor::new(credentials));
-        Routes::new(service)
+        Routes::new(InstanceServiceServer::new(handler))
     }
 
     /// Serves gRPC on `listener` until `shutdown`, then stops gateways and background work.
@@ -218,7 +217,7 @@ impl LifecycleServer {
         credentials: Credentials,
         shutdown: ShutdownToken,
     ) -> Result<(), ServerError> {
-        let routes = self.routes(credentials);
+        let routes = self.routes();
         // Watch streams end (with a status saying so) as soon as the stop begins:
         // graceful shutdown waits for open streams, which would otherwise wait for it.
         let streams = self.lifecycle.shutdown.clone();
@@ -227,7 +226,7 @@ impl LifecycleServer {
             stopping.cancelled().await;
             streams.cancel();
         });
-        let served = serve_grpc(listener, routes, &[SERVICE_NAME], shutdown).await;
+        let served = serve_grpc(listener, routes, &[SERVICE_NAME], credentials, shutdown).await;
         self.stop().await;
         served
     }

@@ -10,6 +10,7 @@
 //!
 //! Build and run: `cargo build --release -p clawfleet -p clawfleet-tests && target/release/bench-bridge`
 
+use clawfleet_kit::principal::Principal;
 use std::{sync::Arc, time::Duration};
 
 use clawfleet_contracts::{bridge::v1::CallRequest, lifecycle::v1::ResolveGatewayRequest};
@@ -39,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut as_service = lifecycle_client(
         &platform.lifecycle_address,
-        &platform.options.internal_token,
+        &platform.options.service_token(Principal::Bridge),
     )
     .await?;
     let endpoint = as_service

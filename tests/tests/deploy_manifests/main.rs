@@ -72,6 +72,8 @@ pub fn secret_sample(key: &str) -> String {
     match key {
         "JWT_SECRET" => "a-jwt-secret-of-at-least-thirty-two-bytes".to_owned(),
         "DATABASE_URL" => "postgres://clawfleet:password@db.example:5432/clawfleet".to_owned(),
+        "CLAWFLEET_SERVICE_TOKEN" => "a-sample-service-token-of-32-characters".to_owned(),
+        "CLAWFLEET_SERVICE_TOKEN_DIGESTS" => format!("edge={}", "ab".repeat(32)),
         _ => format!("sample-{}", key.to_ascii_lowercase()),
     }
 }

@@ -136,7 +136,7 @@ async fn create_get_and_list_through_the_instance_service() {
         listener,
         Credentials {
             platform_api_key: API_KEY.into(),
-            internal_token: "bench-internal-token".into(),
+            service_digests: Default::default(),
         },
         shutdown.clone(),
     ));

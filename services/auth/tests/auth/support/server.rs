@@ -1,5 +1,5 @@
 //! The real auth gRPC server on 127.0.0.1, and a client that calls it as the edge
-//! would (internal credential + caller metadata) or as an operator.
+//! would (its service token + caller metadata) or as an operator.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,6 +7,8 @@ use clawfleet_auth::{AuthConfig, AuthServer, store::AuthStore};
 use clawfleet_contracts::auth::v1::auth_service_client::AuthServiceClient;
 use clawfleet_kit::{
     identity::{Caller, Credentials, ServiceCredentials},
+    principal::Principal,
+    service_token::ServiceDigests,
     shutdown::ShutdownToken,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -16,7 +18,8 @@ use super::database::{Backend, TestDatabase};
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const PLATFORM_API_KEY: &str = "operator-key";
-pub const INTERNAL_TOKEN: &str = "internal-token";
+/// The edge's service token in these tests (the auth service recognises it by digest).
+pub const EDGE_TOKEN: &str = "edge-service-token-for-auth-tests-0123";
 pub const GOOGLE_CLIENT_ID: &str = "test-app.apps.googleusercontent.com";
 pub const APPLE_CLIENT_ID: &str = "com.example.clawbox";
 
@@ -65,7 +68,7 @@ impl TestServer {
         let shutdown = ShutdownToken::new();
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
-            internal_token: INTERNAL_TOKEN.into(),
+            service_digests: ServiceDigests::of_tokens([(Principal::Edge, EDGE_TOKEN)]).unwrap(),
         };
         let serving = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -115,10 +118,10 @@ pub fn as_app_user<T>(message: T, user_id: &str) -> Request<T> {
     as_caller(message, &Caller::app_user(user_id))
 }
 
-/// `message` with `caller` stamped the way services call each other.
+/// `message` with `caller` stamped the way the edge calls the auth service.
 pub fn as_caller<T>(message: T, caller: &Caller) -> Request<T> {
     let mut request = Request::new(message);
-    ServiceCredentials::new(INTERNAL_TOKEN)
+    ServiceCredentials::new(EDGE_TOKEN)
         .unwrap()
         .stamp(&mut request, caller)
         .unwrap();
