@@ -1,7 +1,8 @@
 //! The bridge's metrics: open gateway connections, reconnects by the reason the last
 //! connection ended, gateway calls in flight and their duration by gateway method, and
 //! frames and bytes each way. No label names an instance; gateway methods outside
-//! [`KNOWN_METHODS`] are counted as `other`, since the method is the caller's text.
+//! the app's and the platform's own are counted as `other`, since the method is the
+//! caller's text.
 
 use std::{sync::LazyLock, time::Instant};
 
@@ -11,30 +12,17 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
 };
 
-use crate::{client::ClientError, connection::CloseReason};
+use clawfleet_kit::app_rpc::APP_RPC_METHODS;
 
-/// Gateway methods the platform and the app call, kept as label values.
-pub const KNOWN_METHODS: &[&str] = &[
-    "status",
-    "health",
-    "channels.status",
-    "channels.logout",
-    "channels.pairing.list",
+use crate::client::ClientError;
+#[cfg(test)]
+use crate::connection::CloseReason;
+
+/// Gateway methods the platform calls besides those the app may call
+/// ([`APP_RPC_METHODS`]); together they are the method labels.
+const PLATFORM_METHODS: &[&str] = &[
     "channels.pairing.approve",
-    "web.login.start",
-    "web.login.wait",
-    "models.list",
-    "agents.list",
-    "agent.identity.get",
-    "skills.status",
-    "tools.catalog",
-    "sessions.list",
-    "sessions.preview",
     "usage.status",
-    "usage.cost",
-    "cron.list",
-    "cron.status",
-    "last-heartbeat",
     "config.get",
     "config.patch",
     "device.pair.list",
@@ -43,22 +31,12 @@ pub const KNOWN_METHODS: &[&str] = &[
 
 /// The label of a gateway method: itself when known, else `other`.
 pub fn method_label(method: &str) -> &'static str {
-    KNOWN_METHODS
+    APP_RPC_METHODS
         .iter()
+        .chain(PLATFORM_METHODS)
         .find(|known| **known == method)
         .copied()
         .unwrap_or("other")
-}
-
-/// The label of why a gateway connection ended.
-pub fn close_reason_label(reason: &CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Remote { .. } => "remote_close",
-        CloseReason::TickTimeout => "tick_timeout",
-        CloseReason::Io(_) => "io",
-        CloseReason::Local => "local_close",
-        CloseReason::LimitExceeded(_) => "limit_exceeded",
-    }
 }
 
 /// Every reconnect reason label.
@@ -255,7 +233,7 @@ mod tests {
             CloseReason::Local,
             CloseReason::LimitExceeded("size".into()),
         ];
-        let labels: Vec<_> = reasons.iter().map(close_reason_label).collect();
+        let labels: Vec<_> = reasons.iter().map(CloseReason::label).collect();
         assert_eq!(
             labels,
             [

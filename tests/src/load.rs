@@ -88,3 +88,62 @@ pub fn rss_mb(pid: u32) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
+
+/// One side of an interleaved comparison: a label and the operation it runs.
+pub struct Side<'a, F> {
+    pub label: &'a str,
+    pub operation: F,
+}
+
+/// Runs `measured` and `baseline` for `rounds` rounds of `requests` each at
+/// `concurrency`, after a warm-up of each, alternating which goes first so that load
+/// drifting during the run (other processes, CPU frequency) falls on both alike; prints
+/// every round and then the median throughput cost of `measured` against `baseline` in
+/// percent, with every round's cost and the `target`.
+pub async fn print_interleaved_cost<A, FutA, B, FutB>(
+    concurrency: usize,
+    requests: usize,
+    warmup: usize,
+    rounds: usize,
+    measured: Side<'_, A>,
+    baseline: Side<'_, B>,
+    target: &str,
+) where
+    A: Fn() -> FutA + Clone + Send + Sync + 'static,
+    FutA: Future<Output = bool> + Send,
+    B: Fn() -> FutB + Clone + Send + Sync + 'static,
+    FutB: Future<Output = bool> + Send,
+{
+    run(concurrency, warmup, measured.operation.clone()).await;
+    run(concurrency, warmup, baseline.operation.clone()).await;
+    let mut costs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (with, without) = if round % 2 == 0 {
+            let with = run(concurrency, requests, measured.operation.clone()).await;
+            (
+                with,
+                run(concurrency, requests, baseline.operation.clone()).await,
+            )
+        } else {
+            let without = run(concurrency, requests, baseline.operation.clone()).await;
+            (
+                run(concurrency, requests, measured.operation.clone()).await,
+                without,
+            )
+        };
+        with.print(measured.label, concurrency);
+        without.print(baseline.label, concurrency);
+        costs.push((1.0 - with.per_second / without.per_second) * 100.0);
+    }
+    costs.sort_by(f64::total_cmp);
+    println!(
+        "{} cost at {concurrency:>2}: median {:+.1} % of throughput (rounds: {})   (target: {target})",
+        measured.label,
+        costs[rounds / 2],
+        costs
+            .iter()
+            .map(|cost| format!("{cost:+.1}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+}

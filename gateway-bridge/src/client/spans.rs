@@ -7,7 +7,7 @@
 use tracing::{Span, field::Empty};
 
 use super::ClientError;
-use crate::connection::CloseReason;
+use crate::{connection::CloseReason, metrics::method_label};
 
 /// What made a connect attempt happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub(super) fn connect_span(
         Trigger::Request => "request",
         Trigger::Reconnect => "reconnect",
     };
-    let close = previous_close.map(close_label);
+    let close = previous_close.map(CloseReason::label);
     let close_code = match previous_close {
         Some(CloseReason::Remote { code, .. }) => Some(i64::from(*code)),
         _ => None,
@@ -122,43 +122,14 @@ pub(super) fn error_kind(error: &ClientError) -> &'static str {
     }
 }
 
-/// Why a connection ended, as a closed vocabulary.
-pub(crate) fn close_label(reason: &CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Remote { .. } => "remote",
-        CloseReason::TickTimeout => "tick_timeout",
-        CloseReason::Io(_) => "io",
-        CloseReason::Local => "local",
-        CloseReason::LimitExceeded(_) => "limit_exceeded",
-    }
-}
-
-/// A gateway method name as an attribute: methods are checked against the allow-list
-/// before they get here, but the label stays bounded whatever arrives.
-fn method_label(method: &str) -> &str {
-    if is_label(method, |byte| {
-        byte.is_ascii_alphanumeric() || b"._-".contains(&byte)
-    }) {
-        method
-    } else {
-        "other"
-    }
-}
-
 /// A gateway error code (`NOT_PAIRED`, `UNAVAILABLE`, ...) as an attribute; anything that
 /// does not look like one is `other`, so a hostile gateway cannot write into the trace.
 fn code_label(code: &str) -> &str {
-    if is_label(code, |byte| {
-        byte.is_ascii_uppercase() || byte == b'_' || byte.is_ascii_digit()
-    }) {
-        code
-    } else {
-        "other"
-    }
-}
-
-fn is_label(text: &str, allowed: impl Fn(u8) -> bool) -> bool {
-    (1..=64).contains(&text.len()) && text.bytes().all(allowed)
+    let code_shaped = (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte == b'_' || byte.is_ascii_digit());
+    if code_shaped { code } else { "other" }
 }
 
 #[cfg(test)]
@@ -171,12 +142,5 @@ mod tests {
         assert_eq!(code_label("sk-ant-secret"), "other");
         assert_eq!(code_label(""), "other");
         assert_eq!(code_label(&"A".repeat(65)), "other");
-    }
-
-    #[test]
-    fn method_labels_are_bounded() {
-        assert_eq!(method_label("chat.send"), "chat.send");
-        assert_eq!(method_label("x y"), "other");
-        assert_eq!(method_label(&"a".repeat(65)), "other");
     }
 }

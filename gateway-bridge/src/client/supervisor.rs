@@ -48,7 +48,7 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
             Step::Watch(connection, events) => {
                 backoff.reset();
                 if let Some(ended) = watch_connection(&inner, connection, events).await {
-                    reconnect_reason = crate::metrics::close_reason_label(&ended);
+                    reconnect_reason = ended.label();
                 }
             }
             Step::AwaitAttempt(mut outcome) => {

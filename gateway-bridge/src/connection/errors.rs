@@ -88,3 +88,17 @@ pub enum CloseReason {
     #[error("gateway exceeded the bridge's limits: {0}")]
     LimitExceeded(String),
 }
+
+impl CloseReason {
+    /// Why the connection ended as a closed vocabulary, for metric labels and span
+    /// attributes (the gateway's own close text never leaves this type that way).
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::Remote { .. } => "remote_close",
+            CloseReason::TickTimeout => "tick_timeout",
+            CloseReason::Io(_) => "io",
+            CloseReason::Local => "local_close",
+            CloseReason::LimitExceeded(_) => "limit_exceeded",
+        }
+    }
+}

@@ -17,7 +17,7 @@ use tower_http::{
 use tracing::{Span, field::Empty};
 
 use crate::{
-    grpc_tracing::{caller_role, grpc_status, service_and_method},
+    grpc_tracing::{caller_role, record_status_on, service_and_method},
     trace_context,
 };
 
@@ -98,12 +98,7 @@ impl OnEos for RecordClientStatus {
 }
 
 fn record_status(headers: &HeaderMap, span: &Span) {
-    if let Some(code) = grpc_status(headers) {
-        span.record("rpc.grpc.status_code", code);
-        // On the client side every code but OK is an error (docs/product/traces.md,
-        // "Status").
-        if code != 0 {
-            span.record("otel.status_code", "ERROR");
-        }
-    }
+    // On the client side every code but OK is an error (docs/product/traces.md,
+    // "Status").
+    record_status_on(headers, span, |code| code != 0);
 }

@@ -113,11 +113,21 @@ pub fn grpc_status(headers: &HeaderMap) -> Option<i64> {
 }
 
 fn record_status(headers: &HeaderMap, span: &Span) {
+    record_status_on(headers, span, server_failed);
+}
+
+/// Server spans are errors only for the codes that mean the server failed
+/// (docs/product/traces.md, "Status").
+fn server_failed(code: i64) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
+
+/// Records the `grpc-status` in `headers` on `span`, marking it an error when `failed`
+/// says the code is one for this side of the call.
+pub(crate) fn record_status_on(headers: &HeaderMap, span: &Span, failed: fn(i64) -> bool) {
     if let Some(code) = grpc_status(headers) {
         span.record("rpc.grpc.status_code", code);
-        // Server spans are errors only for the codes that mean the server failed
-        // (docs/product/traces.md, "Status").
-        if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+        if failed(code) {
             span.record("otel.status_code", "ERROR");
         }
     }

@@ -12,7 +12,7 @@ use clawfleet_auth::password::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARA
 use clawfleet_tests::{
     app_user::{AppUser, PASSWORD, anonymous},
     http::{client, send},
-    load::{self, Summary},
+    load::{self, Side, Summary},
     platform::{Platform, PlatformOptions},
 };
 use http::{Method, StatusCode};
@@ -57,39 +57,22 @@ async fn main() -> anyhow::Result<()> {
     );
     Summary::header();
     for (concurrency, requests_per_round) in [(1usize, 4_000), (64, 16_000)] {
-        load::run(concurrency, WARMUP_REQUESTS, with_jwt.clone()).await;
-        load::run(concurrency, WARMUP_REQUESTS, with_key.clone()).await;
-        // Rounds alternate which side goes first, so load that drifts during the run
-        // (other processes, CPU frequency) falls on both sides alike.
-        let mut costs = Vec::with_capacity(ROUNDS);
-        for round in 0..ROUNDS {
-            let (jwt, key) = if round % 2 == 0 {
-                let jwt = load::run(concurrency, requests_per_round, with_jwt.clone()).await;
-                (
-                    jwt,
-                    load::run(concurrency, requests_per_round, with_key.clone()).await,
-                )
-            } else {
-                let key = load::run(concurrency, requests_per_round, with_key.clone()).await;
-                (
-                    load::run(concurrency, requests_per_round, with_jwt.clone()).await,
-                    key,
-                )
-            };
-            jwt.print("GET /instances (jwt)", concurrency);
-            key.print("GET /api/instances (key)", concurrency);
-            costs.push((1.0 - jwt.per_second / key.per_second) * 100.0);
-        }
-        costs.sort_by(f64::total_cmp);
-        println!(
-            "jwt cost at {concurrency:>2}: median {:+.1} % of throughput (rounds: {})   (target: <= 10 % at 64)",
-            costs[ROUNDS / 2],
-            costs
-                .iter()
-                .map(|cost| format!("{cost:+.1}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        load::print_interleaved_cost(
+            concurrency,
+            requests_per_round,
+            WARMUP_REQUESTS,
+            ROUNDS,
+            Side {
+                label: "GET /instances (jwt)",
+                operation: with_jwt.clone(),
+            },
+            Side {
+                label: "GET /api/instances (key)",
+                operation: with_key.clone(),
+            },
+            "<= 10 % at 64",
+        )
+        .await;
     }
 
     let mut latencies = Vec::with_capacity(LOGINS);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clawfleet_tests::{
     http::{client, send},
-    load::{self, Summary},
+    load::{self, Side, Summary},
     otlp_receiver::OtlpReceiver,
     platform::{Platform, PlatformOptions},
     scenario::Operator,
@@ -83,39 +83,22 @@ async fn main() -> anyhow::Result<()> {
     );
     Summary::header();
     for (concurrency, requests_per_round) in [(1usize, 4_000), (64, 16_000)] {
-        load::run(concurrency, WARMUP_REQUESTS, with_traces.clone()).await;
-        load::run(concurrency, WARMUP_REQUESTS, without.clone()).await;
-        let mut costs = Vec::with_capacity(ROUNDS);
-        for round in 0..ROUNDS {
-            // Rounds alternate which side goes first, so load that drifts during the run
-            // falls on both sides alike.
-            let (on, off) = if round % 2 == 0 {
-                let on = load::run(concurrency, requests_per_round, with_traces.clone()).await;
-                (
-                    on,
-                    load::run(concurrency, requests_per_round, without.clone()).await,
-                )
-            } else {
-                let off = load::run(concurrency, requests_per_round, without.clone()).await;
-                (
-                    load::run(concurrency, requests_per_round, with_traces.clone()).await,
-                    off,
-                )
-            };
-            on.print("traced", concurrency);
-            off.print("not traced", concurrency);
-            costs.push((1.0 - on.per_second / off.per_second) * 100.0);
-        }
-        costs.sort_by(f64::total_cmp);
-        println!(
-            "tracing cost at {concurrency:>2}: median {:+.1} % of throughput (rounds: {})   (target: <= 5 %)",
-            costs[ROUNDS / 2],
-            costs
-                .iter()
-                .map(|cost| format!("{cost:+.1}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        load::print_interleaved_cost(
+            concurrency,
+            requests_per_round,
+            WARMUP_REQUESTS,
+            ROUNDS,
+            Side {
+                label: "traced",
+                operation: with_traces.clone(),
+            },
+            Side {
+                label: "not traced",
+                operation: without.clone(),
+            },
+            "<= 5 %",
+        )
+        .await;
     }
     // The batch exporter sends every few seconds: wait for it before counting.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
