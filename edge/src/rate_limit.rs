@@ -6,54 +6,28 @@
 
 use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr},
-    num::NonZeroU32,
-    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-use crate::limits::too_many;
 use axum::{
     extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use governor::{
-    Quota,
-    clock::{Clock, DefaultClock},
-    middleware::NoOpMiddleware,
-    state::keyed::DashMapStateStore,
+use governor::clock::{Clock, DefaultClock};
+
+use crate::{
+    limits::{keyed_budget::KeyedBudget, too_many},
+    state::EdgeState,
 };
 
-use crate::state::EdgeState;
-
-/// Every this many requests, buckets that have refilled completely are dropped: they
-/// hold nothing a fresh bucket would not, so memory follows the clients active within
-/// the last minute and no client's budget is ever reset early.
-const SWEEP_EVERY: u64 = 4096;
-
 /// Requests per minute per client, with a burst of the same size (GCRA, from
-/// `governor`). IPv6 clients are keyed by their /64, which one subscriber usually holds
-/// whole, so rotating addresses inside it buys no extra budget.
-pub struct RateLimiter<C: Clock = DefaultClock> {
-    buckets: governor::RateLimiter<
-        IpAddr,
-        DashMapStateStore<IpAddr>,
-        C,
-        NoOpMiddleware<<C as Clock>::Instant>,
-    >,
-    clock: C,
-    requests: AtomicU64,
-}
-
-// Hand-written, not a secret: governor's own `Debug` would print the address of every
-// tracked client; how many there are is the figure worth showing.
-impl std::fmt::Debug for RateLimiter {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("RateLimiter")
-            .field("tracked_clients", &self.buckets.len())
-            .finish()
-    }
+/// `governor`, with the bounded memory of [`KeyedBudget`]). IPv6 clients are keyed by
+/// their /64, which one subscriber usually holds whole, so rotating addresses inside it
+/// buys no extra budget.
+#[derive(Debug)]
+pub struct RateLimiter<C: Clock + Clone = DefaultClock> {
+    budget: KeyedBudget<IpAddr, C>,
 }
 
 impl RateLimiter {
@@ -64,33 +38,20 @@ impl RateLimiter {
 
 impl<C: Clock + Clone> RateLimiter<C> {
     pub fn with_clock(per_minute: u32, clock: C) -> Self {
-        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
-            buckets: governor::RateLimiter::new(
-                Quota::per_minute(per_minute),
-                DashMapStateStore::default(),
-                clock.clone(),
-            ),
-            clock,
-            requests: AtomicU64::new(0),
+            budget: KeyedBudget::with_clock(per_minute, clock),
         }
     }
 
     /// Takes one request from `client`'s budget; when it is spent, how long until the
     /// next request is allowed.
     pub fn acquire(&self, client: IpAddr) -> Result<(), Duration> {
-        if self.requests.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.buckets.retain_recent();
-        }
-        self.buckets
-            .check_key(&client_key(client))
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.budget.acquire(&client_key(client))
     }
 
     /// Drops clients whose budget is whole again (never one that is spent).
     pub fn sweep(&self) {
-        self.buckets.retain_recent();
-        self.buckets.shrink_to_fit();
+        self.budget.sweep();
     }
 }
 
@@ -156,6 +117,7 @@ mod tests {
     use governor::clock::FakeRelativeClock;
 
     use super::*;
+    use crate::limits::keyed_budget::SWEEP_EVERY;
 
     #[test]
     fn a_burst_is_allowed_then_refused_until_tokens_refill() {
