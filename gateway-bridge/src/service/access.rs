@@ -7,10 +7,11 @@ use std::time::Duration;
 use clawfleet_contracts::lifecycle::v1::{
     GetInstanceRequest, instance_service_client::InstanceServiceClient,
 };
-use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::{
+    client::GrpcChannel,
     error::ServiceError,
     identity::{Caller, ServiceCredentials},
+    instance_access::ensure_may_use,
 };
 use tonic::Request;
 
@@ -40,19 +41,6 @@ impl InstanceAccess {
         });
         self.credentials.stamp_self(&mut request);
         request.set_timeout(OWNERSHIP_DEADLINE);
-        let instance = self
-            .lifecycle
-            .clone()
-            .get_instance(request)
-            .await
-            .map_err(|status| ServiceError::from_status(&status))?
-            .into_inner()
-            .instance;
-        match instance {
-            Some(instance) if caller.may_use_instance_of(&instance.owner) => Ok(()),
-            _ => Err(ServiceError::not_found(format!(
-                "instance {instance_id} not found"
-            ))),
-        }
+        ensure_may_use(&self.lifecycle, request, caller).await
     }
 }

@@ -15,10 +15,11 @@ use clawfleet_contracts::{
         instance_service_client::InstanceServiceClient,
     },
 };
-use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::{
+    client::GrpcChannel,
     error::ServiceError,
     identity::{Caller, ServiceCredentials},
+    instance_access::ensure_may_use,
 };
 use tonic::Request;
 
@@ -67,19 +68,7 @@ impl Upstream {
             },
             ACCESS_DEADLINE,
         );
-        let instance = self
-            .lifecycle
-            .clone()
-            .get_instance(request)
-            .await?
-            .into_inner()
-            .instance;
-        match instance {
-            Some(instance) if caller.may_use_instance_of(&instance.owner) => Ok(()),
-            _ => Err(ServiceError::not_found(format!(
-                "instance {instance_id} not found"
-            ))),
-        }
+        ensure_may_use(&self.lifecycle, request, caller).await
     }
 
     /// Calls a gateway method through the bridge for `caller`, once it is known to

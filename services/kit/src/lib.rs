@@ -10,6 +10,7 @@ pub mod error; // the one table from error codes to gRPC and HTTP statuses
 pub mod grpc_client_tracing; // the tracing layer of every gRPC client channel: client spans, context injected
 pub mod grpc_tracing; // the tracing layer of every gRPC server: spans continuing the caller's trace
 pub mod identity; // who is calling (platform API key, service tokens, caller metadata)
+pub mod instance_access; // whether a caller may use an instance, for services asking as themselves
 pub mod instance_id; // the instance id rule: one type and its pattern
 pub mod log_trace_ids; // trace_id and span_id on every log line written inside a traced span
 pub mod method_access; // the table: every gRPC method and who may call it
