@@ -391,6 +391,7 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
         .trace(LOGIN_TRACE_ID, |spans| {
             named_kind(spans, log_in, SpanKind::Server).is_some()
                 && named(spans, "password verify").is_some()
+                && named(spans, "SELECT users").is_some()
         })
         .await;
     let names: Vec<&str> = login.iter().map(|span| span.name.as_str()).collect();
@@ -402,6 +403,9 @@ async fn each_request_is_one_trace_across_the_edge_the_lifecycle_and_the_bridge(
     assert!(descends_from(&login, auth, login_edge), "{names:?}");
     let verify = named(&login, "password verify").expect("password span");
     assert!(descends_from(&login, verify, auth), "{names:?}");
+    let lookup = named(&login, "SELECT users").expect("auth store span");
+    assert!(descends_from(&login, lookup, auth), "{names:?}");
+    assert_eq!(text(attribute(lookup, "db.collection.name")), Some("users"));
 
     // The list started a trace of its own, named by its route.
     let everything = receiver.all();

@@ -29,6 +29,12 @@ pub enum EmailClaim {
 
 impl AuthStore {
     /// The user a provider account is linked to.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT identities", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "identities",
+        clawfleet.store.call = "user_by_identity",
+    ))]
     pub async fn user_by_identity(
         &self,
         provider: &str,
@@ -62,6 +68,12 @@ impl AuthStore {
 
     /// Creates a user and, when given, links the `(provider, subject)` account to it,
     /// in one transaction: the one place a user row is written.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "INSERT users", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "INSERT", db.collection.name = "users",
+        clawfleet.store.call = "insert_user",
+    ))]
     pub(super) async fn insert_user_linked_to(
         &self,
         new_user: NewUser,
@@ -105,6 +117,12 @@ impl AuthStore {
     /// pre-hijacking). So in the same transaction the link claims such an account for
     /// the provider: the email becomes verified, the unverified password is dropped and
     /// every refresh-token family is revoked. Returns whether that claim happened.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "INSERT identities", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "INSERT", db.collection.name = "identities",
+        clawfleet.store.call = "link_identity_with_verified_email",
+    ))]
     pub async fn link_identity_with_verified_email(
         &self,
         user_id: &str,

@@ -93,6 +93,12 @@ const REVOKE_FAMILY: &str =
     "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
 
 impl AuthStore {
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "INSERT refresh_tokens", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "INSERT", db.collection.name = "refresh_tokens",
+        clawfleet.store.call = "insert_refresh_token",
+    ))]
     pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
         on_backend!(self, |pool, _begin| {
             sqlx::query(INSERT_TOKEN)
@@ -133,6 +139,12 @@ impl AuthStore {
     /// with the same token: only one changes a row; the other sees a rotated token and
     /// is a retry (within the grace, successor still sealed) or a reuse that revokes
     /// the family. The replacement expires no later than the family's lifetime allows.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "UPDATE refresh_tokens", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "UPDATE", db.collection.name = "refresh_tokens",
+        clawfleet.store.call = "rotate_refresh_token",
+    ))]
     pub async fn rotate_refresh_token_with(
         &self,
         request: &RotationRequest<'_>,
@@ -209,6 +221,12 @@ impl AuthStore {
 
     /// Revokes the family of the token whose digest is `token_hash`. With `owner`, only
     /// when the token belongs to that user. Returns whether any token was revoked.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "UPDATE refresh_tokens", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "UPDATE", db.collection.name = "refresh_tokens",
+        clawfleet.store.call = "revoke_family_of",
+    ))]
     pub async fn revoke_family_of(
         &self,
         token_hash: &str,
@@ -233,6 +251,12 @@ impl AuthStore {
     }
 
     /// The stored state of the token whose digest is `token_hash`.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT refresh_tokens", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "refresh_tokens",
+        clawfleet.store.call = "refresh_token",
+    ))]
     pub async fn refresh_token(
         &self,
         token_hash: &str,
@@ -250,6 +274,12 @@ impl AuthStore {
     /// not, and returns how many tokens went. Whole families only: a rotated token
     /// must stay while its family can still be refreshed, or presenting a stolen
     /// copy would read as unknown instead of revoking the family.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "DELETE refresh_tokens", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "DELETE", db.collection.name = "refresh_tokens",
+        clawfleet.store.call = "purge_expired_refresh_tokens",
+    ))]
     pub async fn purge_expired_refresh_tokens(&self, now_ms: i64) -> Result<u64, StoreError> {
         Ok(on_backend!(self, |pool, _begin| {
             sqlx::query(

@@ -109,6 +109,12 @@ impl AuthStore {
         self.insert_user_linked_to(new_user, None).await
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT users", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "users",
+        clawfleet.store.call = "user_by_id",
+    ))]
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         let query = format!("SELECT {USER_COLUMNS} FROM users WHERE users.id = $1");
         let row: Option<UserRow> = on_backend!(self, |pool, _begin| {
@@ -120,6 +126,12 @@ impl AuthStore {
         row.map(UserRecord::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT users", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "users",
+        clawfleet.store.call = "user_by_email",
+    ))]
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         let query = format!("SELECT {USER_COLUMNS} FROM users WHERE users.email = $1");
         let row: Option<UserRow> = on_backend!(self, |pool, _begin| {
@@ -133,6 +145,12 @@ impl AuthStore {
 
     /// How the user can sign in: `email` when they have a password, then each linked
     /// provider, sorted.
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT identities", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "identities",
+        clawfleet.store.call = "providers_of",
+    ))]
     pub async fn providers_of(&self, user: &UserRecord) -> Result<Vec<String>, StoreError> {
         let mut providers: Vec<String> = on_backend!(self, |pool, _begin| {
             sqlx::query_scalar(
@@ -149,6 +167,12 @@ impl AuthStore {
     }
 
     /// Number of accounts (for operators and tests).
+    #[tracing::instrument(name = "db", skip_all, fields(
+        otel.name = "SELECT users", otel.kind = "client",
+        db.system.name = self.database.system_name(),
+        db.operation.name = "SELECT", db.collection.name = "users",
+        clawfleet.store.call = "count_users",
+    ))]
     pub async fn count_users(&self) -> Result<i64, StoreError> {
         Ok(on_backend!(self, |pool, _begin| {
             sqlx::query_scalar("SELECT COUNT(*) FROM users")
