@@ -214,6 +214,9 @@ pub fn confinement_for(
     identity: Option<TenantIdentity>,
 ) -> Confinement {
     let first = ports.base();
+    // Gateway slots live from the base up to the kernel's ephemeral ports; above them a
+    // tenant may connect anywhere (a provider on a high port, a loopback stand-in).
+    let slots_end = ephemeral_ports_start().saturating_sub(1).max(first);
     let connect_denied = match port {
         Some(port) => {
             let slot_end = port.saturating_add(PORT_STRIDE - 1);
@@ -221,12 +224,12 @@ pub fn confinement_for(
             if port > first {
                 ranges.push(first..=port - 1);
             }
-            if slot_end < u16::MAX {
-                ranges.push(slot_end + 1..=u16::MAX);
+            if slot_end < slots_end {
+                ranges.push(slot_end + 1..=slots_end);
             }
             ranges
         }
-        None => vec![first..=u16::MAX],
+        None => vec![first..=slots_end],
     };
     Confinement {
         policy,
@@ -243,6 +246,15 @@ pub fn confinement_for(
         connect_denied,
         identity,
     }
+}
+
+/// Where the kernel's ephemeral ports begin (outgoing connections and `bind(0)`
+/// listeners take their ports from there), 32768 when it cannot be read.
+fn ephemeral_ports_start() -> u16 {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 /// The folders the toolchain lives in: for each of its paths, the folder holding its
