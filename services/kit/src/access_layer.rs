@@ -109,6 +109,10 @@ pub fn admit<B>(credentials: &Credentials, request: &mut Request<B>) -> Result<(
         )));
     }
     let caller: Caller = caller_of(principal, request.headers())?;
+    // On the call's server span (the tracing layer runs this inside it).
+    let span = tracing::Span::current();
+    span.record("clawfleet.caller.role", caller.role.as_str());
+    span.record("clawfleet.caller.principal", principal.name());
     request.extensions_mut().insert::<Principal>(principal);
     request.extensions_mut().insert(caller);
     Ok(())

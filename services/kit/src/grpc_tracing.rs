@@ -1,9 +1,10 @@
 //! The one tracing layer of every gRPC server (added by [`crate::server`]): each call
 //! becomes a server span named `<package.Service>/<Method>` that continues the caller's
 //! W3C trace context from the request metadata, with the OpenTelemetry RPC attributes
-//! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and the caller's
-//! role (`clawfleet.caller.role`). Health checks and reflection get no span: probes
-//! every few seconds would bury the real traces.
+//! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and the
+//! authenticated caller's role and principal (`clawfleet.caller.role`,
+//! `clawfleet.caller.principal`, recorded by the access layer). Health checks and
+//! reflection get no span: probes every few seconds would bury the real traces.
 
 use std::time::Duration;
 
@@ -74,7 +75,10 @@ impl<B> MakeSpan<B> for GrpcServerSpan {
             rpc.method = method,
             rpc.grpc.status_code = Empty,
             otel.status_code = Empty,
-            clawfleet.caller.role = caller_role(request.headers()),
+            // Recorded by the access layer once the caller is authenticated: what a
+            // request's metadata claims is not yet who it is.
+            clawfleet.caller.role = Empty,
+            clawfleet.caller.principal = Empty,
         );
         trace_context::continue_from(&span, request.headers());
         span
