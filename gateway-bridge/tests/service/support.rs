@@ -10,8 +10,9 @@ use clawfleet_contracts::{
         DeleteInstanceResponse, ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest,
         GetInstanceResponse, Instance, ListInstancesRequest, ListInstancesResponse,
         ResolveGatewayRequest, ResolveGatewayResponse, RotateGatewayTokenRequest,
-        RotateGatewayTokenResponse, StartInstanceRequest, StartInstanceResponse,
-        StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest, WatchInstancesResponse,
+        RotateGatewayTokenResponse, SetOwnerPlanRequest, SetOwnerPlanResponse,
+        StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
+        WatchInstancesRequest, WatchInstancesResponse,
         instance_service_server::{InstanceService, InstanceServiceServer},
     },
 };
@@ -226,5 +227,12 @@ impl InstanceService for StandInLifecycle {
         _: Request<ExecInInstanceRequest>,
     ) -> Result<Response<ExecInInstanceResponse>, Status> {
         Err(not_played("ExecInInstance"))
+    }
+
+    async fn set_owner_plan(
+        &self,
+        _: Request<SetOwnerPlanRequest>,
+    ) -> Result<Response<SetOwnerPlanResponse>, Status> {
+        Err(not_played("SetOwnerPlan"))
     }
 }

@@ -57,6 +57,8 @@ pub const METHOD_ACCESS: &[MethodAccess] = &[
     row(LIFECYCLE, "RotateGatewayToken", &[Operator]),
     // Any command in any instance: only channels (pairing, WhatsApp login).
     row(LIFECYCLE, "ExecInInstance", &[Channels]),
+    // Plans follow subscriptions (the edge's webhook) and operators' choices.
+    row(LIFECYCLE, "SetOwnerPlan", EDGE_AND_OPERATOR),
     // Bridge: the edge for app and operator calls, channels for channel methods.
     row(BRIDGE, "Call", &[Operator, Edge, Channels]),
     row(BRIDGE, "Subscribe", &[Operator]),

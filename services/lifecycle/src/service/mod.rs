@@ -13,8 +13,9 @@ use clawfleet_contracts::lifecycle::v1::{
     ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest, GetInstanceResponse,
     Instance, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
     ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
-    StartInstanceRequest, StartInstanceResponse, StopInstanceRequest, StopInstanceResponse,
-    WatchInstancesRequest, instance_service_server::InstanceService,
+    SetOwnerPlanRequest, SetOwnerPlanResponse, StartInstanceRequest, StartInstanceResponse,
+    StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest,
+    instance_service_server::InstanceService,
 };
 use clawfleet_kit::{
     error::ServiceError,
@@ -402,5 +403,14 @@ impl InstanceService for InstanceServiceHandler {
         request: Request<ExecInInstanceRequest>,
     ) -> Result<Response<ExecInInstanceResponse>, Status> {
         self.lifecycle.exec_in_instance(request).await
+    }
+
+    async fn set_owner_plan(
+        &self,
+        _request: Request<SetOwnerPlanRequest>,
+    ) -> Result<Response<SetOwnerPlanResponse>, Status> {
+        Err(Status::unimplemented(
+            "SetOwnerPlan is not served by this lifecycle yet",
+        ))
     }
 }
