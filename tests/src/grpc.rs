@@ -1,6 +1,7 @@
 //! gRPC clients of the platform, authenticated with the platform API key (operator).
 
 use clawfleet_contracts::{
+    auth::v1::auth_service_client::AuthServiceClient,
     bridge::v1::gateway_bridge_service_client::GatewayBridgeServiceClient,
     channels::v1::channel_service_client::ChannelServiceClient,
     lifecycle::v1::instance_service_client::InstanceServiceClient,
@@ -30,6 +31,8 @@ pub type LifecycleClient = InstanceServiceClient<InterceptedService<Channel, Bea
 pub type BridgeClient = GatewayBridgeServiceClient<InterceptedService<Channel, BearerKey>>;
 
 pub type ChannelsClient = ChannelServiceClient<InterceptedService<Channel, BearerKey>>;
+
+pub type AuthClient = AuthServiceClient<InterceptedService<Channel, BearerKey>>;
 
 async fn channel(address: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{address}"))?
@@ -61,6 +64,15 @@ pub async fn channels_client(address: &str, key: &str) -> anyhow::Result<Channel
 pub async fn lifecycle_client(address: &str, key: &str) -> anyhow::Result<LifecycleClient> {
     let header = format!("Bearer {key}").parse()?;
     Ok(InstanceServiceClient::with_interceptor(
+        channel(address).await?,
+        BearerKey(header),
+    ))
+}
+
+/// An auth client for `address` presenting `key` (most auth methods take the edge's token).
+pub async fn auth_client(address: &str, key: &str) -> anyhow::Result<AuthClient> {
+    let header = format!("Bearer {key}").parse()?;
+    Ok(AuthServiceClient::with_interceptor(
         channel(address).await?,
         BearerKey(header),
     ))

@@ -14,5 +14,6 @@ pub mod platform; // a running platform: the in-process mesh or the real binary
 pub mod prometheus; // scraping /metrics, reading samples, promtool checks, names in PromQL
 pub mod raw_http; // the lightest HTTP/1.1 GET client, for benchmarks
 pub mod scenario; // shared steps: operator REST calls, waiting for a phase
+pub mod split_mesh; // every service its own process, edge/auth/channels/bridge replicated
 pub mod telegram_standin; // a Telegram Bot API stand-in on loopback
 pub mod tools; // where the binaries the tests drive live (clawfleet, openclaw, grpcurl, kubectl, promtool)
