@@ -1,6 +1,7 @@
 //! The edge's client of the auth service: sign-up, sign-in, token refresh, logout and
 //! the user profile.
 
+use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 
 use clawfleet_contracts::auth::v1::{
@@ -29,9 +30,13 @@ pub struct AuthClient {
 
 impl AuthClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(
+        address: &str,
+        tls: Option<&ServiceTls>,
+        service_token: &str,
+    ) -> Result<Self, UpstreamClientError> {
         Ok(Self {
-            client: AuthServiceClient::new(lazy_channel(address, |endpoint| {
+            client: AuthServiceClient::new(lazy_channel(address, tls, |endpoint| {
                 endpoint.timeout(AUTH_CALL_DEADLINE)
             })?),
             stamper: Stamper::new(service_token)?,

@@ -1,6 +1,7 @@
 //! The edge's client of the gateway bridge: gateway RPC calls and the VNC tunnel, stamped
 //! with the edge's service token and the operator the edge authenticated.
 
+use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 
 use clawfleet_contracts::bridge::v1::{
@@ -35,10 +36,15 @@ pub struct BridgeClient {
 
 impl BridgeClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
-        let client = GatewayBridgeServiceClient::new(lazy_channel(address, |endpoint| endpoint)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    pub fn connect_lazy(
+        address: &str,
+        tls: Option<&ServiceTls>,
+        service_token: &str,
+    ) -> Result<Self, UpstreamClientError> {
+        let client =
+            GatewayBridgeServiceClient::new(lazy_channel(address, tls, |endpoint| endpoint)?)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
             client,
             stamper: Stamper::new(service_token)?,

@@ -1,5 +1,6 @@
 //! The edge's client of the channels service (Telegram, WhatsApp, DM pairing).
 
+use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 
 use clawfleet_contracts::channels::v1::{
@@ -52,9 +53,13 @@ macro_rules! unary {
 
 impl ChannelsClient {
     /// Builds the client without connecting; must run inside a tokio runtime.
-    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(
+        address: &str,
+        tls: Option<&ServiceTls>,
+        service_token: &str,
+    ) -> Result<Self, UpstreamClientError> {
         Ok(Self {
-            client: ChannelServiceClient::new(lazy_channel(address, |endpoint| endpoint)?),
+            client: ChannelServiceClient::new(lazy_channel(address, tls, |endpoint| endpoint)?),
             stamper: Stamper::new(service_token)?,
         })
     }

@@ -5,9 +5,10 @@ use std::time::Duration;
 use clawfleet_kit::{
     access_token::AccessTokenKeys,
     config::{self, ConfigError, EnvSource, keys},
-    identity::ServiceCredentials,
+    identity::{ServiceCredentials, tls_from_env},
     secret::SecretString,
     service_token::service_token_from_env,
+    tls::ServiceTls,
 };
 
 use crate::limits::{
@@ -42,6 +43,8 @@ pub struct EdgeConfig {
     pub channels_address: String,
     /// `host:port` of the auth service's gRPC listener (`CLAWFLEET_AUTH_ADDR`).
     pub auth_address: String,
+    /// Service TLS for every call to those services (`CLAWFLEET_TLS_*`; off when unset).
+    pub service_tls: Option<ServiceTls>,
     /// Verifies app users' access tokens (`JWT_SECRET`, shared with the auth service).
     pub jwt_secret: SecretString,
     /// Largest request body accepted, in bytes (`EDGE_BODY_LIMIT_BYTES`, default 1 MiB).
@@ -162,6 +165,7 @@ impl EdgeConfig {
             bridge_address,
             channels_address,
             auth_address,
+            service_tls: tls_from_env(env)?,
             jwt_secret: jwt_secret.into(),
             body_limit_bytes,
             auth_rate_per_minute,

@@ -2,6 +2,7 @@
 //! call stamped with the edge's service token and the operator role, every unary call
 //! bounded by a deadline.
 
+use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 
 use clawfleet_contracts::{
@@ -37,10 +38,14 @@ pub struct LifecycleClient {
 impl LifecycleClient {
     /// Builds the client without connecting; the first call connects. Must run inside a
     /// tokio runtime, which drives the channel.
-    pub fn connect_lazy(address: &str, service_token: &str) -> Result<Self, UpstreamClientError> {
+    pub fn connect_lazy(
+        address: &str,
+        tls: Option<&ServiceTls>,
+        service_token: &str,
+    ) -> Result<Self, UpstreamClientError> {
         // The endpoint timeout bounds the wait for response headers only, so it also
         // caps opening a watch.
-        let channel = lazy_channel(address, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
+        let channel = lazy_channel(address, tls, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
         Ok(Self {
             client: InstanceServiceClient::new(channel),
             stamper: Stamper::new(service_token)?,

@@ -62,10 +62,12 @@ impl EdgeState {
     /// shutdown is not held up by open event streams.
     pub fn new(config: &EdgeConfig, shutdown: ShutdownToken) -> Result<Self, EdgeError> {
         let service_token = config.service_token.expose_secret();
-        let lifecycle = LifecycleClient::connect_lazy(&config.lifecycle_address, service_token)?;
-        let bridge = BridgeClient::connect_lazy(&config.bridge_address, service_token)?;
-        let channels = ChannelsClient::connect_lazy(&config.channels_address, service_token)?;
-        let auth = AuthClient::connect_lazy(&config.auth_address, service_token)?;
+        let tls = config.service_tls.as_ref();
+        let lifecycle =
+            LifecycleClient::connect_lazy(&config.lifecycle_address, tls, service_token)?;
+        let bridge = BridgeClient::connect_lazy(&config.bridge_address, tls, service_token)?;
+        let channels = ChannelsClient::connect_lazy(&config.channels_address, tls, service_token)?;
+        let auth = AuthClient::connect_lazy(&config.auth_address, tls, service_token)?;
         let access_tokens =
             AccessTokenKeys::from_secret(config.jwt_secret.expose_secret().as_bytes())
                 .map_err(EdgeError::AccessTokens)?;

@@ -27,6 +27,7 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         bridge_address: address_with_nothing_listening(),
         channels_address: address_with_nothing_listening(),
         auth_address: address_with_nothing_listening(),
+        service_tls: None,
         jwt_secret: JWT_SECRET.into(),
         body_limit_bytes,
         auth_rate_per_minute: 5,

@@ -5,6 +5,7 @@
 use clawfleet_kit::{
     client::{self, GrpcChannel, InvalidAddress},
     identity::{Caller, ServiceCredentials},
+    tls::ServiceTls,
 };
 use tonic::{Request, transport::Endpoint};
 
@@ -19,12 +20,14 @@ pub enum UpstreamClientError {
     ServiceToken,
 }
 
-/// The kit's channel to a service at `host:port`; `configure` adds per-service settings.
+/// The kit's channel to a service at `host:port` (over service TLS when configured);
+/// `configure` adds per-service settings.
 pub fn lazy_channel(
     address: &str,
+    tls: Option<&ServiceTls>,
     configure: impl FnOnce(Endpoint) -> Endpoint,
 ) -> Result<GrpcChannel, UpstreamClientError> {
-    Ok(client::lazy_channel_with(address, configure)?)
+    Ok(client::lazy_channel_with(address, tls, configure)?)
 }
 
 /// Stamps requests with the edge's service token and the caller the edge authenticated

@@ -9,10 +9,11 @@ use clawfleet_contracts::bridge::v1::gateway_bridge_service_server::{
 use clawfleet_kit::{
     client::lazy_channel,
     config::{self, ConfigError, EnvSource, keys},
-    identity::{Credentials, ServiceCredentials},
+    identity::{Credentials, ServiceCredentials, tls_from_env},
     server::{ServerError, serve_grpc},
     service_token::service_token_from_env,
     shutdown::ShutdownToken,
+    tls::ServiceTls,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -38,6 +39,8 @@ pub struct BridgeConfig {
     /// The platform's device identity (generated on first start).
     pub identity_file: PathBuf,
     pub client: ClientOptions,
+    /// Service TLS for its calls to the lifecycle (`CLAWFLEET_TLS_*`; off when unset).
+    pub service_tls: Option<ServiceTls>,
 }
 
 impl BridgeConfig {
@@ -56,6 +59,7 @@ impl BridgeConfig {
             service_token: service_token_from_env(env)?,
             identity_file,
             client: ClientOptions::default(),
+            service_tls: tls_from_env(env)?,
         })
     }
 }
@@ -68,7 +72,7 @@ pub enum BridgeStartError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid lifecycle address {0:?}")]
+    #[error("the lifecycle cannot be reached: {0}")]
     LifecycleAddress(String),
     #[error("the service token cannot be sent as grpc metadata")]
     ServiceToken,
@@ -93,8 +97,8 @@ impl BridgeServer {
             }
         })?;
         let device_id = identity.device_id().to_owned();
-        let channel = lazy_channel(&config.lifecycle_address)
-            .map_err(|_| BridgeStartError::LifecycleAddress(config.lifecycle_address.clone()))?;
+        let channel = lazy_channel(&config.lifecycle_address, config.service_tls.as_ref())
+            .map_err(|error| BridgeStartError::LifecycleAddress(error.to_string()))?;
         let credentials = ServiceCredentials::new(&config.service_token)
             .map_err(|_| BridgeStartError::ServiceToken)?;
         let endpoints = Arc::new(LifecycleEndpoints::new(

@@ -53,6 +53,8 @@ pub struct SplitMeshOptions {
     pub auth_database_url: String,
     /// More environment for the channels replicas (a Telegram stand-in's API root).
     pub channels_env: Vec<(String, String)>,
+    /// More environment for every process (service TLS settings).
+    pub common_env: Vec<(String, String)>,
 }
 
 /// One `clawfleet <service>` process.
@@ -205,6 +207,7 @@ impl SplitMesh {
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
+        .chain(options.common_env.iter().cloned())
         .collect();
         let with = |extra: &[(&str, String)]| {
             let mut environment = common.clone();

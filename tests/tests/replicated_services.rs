@@ -74,6 +74,7 @@ async fn two_replicas_of_each_service_serve_one_user_and_each_stops_cleanly() {
         replicas: 2,
         auth_database_url: database.url.clone(),
         channels_env: vec![("CLAWFLEET_TELEGRAM_API_ROOT".into(), telegram.api_root())],
+        common_env: Vec::new(),
     };
     let mut mesh = tokio::task::spawn_blocking(move || SplitMesh::start(options))
         .await

@@ -67,6 +67,7 @@ impl Harness {
             service_token: BRIDGE_TOKEN.to_owned(),
             identity_file: PathBuf::from(state.path()).join("device-identity.json"),
             client: ClientOptions::default(),
+            service_tls: None,
         })
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,6 +76,7 @@ impl Harness {
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
             service_digests: ServiceDigests::of_tokens([(Principal::Edge, EDGE_TOKEN)]).unwrap(),
+            tls: None,
         };
         let served = tokio::spawn(bridge.serve(listener, credentials, shutdown.clone()));
         let client = GatewayBridgeServiceClient::connect(format!("http://{bridge_address}"))

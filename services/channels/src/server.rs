@@ -8,10 +8,11 @@ use clawfleet_contracts::channels::v1::channel_service_server::{
 use clawfleet_kit::{
     client,
     config::{self, ConfigError, EnvSource, keys},
-    identity::{Credentials, ServiceCredentials},
+    identity::{Credentials, ServiceCredentials, tls_from_env},
     server::{ServerError, serve_grpc},
     service_token::service_token_from_env,
     shutdown::ShutdownToken,
+    tls::ServiceTls,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -29,6 +30,8 @@ pub struct ChannelsConfig {
     /// The token channels presents (`CLAWFLEET_SERVICE_TOKEN`).
     pub service_token: String,
     pub telegram_api_root: Option<String>,
+    /// Service TLS for its calls (`CLAWFLEET_TLS_*`; off when unset).
+    pub service_tls: Option<ServiceTls>,
 }
 
 impl ChannelsConfig {
@@ -38,13 +41,14 @@ impl ChannelsConfig {
             bridge_address: config::required(env, keys::CLAWFLEET_BRIDGE_ADDR)?,
             service_token: service_token_from_env(env)?,
             telegram_api_root: config::optional(env, keys::CLAWFLEET_TELEGRAM_API_ROOT),
+            service_tls: tls_from_env(env)?,
         })
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelsStartError {
-    #[error("invalid service address {0:?}")]
+    #[error("{0}")]
     Address(String),
     #[error("the service token cannot be sent as grpc metadata")]
     ServiceToken,
@@ -54,8 +58,12 @@ pub struct ChannelsServer {
     channels: Arc<Channels>,
 }
 
-fn lazy_channel(address: &str) -> Result<client::GrpcChannel, ChannelsStartError> {
-    client::lazy_channel(address).map_err(|_| ChannelsStartError::Address(address.to_owned()))
+fn lazy_channel(
+    address: &str,
+    tls: Option<&ServiceTls>,
+) -> Result<client::GrpcChannel, ChannelsStartError> {
+    client::lazy_channel(address, tls)
+        .map_err(|error| ChannelsStartError::Address(error.to_string()))
 }
 
 impl ChannelsServer {
@@ -63,8 +71,8 @@ impl ChannelsServer {
         let credentials = ServiceCredentials::new(&config.service_token)
             .map_err(|_| ChannelsStartError::ServiceToken)?;
         let upstream = Upstream::new(
-            lazy_channel(&config.bridge_address)?,
-            lazy_channel(&config.lifecycle_address)?,
+            lazy_channel(&config.bridge_address, config.service_tls.as_ref())?,
+            lazy_channel(&config.lifecycle_address, config.service_tls.as_ref())?,
             credentials,
         );
         Ok(Self {

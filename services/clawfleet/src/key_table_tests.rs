@@ -113,8 +113,26 @@ fn valid_value(key: &str) -> &'static str {
         // Names the test's own executable: OPENCLAW_BIN must exist, and the toolchain is
         // never resolved here anyway.
         keys::OPENCLAW_BIN | keys::CLAWFLEET_EXECUTABLE => "/proc/self/exe",
+        keys::CLAWFLEET_TLS_CERT_FILE | keys::CLAWFLEET_TLS_CA_FILE => {
+            pem_file("tls-cert.pem", "CERTIFICATE")
+        }
+        keys::CLAWFLEET_TLS_KEY_FILE => pem_file("tls-key.pem", "PRIVATE KEY"),
         _ => "a-plain-value",
     }
+}
+
+/// A file holding one PEM block labelled `label` (the loaders check the label; what the
+/// block holds matters only once a handshake happens), written on first use.
+fn pem_file(name: &str, label: &str) -> &'static str {
+    let dir = std::path::Path::new("/tmp/clawfleet-key-table-test");
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n"),
+    )
+    .unwrap();
+    path.display().to_string().leak()
 }
 
 fn env_with(keys: impl IntoIterator<Item = &'static str>, runtime: Option<RuntimeKeys>) -> EnvMap {

@@ -25,6 +25,13 @@ pub mod keys {
     /// `edge=<hex>,bridge=<hex>,channels=<hex>`: SHA-256 digests of the calling services'
     /// tokens, by which a gRPC server recognises its callers.
     pub const CLAWFLEET_SERVICE_TOKEN_DIGESTS: &str = "CLAWFLEET_SERVICE_TOKEN_DIGESTS";
+    /// PEM certificate chain this service presents on every gRPC hop, as server and as
+    /// client (service TLS, docs/product/service-tls.md; off when unset).
+    pub const CLAWFLEET_TLS_CERT_FILE: &str = "CLAWFLEET_TLS_CERT_FILE";
+    /// PEM private key of `CLAWFLEET_TLS_CERT_FILE`.
+    pub const CLAWFLEET_TLS_KEY_FILE: &str = "CLAWFLEET_TLS_KEY_FILE";
+    /// PEM certificate of the platform CA every service's certificate chains to.
+    pub const CLAWFLEET_TLS_CA_FILE: &str = "CLAWFLEET_TLS_CA_FILE";
     /// Address of the lifecycle service's gRPC listener (`host:port`).
     pub const CLAWFLEET_LIFECYCLE_ADDR: &str = "CLAWFLEET_LIFECYCLE_ADDR";
     /// gRPC port of the lifecycle service when run on its own (default 4101).

@@ -20,6 +20,7 @@ use crate::{
     principal::Principal,
     secret::{Redacted, constant_time_eq},
     service_token::{ServiceDigests, service_digests_from_env},
+    tls::ServiceTls,
 };
 
 /// Metadata key naming the user or principal a service calls on behalf of.
@@ -124,20 +125,24 @@ impl Caller {
 }
 
 /// The credentials a gRPC server accepts: the platform API key, and the digests of the
-/// calling services' tokens (it holds no token it could present itself).
+/// calling services' tokens (it holds no token it could present itself); with service
+/// TLS on, also the certificate it serves with and the CA its callers' chain to.
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub platform_api_key: Redacted<Arc<str>>,
     pub service_digests: ServiceDigests,
+    pub tls: Option<ServiceTls>,
 }
 
 impl Credentials {
-    /// The operator key and the callers' digests, both required.
+    /// The operator key and the callers' digests, both required, and the service TLS
+    /// settings when configured.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Credentials {
             platform_api_key: config::required_credential(env, keys::OPENCLAW_MANAGER_API_KEY)?
                 .into(),
             service_digests: service_digests_from_env(env)?,
+            tls: tls_from_env(env)?,
         })
     }
 
@@ -194,6 +199,14 @@ pub fn caller_of(principal: Principal, headers: &HeaderMap) -> Result<Caller, St
             )),
         },
     }
+}
+
+/// The service TLS settings, with a bad setting reported as configuration error.
+pub fn tls_from_env(env: &dyn EnvSource) -> Result<Option<ServiceTls>, ConfigError> {
+    ServiceTls::from_env(env).map_err(|error| ConfigError::Invalid {
+        key: keys::CLAWFLEET_TLS_CERT_FILE,
+        reason: error.to_string(),
+    })
 }
 
 /// What a calling service presents: its own token (`CLAWFLEET_SERVICE_TOKEN`) and, for

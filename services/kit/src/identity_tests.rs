@@ -20,6 +20,7 @@ fn credentials() -> Credentials {
                 .map(|(service, token)| (*service, token.as_str())),
         )
         .unwrap(),
+        tls: None,
     }
 }
 

@@ -25,4 +25,5 @@ pub mod service_keys; // which environment keys each service requires and which 
 pub mod service_token; // each calling service's token, its derivation and the digests servers hold
 pub mod shutdown; // one cancellation token watched by every server and task
 pub mod telemetry; // logs (text or JSON) and OTLP trace export
+pub mod tls; // service-to-service TLS: certificates from files, mutual authentication
 pub mod trace_context; // W3C traceparent/tracestate in and out of headers and gRPC metadata

@@ -28,6 +28,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the service TLS certificate or key cannot be used: {0}")]
+    Tls(tonic::transport::Error),
 }
 
 /// Binds a TCP listener, naming the address when it fails.
@@ -65,7 +67,15 @@ pub async fn serve_grpc(
     // Pings in both directions: a client that vanished is dropped, and its streams end.
     // Every call is traced, continuing the caller's trace, counted and timed, then admitted
     // or refused.
-    let mut server = Server::builder()
+    let server = match &credentials.tls {
+        // With service TLS on, plaintext and callers without a certificate of the
+        // platform CA fail the handshake, before any request is read.
+        Some(tls) => Server::builder()
+            .tls_config(tls.server_config())
+            .map_err(ServerError::Tls)?,
+        None => Server::builder(),
+    };
+    let mut server = server
         .http2_adaptive_window(Some(true))
         .http2_keepalive_interval(Some(client::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(client::KEEPALIVE_TIMEOUT))

@@ -47,6 +47,9 @@ const EDGE: KeyTable = KeyTable {
     ],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
+        CLAWFLEET_TLS_CERT_FILE,
+        CLAWFLEET_TLS_KEY_FILE,
+        CLAWFLEET_TLS_CA_FILE,
         PORT,
         EDGE_BODY_LIMIT_BYTES,
         EDGE_AUTH_RATE_PER_MINUTE,
@@ -76,6 +79,9 @@ const AUTH: KeyTable = KeyTable {
     ],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
+        CLAWFLEET_TLS_CERT_FILE,
+        CLAWFLEET_TLS_KEY_FILE,
+        CLAWFLEET_TLS_CA_FILE,
         CLAWFLEET_AUTH_PORT,
         CLAWFLEET_AUTH_METRICS_PORT,
         // Unset, the accounts live in SQLite under the data dir.
@@ -105,6 +111,9 @@ const LIFECYCLE: KeyTable = KeyTable {
     required: &[OPENCLAW_MANAGER_API_KEY, CLAWFLEET_SERVICE_TOKEN_DIGESTS],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
+        CLAWFLEET_TLS_CERT_FILE,
+        CLAWFLEET_TLS_KEY_FILE,
+        CLAWFLEET_TLS_CA_FILE,
         CLAWFLEET_LIFECYCLE_PORT,
         CLAWFLEET_LIFECYCLE_METRICS_PORT,
         CLAWFLEET_DATA_DIR,
@@ -133,6 +142,9 @@ const BRIDGE: KeyTable = KeyTable {
     ],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
+        CLAWFLEET_TLS_CERT_FILE,
+        CLAWFLEET_TLS_KEY_FILE,
+        CLAWFLEET_TLS_CA_FILE,
         CLAWFLEET_BRIDGE_PORT,
         CLAWFLEET_BRIDGE_METRICS_PORT,
         CLAWFLEET_DATA_DIR,
@@ -159,6 +171,9 @@ const CHANNELS: KeyTable = KeyTable {
     ],
     optional: &[
         CLAWFLEET_LISTEN_HOST,
+        CLAWFLEET_TLS_CERT_FILE,
+        CLAWFLEET_TLS_KEY_FILE,
+        CLAWFLEET_TLS_CA_FILE,
         CLAWFLEET_CHANNELS_PORT,
         CLAWFLEET_CHANNELS_METRICS_PORT,
         CLAWFLEET_TELEGRAM_API_ROOT,

@@ -137,6 +137,7 @@ async fn create_get_and_list_through_the_instance_service() {
         Credentials {
             platform_api_key: API_KEY.into(),
             service_digests: Default::default(),
+            tls: None,
         },
         shutdown.clone(),
     ));

@@ -69,6 +69,7 @@ impl TestServer {
         let credentials = Credentials {
             platform_api_key: PLATFORM_API_KEY.into(),
             service_digests: ServiceDigests::of_tokens([(Principal::Edge, EDGE_TOKEN)]).unwrap(),
+            tls: None,
         };
         let serving = shutdown.clone();
         let task = tokio::spawn(async move {
