@@ -15,7 +15,9 @@
 //! - [`rbac`]: the lifecycle's Role equals the runtime's permission table;
 //! - [`monitoring`]: the optional monitoring component renders into an overlay, its
 //!   ServiceMonitors reach every service's metrics port, every alert has a runbook, and
-//!   promtool accepts the rules.
+//!   promtool accepts the rules;
+//! - [`service_tls`]: the optional service TLS component mounts each service's
+//!   certificate, names every dialled host and probes without plaintext gRPC.
 //!
 //! kubectl is required: without it the test fails and says how to install it.
 
@@ -26,6 +28,7 @@ mod policy_eval;
 mod rbac;
 mod render;
 mod secrets;
+mod service_tls;
 mod settings;
 mod workloads;
 
