@@ -26,7 +26,7 @@ fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// The Deployment whose container runs `service`.
-fn deployment<'a>(documents: &'a [Value], service: Service) -> &'a Value {
+fn deployment(documents: &[Value], service: Service) -> &Value {
     of_kind(documents, "Deployment")
         .into_iter()
         .find(|deployment| {

@@ -47,6 +47,8 @@ pub const DEVICES: &[&str] = &[
 pub enum ConfineError {
     #[error("could not switch to the tenant's uid/gid: {0}")]
     Identity(nix::Error),
+    #[error("could not set the tenant's process limits: {0}")]
+    Limits(nix::Error),
     #[error("landlock: {0}")]
     Landlock(#[from] RulesetError),
     #[error("{path} (a folder of the tenant) cannot be opened: {source}")]

@@ -9,10 +9,12 @@
 //!
 //! - [`identity`]: a separate uid/gid per tenant when the platform runs as root;
 //! - [`landlock_rules`]: the Landlock ruleset (files, TCP bind and connect, scoping),
-//!   with no_new_privs.
+//!   with no_new_privs;
+//! - [`limits`]: no core dumps, capped open files and (with a uid of its own) processes.
 
 pub mod identity;
 pub mod landlock_rules;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     identity::TenantIdentity,
     landlock_rules::{ConfineError, Enforced},
+    limits::ProcessLimits,
 };
 
 /// The variable through which the local runtime hands a [`Confinement`] (JSON) to
@@ -61,6 +64,8 @@ pub struct Confinement {
     /// The uid/gid the tenant runs as; `None` keeps the platform's own (an unprivileged
     /// platform cannot switch).
     pub identity: Option<TenantIdentity>,
+    #[serde(default)]
+    pub limits: ProcessLimits,
 }
 
 impl Confinement {
@@ -73,10 +78,13 @@ impl Confinement {
     }
 
     /// Confines the calling thread (and so everything it executes afterwards): the
-    /// tenant's identity, then no_new_privs and the Landlock ruleset. Call it from a
+    /// process limits, the tenant's identity, then no_new_privs and the Landlock ruleset. Call it from a
     /// single-threaded process right before `exec` (Landlock restricts the calling thread
     /// only; `clawfleet instance confine` calls it before its async runtime starts).
     pub fn apply(&self) -> Result<Enforced, ConfineError> {
+        self.limits
+            .apply(self.identity.is_some())
+            .map_err(ConfineError::Limits)?;
         if let Some(identity) = self.identity {
             identity.become_tenant().map_err(ConfineError::Identity)?;
         }

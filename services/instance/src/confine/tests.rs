@@ -7,7 +7,7 @@ use std::{
     path::PathBuf,
 };
 
-use super::{Confinement, Policy, landlock_rules::connect_allowed};
+use super::{Confinement, Policy, ProcessLimits, landlock_rules::connect_allowed};
 
 fn confinement(read_write: PathBuf) -> Confinement {
     Confinement {
@@ -17,6 +17,7 @@ fn confinement(read_write: PathBuf) -> Confinement {
         bind_ports: Vec::new(),
         connect_denied: Vec::new(),
         identity: None,
+        limits: ProcessLimits::default(),
     }
 }
 

@@ -180,6 +180,19 @@ async fn tenants_reach_neither_the_platform_nor_each_other() {
     assert_eq!(own.exit_code, 0, "{own:?}");
     assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "mine");
 
+    // Process limits: no core dumps, capped files, and with a uid of its own (the
+    // platform runs as root here) capped processes, so a fork bomb stops at the tenant.
+    let limits = exec(&runtime, "prober", "ulimit -c; ulimit -n; ulimit -p").await;
+    assert_eq!(limits.exit_code, 0, "{limits:?}");
+    let defaults = clawfleet_instance::confine::ProcessLimits::default();
+    let stdout = String::from_utf8_lossy(&limits.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{stdout}");
+    assert_eq!(lines[1], defaults.max_open_files.to_string(), "{stdout}");
+    if nix::unistd::Uid::effective().is_root() {
+        assert_eq!(lines[2], defaults.max_processes.to_string(), "{stdout}");
+    }
+
     for secret in secrets {
         let path = data.path().join(secret);
         let output = exec(&runtime, "prober", &format!("cat '{}'", path.display())).await;

@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clawfleet_instance::confine::{Confinement, Policy, TenantIdentity, identity};
+use clawfleet_instance::confine::{Confinement, Policy, ProcessLimits, TenantIdentity, identity};
 use clawfleet_kit::private_file::create_private_dir;
 
 use super::{
@@ -245,6 +245,7 @@ pub fn confinement_for(
             .unwrap_or_default(),
         connect_denied,
         identity,
+        limits: ProcessLimits::default(),
     }
 }
 
