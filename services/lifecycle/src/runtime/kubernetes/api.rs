@@ -200,6 +200,8 @@ impl ClusterApi {
             watcher::Config::default().labels(MANAGED_SELECTOR),
         )
         .default_backoff()
+        // managedFields are most of an object's bytes and nothing here reads them.
+        .modify(super::lean::strip_managed_fields)
     }
 
     /// `pods/exec` in `container` of `pod`.

@@ -15,7 +15,7 @@ use kube::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{api::ClusterApi, kinds::ObjectKind, names, state::RuntimeState};
+use super::{api::ClusterApi, kinds::ObjectKind, lean, names, state::RuntimeState};
 use crate::instance_id::InstanceId;
 
 /// Watches `kind` until `stop`; increments `synced` after the first complete list.
@@ -115,14 +115,15 @@ impl Feed {
         {
             self.deleted(&name);
         }
-        let value = match serde_json::to_value(&object) {
-            Ok(value) => value,
+        let desired = self.state.desired_object(&id, self.kind);
+        let cached = match lean::keep(self.kind, object, desired.as_ref()) {
+            Ok(cached) => cached,
             Err(error) => {
                 tracing::warn!(kind = self.kind.kind_name(), %name, %error, "cannot read object");
                 return;
             }
         };
-        self.state.cache.upsert(self.kind, &id, &name, value);
+        self.state.cache.upsert(self.kind, &id, &name, cached);
         self.known.insert(name, id.clone());
         self.state.on_change(self.kind, &id);
     }
