@@ -30,6 +30,11 @@ pub struct LiveObject {
     /// the desired object when the event arrived, or, before the runtime knew what the
     /// instance should be (a restart), the digest stamped on it when it was applied.
     pub in_sync_with: Option<Digest>,
+    /// `metadata.generation` (Deployments): a status-only event keeps it, so the
+    /// comparison with the desired object need not be made again.
+    pub generation: Option<i64>,
+    /// The digest stamped on it when it was applied.
+    pub stamped: Option<Digest>,
     /// A Service that still has a cluster IP of its own (one from before Services were
     /// headless): the field is immutable, so it is replaced, not patched.
     pub has_cluster_ip: bool,
@@ -142,6 +147,11 @@ impl ClusterCache {
         if entry.is_empty() {
             instances.remove(id);
         }
+    }
+
+    /// What is kept of one of `id`'s own objects.
+    pub fn live(&self, id: &InstanceId, kind: ObjectKind) -> Option<LiveObject> {
+        self.read().get(id)?.owned.get(&kind).cloned()
     }
 
     /// A snapshot of one instance's objects (cheap: small values and shared ones).

@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 use super::{
     cache::{Cached, LiveObject},
     kinds::ObjectKind,
-    manifests::{DesiredObject, GATEWAY_CONTAINER, stamped_digest},
+    manifests::{DesiredObject, Digest, GATEWAY_CONTAINER, stamped_digest},
     subset::is_subset,
 };
 
@@ -34,12 +34,30 @@ pub fn strip_managed_fields(object: &mut DynamicObject) {
     object.metadata.managed_fields = None;
 }
 
-/// What the cache keeps of `object`, compared with `desired` when the runtime knows
-/// what the instance should be; `None` for an object that cannot be read.
+/// How an arriving object is compared with what the instance should be.
+pub enum Check<'a> {
+    /// Field by field with the desired object.
+    Against(&'a DesiredObject),
+    /// Already found to say this digest, and only its status changed since.
+    Unchanged(Digest),
+    /// The runtime does not know what the instance should be yet: trust the stamp.
+    Stamp,
+}
+
+/// Whether `object` is `previous` with only its status changed (same uid, generation and
+/// stamp), so what was found of it still holds.
+pub fn only_status_changed(object: &DynamicObject, previous: &LiveObject) -> bool {
+    object.metadata.generation.is_some()
+        && object.metadata.generation == previous.generation
+        && object.metadata.uid.as_deref() == Some(previous.uid.as_str())
+        && stamped_digest(object.metadata.annotations.as_ref()) == previous.stamped
+}
+
+/// What the cache keeps of `object`; an error for an object that cannot be read.
 pub fn keep(
     kind: ObjectKind,
     object: DynamicObject,
-    desired: Option<&DesiredObject>,
+    check: Check<'_>,
 ) -> Result<Cached, serde_json::Error> {
     if kind == ObjectKind::Pod {
         let pod: Pod = serde_json::from_value(serde_json::to_value(&object)?)?;
@@ -54,13 +72,17 @@ pub fn keep(
     let gateway_token_digest = (kind == ObjectKind::Secret)
         .then(|| token_digest(&object))
         .flatten();
+    let generation = object.metadata.generation;
     // The whole object as JSON lives only for this check and the typed read below.
-    let live = (desired.is_some() || kind == ObjectKind::Deployment)
+    let live = (matches!(check, Check::Against(_)) || kind == ObjectKind::Deployment)
         .then(|| serde_json::to_value(&object))
         .transpose()?;
     drop(object);
-    let in_sync_with = match (desired, &live) {
-        (Some(desired), Some(live)) => is_subset(&desired.body, live).then_some(desired.digest),
+    let in_sync_with = match (check, &live) {
+        (Check::Against(desired), Some(live)) => {
+            is_subset(&desired.body, live).then_some(desired.digest)
+        }
+        (Check::Unchanged(digest), _) => Some(digest),
         _ => stamped,
     };
     let deployment = match (kind, live) {
@@ -73,6 +95,8 @@ pub fn keep(
         live: LiveObject {
             uid,
             in_sync_with,
+            generation,
+            stamped,
             has_cluster_ip,
         },
         deployment,

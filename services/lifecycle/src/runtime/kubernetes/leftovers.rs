@@ -43,7 +43,7 @@ pub async fn find(api: &ClusterApi, state: &RuntimeState) -> Result<usize, ApiFa
                 continue;
             };
             let name = object.name_any();
-            match lean::keep(kind, object, None) {
+            match lean::keep(kind, object, lean::Check::Stamp) {
                 Ok(cached) => {
                     tracing::info!(instance = %id, kind = kind.kind_name(), "removing a leftover at the next apply");
                     state.cache.upsert(kind, &id, &name, cached);
