@@ -162,6 +162,25 @@ async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> D
     started.elapsed()
 }
 
+/// CPU seconds (user + system) a process has used: a cost that does not depend on how
+/// busy the machine is, unlike latencies on a shared 2-core box.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn running_pods(server: &KubeApiServer) -> usize {
     server
         .objects("Pod", NAMESPACE)
@@ -202,12 +221,15 @@ async fn main() -> anyhow::Result<()> {
     let mut created = 0;
     for size in sizes {
         server.clear_request_log();
+        let cpu_before = cpu_seconds(lifecycle.pid());
         let burst = create_burst(&client, created, size).await;
+        let cpu_accepting = cpu_seconds(lifecycle.pid()) - cpu_before;
         let accepted = size - created;
         let applied = until("every deployment", Duration::from_secs(3600), || {
             server.objects("Deployment", NAMESPACE).len() >= size
         })
         .await;
+        let cpu_applied = cpu_seconds(lifecycle.pid()) - cpu_before;
         let writes_per_create = writes(&server) as f64 / accepted as f64;
         until("every pod running", Duration::from_secs(3600), || {
             running_pods(&server) >= size
@@ -230,6 +252,14 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "all applied {:.1} s after the burst ended; API writes per create {writes_per_create:.2} (before: {BEFORE_OBJECTS_PER_INSTANCE})",
             applied.as_secs_f64()
+        );
+        println!(
+            "lifecycle CPU per create: {:.2} ms during the accept burst, {:.2} ms until applied (load average {})",
+            cpu_accepting * 1e3 / accepted as f64,
+            cpu_applied * 1e3 / accepted as f64,
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
         );
         println!(
             "lifecycle RSS {rss:.1} MB = {kb_per_instance:.1} KB per instance above idle (before: {BEFORE_KB_PER_INSTANCE} KB => {:.1}x less)",
@@ -263,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        print_object_sizes(&server, size);
         load::Summary::header();
         get.print("GetInstance", CONCURRENCY);
         list.print("ListInstances (1000/page)", 4);
@@ -288,6 +319,39 @@ async fn main() -> anyhow::Result<()> {
         rss_mb(lifecycle.pid())
     );
     Ok(())
+}
+
+/// JSON bytes the cluster holds per instance, by kind (etcd stores built-in kinds as
+/// protobuf, somewhat smaller), managedFields included.
+fn print_object_sizes(server: &KubeApiServer, instances: usize) {
+    let mut total = 0;
+    let mut line = String::new();
+    for kind in [
+        "Deployment",
+        "ReplicaSet",
+        "Pod",
+        "Service",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "NetworkPolicy",
+    ] {
+        let objects = server.objects(kind, NAMESPACE);
+        let bytes: usize = objects
+            .iter()
+            .map(|object| serde_json::to_vec(object).map_or(0, |json| json.len()))
+            .sum();
+        total += bytes;
+        line += &format!(
+            " {kind} {} x {:.0} B;",
+            objects.len(),
+            bytes as f64 / objects.len().max(1) as f64
+        );
+    }
+    println!(
+        "cluster objects (JSON):{line} {:.1} KB per instance",
+        total as f64 / 1024.0 / instances as f64
+    );
 }
 
 /// A spread of ids without a random-number crate: a multiplicative hash of the clock.

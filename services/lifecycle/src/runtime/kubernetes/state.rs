@@ -117,14 +117,14 @@ impl RuntimeState {
 
     /// Records `spec` as desired and returns its objects (built once per spec change).
     pub fn set_desired(&self, spec: &InstanceSpec) -> Arc<DesiredInstance> {
-        let mut desired = lock(&self.desired);
-        if let Some(existing) = desired.get(&spec.id)
+        if let Some(existing) = lock(&self.desired).get(&spec.id)
             && existing.spec == *spec
         {
             return existing.clone();
         }
+        // Built outside the lock: every watch event and accept reads it.
         let instance = Arc::new(DesiredInstance::new(&self.config, spec));
-        desired.insert(spec.id.clone(), instance.clone());
+        lock(&self.desired).insert(spec.id.clone(), instance.clone());
         instance
     }
 
