@@ -156,6 +156,13 @@ pub trait Runtime: Send + Sync + 'static {
         self.apply(spec).await
     }
 
+    /// Whether [`Self::submit`] returns before the instance is applied: callers then
+    /// answer once the desired state is durable instead of waiting on the runtime
+    /// (DeleteInstance does not wait for the teardown either).
+    fn applies_in_background(&self) -> bool {
+        false
+    }
+
     /// Removes the instance's workloads, and its data unless `retention` keeps it.
     /// Removing an instance the runtime does not know still purges leftover data.
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError>;

@@ -68,6 +68,10 @@ impl Runtime for TracedRuntime {
         result
     }
 
+    fn applies_in_background(&self) -> bool {
+        self.inner.applies_in_background()
+    }
+
     async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
         let span = self.span("submit", &spec.id);
         let result = self

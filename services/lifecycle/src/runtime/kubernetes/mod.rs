@@ -329,6 +329,10 @@ impl Runtime for KubernetesRuntime {
         Ok(())
     }
 
+    fn applies_in_background(&self) -> bool {
+        true
+    }
+
     /// Records what the instance should be and queues it for the applier; nothing is
     /// queued when the cache shows the cluster already says it.
     async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
