@@ -25,12 +25,11 @@ const KEY: &str = "failover-operator-key";
 const INSTANCES: usize = 50;
 const DELETED: usize = 20;
 /// What one instance owns on the cluster (no ingress).
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 5] = [
     "Deployment",
     "Service",
     "Secret",
     "ConfigMap",
-    "NetworkPolicy",
     "PersistentVolumeClaim",
 ];
 

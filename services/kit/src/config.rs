@@ -167,6 +167,8 @@ pub mod keys {
     pub const OPENCLAW_INGRESS_ENABLED: &str = "OPENCLAW_INGRESS_ENABLED";
     /// Pod `runtimeClassName` for instances (e.g. `gvisor`); none when unset.
     pub const OPENCLAW_RUNTIME_CLASS: &str = "OPENCLAW_RUNTIME_CLASS";
+    /// How many instances the Kubernetes runtime applies at once in the background (default 16).
+    pub const OPENCLAW_APPLY_CONCURRENCY: &str = "OPENCLAW_APPLY_CONCURRENCY";
     /// StorageClass of the instances' PVCs; the cluster default when unset.
     pub const OPENCLAW_STORAGE_CLASS: &str = "OPENCLAW_STORAGE_CLASS";
     /// Comma-separated exact proxy addresses written to the gateways' `gateway.trustedProxies`.

@@ -21,7 +21,11 @@ pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
         lifecycle.deletions.finish(lifecycle, record.clone());
         return;
     }
-    if let Err(error) = lifecycle.runtime.apply(&record.spec()).await {
+    if let Err(error) = lifecycle
+        .runtime
+        .submit(&record.spec(), &record.owner)
+        .await
+    {
         metrics::reconcile_failure("apply");
         tracing::warn!(instance = %record.id, %error, "could not apply instance; will retry");
     }

@@ -82,28 +82,50 @@ pub(crate) fn matching(
     state: &ServerState,
     req: &ApiRequest,
 ) -> Result<(Vec<Value>, u64), ApiError> {
+    matching_page(state, req, None, None).map(|(items, _, rv)| (items, rv))
+}
+
+/// One page of [`matching`]: the objects after position `after` (`namespace/name`, the
+/// store's order), at most `limit` of them cloned, and how many more match. Like etcd's
+/// range reads, a page costs what it returns, not the whole collection (a client listing
+/// 10,000 pods in pages of 100 must not make the server copy them 100 times).
+fn matching_page(
+    state: &ServerState,
+    req: &ApiRequest,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<(Vec<Value>, usize, u64), ApiError> {
     let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or_default())?;
     let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or_default(), &req.rt)?;
     let store = state.store.lock();
     let ns = (!req.all_namespaces && req.rt.namespaced).then_some(req.namespace.as_str());
-    let items = store
+    let mut items = Vec::new();
+    let mut more = 0;
+    for object in store
         .list(&req.rt, ns)
         .into_iter()
+        .filter(|o| after.is_none_or(|after| position(o).as_str() > after))
         .filter(|o| labels.matches(o) && fields.matches(o))
-        .cloned()
-        .collect();
-    Ok((items, store.resource_version()))
+    {
+        if limit.is_some_and(|limit| items.len() >= limit) {
+            more += 1;
+        } else {
+            items.push(object.clone());
+        }
+    }
+    Ok((items, more, store.resource_version()))
+}
+
+/// An object's place in the store's order: `namespace/name`.
+fn position(o: &Value) -> String {
+    format!(
+        "{}/{}",
+        meta_str(o, "namespace").unwrap_or_default(),
+        meta_str(o, "name").unwrap_or_default()
+    )
 }
 
 fn list(state: &ServerState, req: &ApiRequest) -> Result<Response, ApiError> {
-    let (items, rv) = matching(state, req)?;
-    let position = |o: &Value| {
-        format!(
-            "{}/{}",
-            meta_str(o, "namespace").unwrap_or_default(),
-            meta_str(o, "name").unwrap_or_default()
-        )
-    };
     // The continue token is the hex of "<rv>:<last namespace/name>", opaque to clients.
     let (list_rv, after) = match req.param("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
@@ -112,26 +134,23 @@ fn list(state: &ServerState, req: &ApiRequest) -> Result<Response, ApiError> {
             let (rv, key) = decoded
                 .split_once(':')
                 .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-            (rv.parse().unwrap_or(0), Some(key.to_string()))
+            (Some(rv.parse().unwrap_or(0)), Some(key.to_string()))
         }
-        None => (rv, None),
+        None => (None, None),
     };
-    let mut remaining: Vec<Value> = items
-        .into_iter()
-        .filter(|o| after.as_ref().is_none_or(|a| position(o) > *a))
-        .collect();
     let limit = req
         .param("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
+    let (remaining, more, rv) = matching_page(state, req, after.as_deref(), limit)?;
+    let list_rv = list_rv.unwrap_or(rv);
     let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
-    if let Some(limit) = limit
-        && remaining.len() > limit
+    if more > 0
+        && let Some(last) = remaining.last()
     {
-        let rest = remaining.split_off(limit);
-        let last = position(remaining.last().expect("limit > 0"));
+        let last = position(last);
         metadata["continue"] = json!(encode_hex(&format!("{list_rv}:{last}")));
-        metadata["remainingItemCount"] = json!(rest.len());
+        metadata["remainingItemCount"] = json!(more);
     }
     let metadata_only = req.metadata_only();
     // Like the real server, list items carry no apiVersion/kind of their own.

@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::apply::{Writer, record_update};
+use crate::fields::Scope;
 use crate::selectors::LabelSelector;
 use crate::state::ServerState;
 use crate::store::{ChangeType, Inner, meta_str};
 use crate::util::{now, random};
 
+/// The field manager of the kubelet's status writes.
+const KUBELET: &str = "kubelet";
 const NODE: &str = "gke-clawfleet-pool-1-node-1";
 const HOST_IP: &str = "10.128.0.2";
 
@@ -217,7 +221,22 @@ pub(crate) fn set_state(state: &ServerState, ns: &str, name: &str, pod_state: &P
     if pod_state.scheduled() && pod.pointer("/spec/nodeName").is_none() {
         pod["spec"]["nodeName"] = json!(NODE);
     }
+    let before = pod.clone();
     pod["status"] = render(&pod, pod_state);
+    // The kubelet writes status through the status subresource, and the real apiserver
+    // records that in managedFields like any other write (a pod read back from a real
+    // cluster carries a kubelet entry of a few KB).
+    let now = now();
+    record_update(
+        Some(&before),
+        &mut pod,
+        &Writer {
+            rt: &rt,
+            manager: KUBELET,
+            scope: Scope::Status,
+            now: &now,
+        },
+    );
     store.put_key(&Inner::key_of(&rt, ns, name), pod.clone());
     if let Some(event) = event_for(&pod, pod_state) {
         let _ = store.create(&events, ns, event);

@@ -143,6 +143,20 @@ pub(crate) fn validate(
             }
         }
         "Service" => {
+            // A Service's cluster IP (or `None`, headless) is fixed once set: turning a
+            // ClusterIP Service headless means deleting and re-creating it.
+            if let Some(old) = old
+                && let (Some(was), Some(now)) = (
+                    old.pointer("/spec/clusterIP").and_then(Value::as_str),
+                    object.pointer("/spec/clusterIP").and_then(Value::as_str),
+                )
+                && was != now
+            {
+                causes.push((
+                    "spec.clusterIPs[0]".into(),
+                    format!("Invalid value: {now:?}: may not change once set"),
+                ));
+            }
             if let Some(ports) = object.pointer("/spec/ports").and_then(Value::as_array) {
                 for (i, p) in ports.iter().enumerate() {
                     let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);

@@ -39,7 +39,9 @@ use clawfleet_lifecycle::{
     instance_id::InstanceId,
     model::{DesiredState, InstanceSpec, Plan},
     runtime::kubernetes::{
-        config::KubernetesConfig, kinds::ObjectKind, manifests::desired_objects,
+        config::KubernetesConfig,
+        kinds::ObjectKind,
+        manifests::{desired_objects, gateway_network_policy},
     },
 };
 use k8s_openapi::api::{apps::v1::Deployment, networking::v1::NetworkPolicy};
@@ -124,7 +126,8 @@ pub fn runtime_config(rendered: &Rendered) -> KubernetesConfig {
         .unwrap_or_else(|error| panic!("{}: lifecycle settings: {error}", rendered.overlay))
 }
 
-/// One instance's objects as the lifecycle writes them with this overlay's settings.
+/// One instance's Deployment as the lifecycle writes it with this overlay's settings, and
+/// the one NetworkPolicy the lifecycle writes for every gateway.
 pub fn instance_objects(rendered: &Rendered) -> (Deployment, NetworkPolicy) {
     let spec = InstanceSpec {
         id: InstanceId::parse("alice").expect("a valid id"),
@@ -144,6 +147,7 @@ pub fn instance_objects(rendered: &Rendered) -> (Deployment, NetworkPolicy) {
     };
     (
         serde_json::from_value(body(ObjectKind::Deployment)).expect("a Deployment"),
-        serde_json::from_value(body(ObjectKind::NetworkPolicy)).expect("a NetworkPolicy"),
+        serde_json::from_value(gateway_network_policy(&runtime_config(rendered)).body)
+            .expect("a NetworkPolicy"),
     )
 }

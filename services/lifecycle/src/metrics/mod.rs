@@ -34,6 +34,14 @@ struct StageLabels {
     stage: &'static str,
 }
 
+/// How a background apply failed (see [`crate::runtime::kubernetes::failure::class_of`]).
+pub const APPLY_FAILURE_CLASSES: [&str; 3] = ["unavailable", "refused", "other"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RepairLabels {
     kind: &'static str,
@@ -44,6 +52,7 @@ struct LifecycleMetrics {
     reconcile_passes: Counter,
     reconcile_failures: Family<StageLabels, Counter>,
     repairs: Family<RepairLabels, Counter>,
+    apply_failures: Family<ClassLabels, Counter>,
     /// Instances created by this process and not yet seen running, with their create time.
     awaiting_running: Mutex<HashMap<InstanceId, Instant>>,
 }
@@ -81,11 +90,22 @@ static METRICS: LazyLock<LifecycleMetrics> = LazyLock::new(|| {
     for kind in REPAIR_KINDS {
         repairs.get_or_create(&RepairLabels { kind }).inc_by(0);
     }
+    let apply_failures: Family<ClassLabels, Counter> = metrics::counter(
+        "clawfleet_kubernetes_apply_failures",
+        "Background applies of an instance that failed and will be retried with backoff, by class \
+         (unavailable: overload or outage; refused: quota, admission, a rejected object).",
+    );
+    for class in APPLY_FAILURE_CLASSES {
+        apply_failures
+            .get_or_create(&ClassLabels { class })
+            .inc_by(0);
+    }
     LifecycleMetrics {
         time_to_running,
         reconcile_passes,
         reconcile_failures,
         repairs,
+        apply_failures,
         awaiting_running: Mutex::new(HashMap::new()),
     }
 });
@@ -134,6 +154,14 @@ pub fn reconcile_failure(stage: &'static str) {
     METRICS
         .reconcile_failures
         .get_or_create(&StageLabels { stage })
+        .inc();
+}
+
+/// A background apply failed; `class` is one of [`APPLY_FAILURE_CLASSES`].
+pub fn apply_failure(class: &'static str) {
+    METRICS
+        .apply_failures
+        .get_or_create(&ClassLabels { class })
         .inc();
 }
 

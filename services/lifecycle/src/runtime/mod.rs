@@ -147,6 +147,22 @@ pub trait Runtime: Send + Sync + 'static {
     /// Idempotent: applying an unchanged spec changes nothing.
     async fn apply(&self, spec: &InstanceSpec) -> Result<(), RuntimeError>;
 
+    /// Accepts `spec` for `owner` and makes the instance match it, now or in the
+    /// background: a runtime whose writes queue behind a shared control plane (Kubernetes)
+    /// returns once the desired state is recorded and shows the instance pending until
+    /// it is applied (docs/capacity.md#accept-then-apply); by default it applies at once.
+    async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
+        let _ = owner;
+        self.apply(spec).await
+    }
+
+    /// Whether [`Self::submit`] returns before the instance is applied: callers then
+    /// answer once the desired state is durable instead of waiting on the runtime
+    /// (DeleteInstance does not wait for the teardown either).
+    fn applies_in_background(&self) -> bool {
+        false
+    }
+
     /// Removes the instance's workloads, and its data unless `retention` keeps it.
     /// Removing an instance the runtime does not know still purges leftover data.
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError>;
@@ -157,8 +173,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// Ids of instances whose observed state changed, as they change.
     fn subscribe(&self) -> broadcast::Receiver<InstanceId>;
 
-    /// Where the bridge reaches the instance's gateway.
-    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError>;
+    /// Where the bridge reaches the instance's gateway. `gateway_token` is the record's:
+    /// a runtime that keeps no copy of it (the Kubernetes cache holds only a digest of
+    /// what its Secret says) hands it out once the instance holds it.
+    async fn gateway_endpoint(
+        &self,
+        id: &InstanceId,
+        gateway_token: &str,
+    ) -> Result<GatewayEndpoint, RuntimeError>;
 
     /// Runs a command inside the instance (same state, same environment).
     async fn exec(&self, id: &InstanceId, request: ExecRequest)

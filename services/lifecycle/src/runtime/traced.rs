@@ -68,6 +68,21 @@ impl Runtime for TracedRuntime {
         result
     }
 
+    fn applies_in_background(&self) -> bool {
+        self.inner.applies_in_background()
+    }
+
+    async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
+        let span = self.span("submit", &spec.id);
+        let result = self
+            .inner
+            .submit(spec, owner)
+            .instrument(span.clone())
+            .await;
+        record(&span, &result);
+        result
+    }
+
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
         let span = self.span("delete", id);
         span.record("clawfleet.runtime.purge", retention == DataRetention::Purge);
@@ -88,11 +103,15 @@ impl Runtime for TracedRuntime {
         self.inner.subscribe()
     }
 
-    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
+    async fn gateway_endpoint(
+        &self,
+        id: &InstanceId,
+        gateway_token: &str,
+    ) -> Result<GatewayEndpoint, RuntimeError> {
         let span = self.span("gateway_endpoint", id);
         let result = self
             .inner
-            .gateway_endpoint(id)
+            .gateway_endpoint(id, gateway_token)
             .instrument(span.clone())
             .await;
         record(&span, &result);

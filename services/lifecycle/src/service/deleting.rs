@@ -1,7 +1,8 @@
 //! DeleteInstance: the delete is recorded first (irrevocably), the teardown runs on its
 //! own task (see [`crate::deletion`]), and the caller waits for it only up to
 //! [`DELETE_WAIT`], well inside the edge's deadline for the call; past that the answer
-//! says the teardown goes on and the instance reads `deleting` until it is gone.
+//! says the teardown goes on and the instance reads `deleting` until it is gone. On a
+//! runtime that applies in the background (Kubernetes) the caller does not wait at all.
 
 use std::time::Duration;
 
@@ -81,7 +82,14 @@ impl Lifecycle {
             });
         }
         let mut outcome = self.deletions.finish(self, marked.clone());
-        let finished = tokio::time::timeout(DELETE_WAIT, outcome.wait_for(Option::is_some)).await;
+        // A runtime that applies in the background answers once the mark is durable
+        // (docs/capacity.md#accept-then-apply): its teardown waits on a shared cluster.
+        let wait = if self.runtime.applies_in_background() {
+            Duration::ZERO
+        } else {
+            DELETE_WAIT
+        };
+        let finished = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
         match finished {
             Ok(Ok(settled)) => match settled.clone() {
                 Some(Outcome::Finished { revision }) => Ok(DeleteInstanceResponse {

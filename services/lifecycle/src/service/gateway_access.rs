@@ -89,7 +89,10 @@ impl Lifecycle {
             }
             _ => {}
         }
-        let endpoint = match runtime.gateway_endpoint(&record.id).await {
+        let endpoint = match runtime
+            .gateway_endpoint(&record.id, &record.gateway_token)
+            .await
+        {
             Ok(endpoint) => endpoint,
             Err(RuntimeError::NotRunning { id, reason })
                 if runtime.observe(&id).phase == Phase::Error =>
@@ -130,7 +133,11 @@ impl Lifecycle {
             .await
             .map_err(runtime_error)?;
         tracing::info!(instance = %record.id, "gateway token rotated");
-        let endpoint_revision = match self.runtime.gateway_endpoint(&record.id).await {
+        let endpoint_revision = match self
+            .runtime
+            .gateway_endpoint(&record.id, &record.gateway_token)
+            .await
+        {
             Ok(endpoint) => endpoint.revision(),
             // Not running: the new token applies when it starts.
             Err(_) => String::new(),

@@ -103,8 +103,9 @@ impl Lifecycle {
         *self.leadership.borrow()
     }
 
-    /// Makes the runtime match `record` now when this replica leads; a follower leaves
-    /// it to the leader, which hears of the write from the store.
+    /// Hands `record` to the runtime when this replica leads (which applies it now or,
+    /// on Kubernetes, in the background: docs/capacity.md#accept-then-apply); a follower
+    /// leaves it to the leader, which hears of the write from the store.
     async fn apply_if_leading(
         &self,
         record: &InstanceRecord,
@@ -112,7 +113,7 @@ impl Lifecycle {
         if !self.is_leader() {
             return Ok(());
         }
-        self.runtime.apply(&record.spec()).await
+        self.runtime.submit(&record.spec(), &record.owner).await
     }
 
     /// What callers see of `record` now.

@@ -12,7 +12,10 @@ use clawfleet_lifecycle::{
     runtime::kubernetes::{
         config::{ClusterAccess, KubernetesConfig},
         kinds::ObjectKind,
-        manifests::{DesiredObject, GATEWAY_CONTAINER, desired_objects},
+        manifests::{
+            APPLIED_DIGEST_ANNOTATION, DesiredObject, GATEWAY_CONTAINER, desired_objects,
+            gateway_network_policy,
+        },
     },
 };
 use k8s_openapi::{
@@ -69,9 +72,13 @@ fn manifests_match_the_golden_files() {
     let mut mismatches = Vec::new();
     for plan in PLANS {
         let objects = desired_objects(&golden_config(), &golden_spec(plan));
-        assert_eq!(objects.len(), 8, "every kind once");
-        for object in objects {
-            let path = golden_path(plan, object.kind);
+        assert_eq!(objects.len(), 7, "every kind once");
+        let shared = gateway_network_policy(&golden_config());
+        for (path, object) in objects
+            .into_iter()
+            .map(|object| (golden_path(plan, object.kind), object))
+            .chain([(shared_policy_path(), shared)])
+        {
             let text = serde_json::to_string_pretty(&object.body).unwrap() + "\n";
             if update {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -92,6 +99,20 @@ fn manifests_match_the_golden_files() {
     );
 }
 
+/// The NetworkPolicy of all gateways (one, whatever the plan).
+fn shared_policy_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/networkpolicy.json")
+}
+
+/// `body` without the applied-digest stamp (which changes with any field).
+fn unstamped(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(annotations) = body["metadata"]["annotations"].as_object_mut() {
+        annotations.remove(APPLIED_DIGEST_ANNOTATION);
+    }
+    body
+}
+
 /// Reads `body` as `T` and writes it again: nothing may be lost or added.
 fn round_trip<T: DeserializeOwned + Serialize>(body: &Value) -> Value {
     let typed: T = serde_json::from_value(body.clone()).expect("reads as its k8s-openapi type");
@@ -102,7 +123,10 @@ fn round_trip<T: DeserializeOwned + Serialize>(body: &Value) -> Value {
 fn golden_files_are_valid_objects_of_their_kind() {
     // The builders' output, which the test above holds equal to the golden files.
     for plan in PLANS {
-        for object in desired_objects(&golden_config(), &golden_spec(plan)) {
+        for object in desired_objects(&golden_config(), &golden_spec(plan))
+            .into_iter()
+            .chain([gateway_network_policy(&golden_config())])
+        {
             let (kind, body) = (object.kind, object.body);
             let again = match kind {
                 ObjectKind::Deployment => round_trip::<Deployment>(&body),
@@ -290,10 +314,26 @@ fn the_gateway_pod_is_hardened_sized_and_probed() {
 
 #[test]
 fn the_network_policy_admits_only_the_bridge_and_lets_out_only_dns_and_https() {
-    let objects = desired_objects(&golden_config(), &golden_spec(Plan::Pro));
     let policy: NetworkPolicy =
-        serde_json::from_value(find(&objects, ObjectKind::NetworkPolicy).clone()).unwrap();
+        serde_json::from_value(gateway_network_policy(&golden_config()).body).unwrap();
     let spec = policy.spec.unwrap();
+    // Every gateway, by the platform's labels: one policy, whatever the tenant count.
+    assert_eq!(
+        spec.pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap(),
+        &[
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "clawfleet".to_owned()
+            ),
+            ("app.kubernetes.io/name".to_owned(), "openclaw".to_owned()),
+        ]
+        .into()
+    );
     assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"]);
     let ingress = spec.ingress.unwrap();
     assert_eq!(ingress.len(), 1);
@@ -357,7 +397,6 @@ fn ingress_objects_exist_only_when_enabled_and_the_rest_is_deterministic() {
             ObjectKind::ConfigMap,
             ObjectKind::PersistentVolumeClaim,
             ObjectKind::Service,
-            ObjectKind::NetworkPolicy,
             ObjectKind::Deployment
         ]
     );
@@ -377,9 +416,10 @@ fn ingress_objects_exist_only_when_enabled_and_the_rest_is_deterministic() {
     for (running, stopped) in objects.iter().zip(&stopped_objects) {
         if running.kind == ObjectKind::Deployment {
             assert_eq!(stopped.body["spec"]["replicas"], 0);
-            let mut patched = stopped.body.clone();
+            let mut patched = unstamped(&stopped.body);
             patched["spec"]["replicas"] = 1.into();
-            assert_eq!(patched, running.body);
+            assert_eq!(patched, unstamped(&running.body));
+            assert_ne!(stopped.digest, running.digest);
         } else {
             assert_eq!(running, stopped);
         }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod accept;
 mod bench;
 mod bench_replicas;
 mod deletion;
@@ -13,6 +14,7 @@ mod failures;
 mod golden;
 mod ingress;
 mod leader;
+mod lean;
 mod metrics;
 mod phases;
 mod rbac;

@@ -18,7 +18,7 @@ async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
     let server = server().await;
     // Before the crash: bob was fully created but his record is gone (a delete that
     // crashed between the store and the cluster), and alice's create died after her
-    // Secret, ConfigMap, PVC, Service and NetworkPolicy but before her Deployment.
+    // Secret, ConfigMap, PVC and Service but before her Deployment.
     let before = runtime(&server, config()).await;
     before
         .apply(&spec("bob", DesiredState::Running))
@@ -58,11 +58,10 @@ async fn a_crash_mid_create_is_finished_and_unknown_instances_are_cleaned_up() {
     );
     reconciler::reconcile_all(&lifecycle::lifecycle(registry.clone(), after.clone())).await;
 
-    assert!(
-        server
-            .get("Deployment", NAMESPACE, "alice-openclaw")
-            .is_some()
-    );
+    eventually("alice's deployment", || {
+        server.get("Deployment", NAMESPACE, "alice-openclaw")
+    })
+    .await;
     let alice = spec("alice", DesiredState::Running).id;
     eventually("alice running", || {
         (after.observe(&alice).phase == clawfleet_lifecycle::model::Phase::Running).then_some(())
@@ -101,18 +100,10 @@ async fn the_lifecycle_service_runs_on_the_runtime_its_config_names() {
         store.close().await;
     }
     let lifecycle = lifecycle_server(&server, data.path(), Duration::from_secs(30)).await;
-    // Started means reconciled: carol's objects are in the cluster.
-    for kind in [
-        "Deployment",
-        "Service",
-        "Secret",
-        "ConfigMap",
-        "NetworkPolicy",
-    ] {
-        assert!(
-            server.get(kind, NAMESPACE, "carol-openclaw").is_some(),
-            "{kind}"
-        );
+    // Started means reconciled: carol's objects are in the cluster once the background
+    // apply ran.
+    for kind in ["Deployment", "Service", "Secret", "ConfigMap"] {
+        eventually(kind, || server.get(kind, NAMESPACE, "carol-openclaw")).await;
     }
     lifecycle.stop().await;
     // Stopping the platform leaves the gateways running on the cluster.

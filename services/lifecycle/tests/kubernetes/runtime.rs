@@ -15,7 +15,6 @@ fn managed_kinds(ingress: bool) -> Vec<(&'static str, String)> {
     let mut kinds = vec![
         ("ConfigMap", "alice-openclaw".to_owned()),
         ("Deployment", "alice-openclaw".to_owned()),
-        ("NetworkPolicy", "alice-openclaw".to_owned()),
         ("PersistentVolumeClaim", "alice-openclaw-data".to_owned()),
         ("Secret", "alice-openclaw".to_owned()),
         ("Service", "alice-openclaw".to_owned()),
@@ -68,7 +67,10 @@ async fn an_instance_is_created_runs_and_resolves_to_its_service() {
     assert!(pod.conditions.as_ref().unwrap().ready);
     assert!(pod.created_at.is_some());
 
-    let endpoint = runtime.gateway_endpoint(&spec.id).await.unwrap();
+    let endpoint = runtime
+        .gateway_endpoint(&spec.id, &spec.gateway_token)
+        .await
+        .unwrap();
     assert_eq!(
         endpoint.gateway_url,
         "ws://alice-openclaw.openclaw.svc.cluster.local:18789"
@@ -278,7 +280,9 @@ async fn stop_scales_to_zero_and_start_comes_back_with_the_same_volume() {
     })
     .await;
     assert!(matches!(
-        runtime.gateway_endpoint(&spec.id).await,
+        runtime
+            .gateway_endpoint(&spec.id, &spec.gateway_token)
+            .await,
         Err(RuntimeError::NotRunning { .. })
     ));
 
@@ -352,7 +356,7 @@ async fn delete_leaves_nothing_but_the_kept_volume_and_purge_leaves_nothing() {
         objects_of(&server, "bob").is_empty().then_some(())
     })
     .await;
-    assert_eq!(objects_of(&server, "alice").len(), 8, "alice is untouched");
+    assert_eq!(objects_of(&server, "alice").len(), 7, "alice is untouched");
     runtime.shutdown().await;
 }
 
@@ -527,7 +531,10 @@ async fn get_and_list_are_answered_from_the_cache() {
     for _ in 0..50 {
         for spec in &specs {
             assert_eq!(runtime.observe(&spec.id).phase, Phase::Running);
-            runtime.gateway_endpoint(&spec.id).await.unwrap();
+            runtime
+                .gateway_endpoint(&spec.id, &spec.gateway_token)
+                .await
+                .unwrap();
         }
         assert_eq!(runtime.known_instances().len(), specs.len());
     }

@@ -39,6 +39,9 @@ pub enum ConnectError {
     Client(#[from] kube::Error),
 }
 
+/// Objects per page of the watchers' lists.
+const LIST_PAGE_SIZE: u32 = 100;
+
 /// How long one call may take unless configured otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -197,9 +200,16 @@ impl ClusterApi {
         check(kind.group(), kind.plural(), rbac::WATCH);
         watcher(
             self.dynamic(kind),
-            watcher::Config::default().labels(MANAGED_SELECTOR),
+            // Small pages: a list's objects are held whole until the page is read, and
+            // that peak, not the lean cache, would set the RSS of a start with 10,000
+            // instances (docs/capacity.md#what-the-lifecycle-keeps).
+            watcher::Config::default()
+                .labels(MANAGED_SELECTOR)
+                .page_size(LIST_PAGE_SIZE),
         )
         .default_backoff()
+        // managedFields are most of an object's bytes and nothing here reads them.
+        .modify(super::lean::strip_managed_fields)
     }
 
     /// `pods/exec` in `container` of `pod`.

@@ -24,10 +24,25 @@ pub async fn apply_objects(
     let (workload, dependencies): (Vec<&DesiredObject>, Vec<&DesiredObject>) = stale
         .iter()
         .partition(|object| object.kind == ObjectKind::Deployment);
-    // The pod must not start before its Secret, ConfigMap, PVC and NetworkPolicy exist.
+    // A Service from before Services were headless: its cluster IP is immutable, so it
+    // is replaced (the old one only if it is still the one the cache saw).
+    if let Some(service) = dependencies
+        .iter()
+        .find(|object| object.kind == ObjectKind::Service && is_headless(object))
+        && let Some(live) = live.owned.get(&ObjectKind::Service)
+        && live.has_cluster_ip
+    {
+        api.delete_exact(ObjectKind::Service, &service.name, &live.uid)
+            .await?;
+    }
+    // The pod must not start before its Secret, ConfigMap and PVC exist.
     try_join_all(dependencies.iter().map(|object| api.apply(object))).await?;
     try_join_all(workload.iter().map(|object| api.apply(object))).await?;
     Ok(stale.len())
+}
+
+fn is_headless(object: &DesiredObject) -> bool {
+    object.body["spec"]["clusterIP"] == super::manifests::HEADLESS
 }
 
 /// Deletes every object of the instance (the PVC only with `Purge`), in parallel.
@@ -42,6 +57,7 @@ pub async fn delete_objects(
     let kinds = ObjectKind::OWNED.into_iter().filter(|kind| match kind {
         ObjectKind::PersistentVolumeClaim => retention == DataRetention::Purge,
         kind if kind.is_ingress() => ingress_enabled || live.owned.contains_key(kind),
+        kind if kind.is_retired() => live.owned.contains_key(kind),
         _ => true,
     });
     try_join_all(kinds.map(|kind| {

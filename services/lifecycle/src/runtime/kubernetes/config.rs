@@ -8,6 +8,8 @@ use clawfleet_kit::config::{self, ConfigError, EnvSource, keys};
 pub const DEFAULT_NAMESPACE: &str = "openclaw";
 pub const DEFAULT_IMAGE_TAG: &str = "latest";
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+/// Enough to keep a real apiserver busy without queueing behind its own fairness limits.
+pub const DEFAULT_APPLY_CONCURRENCY: usize = 16;
 pub const NOVNC_PORT: u16 = 6080;
 
 /// Label the platform's bridge pods carry; only they reach the instances' ports.
@@ -49,6 +51,8 @@ pub struct KubernetesConfig {
     pub api_timeout: Duration,
     /// How the leader Lease among lifecycle replicas is held.
     pub lease: super::lease::LeaseTiming,
+    /// Instances applied at once in the background (docs/capacity.md#accept-then-apply).
+    pub apply_concurrency: usize,
 }
 
 impl KubernetesConfig {
@@ -73,6 +77,7 @@ impl KubernetesConfig {
             sync_timeout: Duration::from_secs(60),
             api_timeout: Duration::from_secs(15),
             lease: super::lease::LeaseTiming::default(),
+            apply_concurrency: DEFAULT_APPLY_CONCURRENCY,
         }
     }
 
@@ -101,6 +106,12 @@ impl KubernetesConfig {
         if config::flag_or(env, keys::OPENCLAW_INGRESS_ENABLED, false)? {
             config.ingress_domain_base = Some(config::required(env, keys::OPENCLAW_DOMAIN_BASE)?);
         }
+        config.apply_concurrency = config::parsed_or(
+            env,
+            keys::OPENCLAW_APPLY_CONCURRENCY,
+            DEFAULT_APPLY_CONCURRENCY,
+        )?
+        .max(1);
         config.runtime_class = config::optional(env, keys::OPENCLAW_RUNTIME_CLASS);
         config.storage_class = config::optional(env, keys::OPENCLAW_STORAGE_CLASS);
         config.bridge_namespace = config::optional(env, keys::CLAWFLEET_PLATFORM_NAMESPACE);

@@ -54,11 +54,13 @@ impl Deletions {
     }
 
     /// Records that the incarnation of `id` with `gateway_token` was deleted.
-    pub fn bury(&self, id: &InstanceId, gateway_token: &str) {
+    /// `token_digest` is SHA-256 of the token ([`super::lean::token_digest_of`]): the
+    /// cache keeps no Secret data, only that digest.
+    pub fn bury(&self, id: &InstanceId, token_digest: Digest32) {
         let now = Instant::now();
         let mut tombstones = lock(&self.tombstones);
         tombstones.retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_LIFETIME);
-        tombstones.insert(id.clone(), (digest(gateway_token), now));
+        tombstones.insert(id.clone(), (token_digest, now));
     }
 
     /// Whether applying `id` with `gateway_token` would bring a deleted incarnation back.
@@ -110,7 +112,7 @@ mod tests {
         let deletions = Deletions::default();
         let id = InstanceId::parse("alice").unwrap();
         assert!(!deletions.is_buried(&id, "old"));
-        deletions.bury(&id, "old");
+        deletions.bury(&id, digest("old"));
         assert!(deletions.is_buried(&id, "old"));
         assert!(!deletions.is_buried(&id, "new"));
         assert!(!deletions.is_buried(&id, "old"), "the new incarnation won");

@@ -66,9 +66,24 @@ impl ApiFailure {
         }
     }
 
+    fn exceeds_quota(&self) -> bool {
+        matches!(&self.source, kube::Error::Api(status) if status.message.contains("exceeded quota"))
+    }
+
     fn names_missing_namespace(&self) -> bool {
         matches!(&self.source, kube::Error::Api(status)
             if status.details.as_ref().is_some_and(|details| details.kind == "namespaces"))
+    }
+}
+
+/// The metric class of a failed apply (see [`crate::metrics::APPLY_FAILURE_CLASSES`]):
+/// `refused` needs someone to change something (a quota, an admission policy, a setting)
+/// and is retried slowly; `unavailable` is overload or an outage.
+pub fn class_of(error: &RuntimeError) -> &'static str {
+    match error {
+        RuntimeError::Unavailable(_) => "unavailable",
+        RuntimeError::Misconfigured(_) => "refused",
+        _ => "other",
     }
 }
 
@@ -103,6 +118,12 @@ impl From<ApiFailure> for RuntimeError {
             401 => RuntimeError::Misconfigured(format!(
                 "the kubernetes api rejected the platform's credentials ({verb} {target}); \
                  check its service account or KUBECONFIG"
+            )),
+            // The quota admission plugin answers 403 too; its message is not quoted (it
+            // names only counts, but the rule stands), only recognised.
+            403 if failure.exceeds_quota() => RuntimeError::Misconfigured(format!(
+                "the namespace {namespace}'s ResourceQuota is used up ({verb} {target}); \
+                 raise it or remove instances"
             )),
             403 => RuntimeError::Misconfigured(format!(
                 "the platform's service account may not {verb} {resource} in namespace \

@@ -92,6 +92,13 @@ impl ObjectKind {
         }
     }
 
+    /// Kinds an instance had in earlier versions and no longer gets: found once at start
+    /// and removed by the next apply (docs/capacity.md#objects-per-tenant). Instances are
+    /// now covered by one shared NetworkPolicy instead of one each.
+    pub fn is_retired(self) -> bool {
+        matches!(self, ObjectKind::NetworkPolicy)
+    }
+
     /// Only when ingress is enabled.
     pub fn is_ingress(self) -> bool {
         matches!(self, ObjectKind::Ingress | ObjectKind::ManagedCertificate)

@@ -1,12 +1,12 @@
-//! Ingress objects left from a time when ingress was enabled.
+//! Objects an instance no longer gets, left from earlier versions or settings: its own
+//! NetworkPolicy (now one policy covers every gateway, docs/capacity.md#objects-per-tenant),
+//! and Ingress objects from a time when ingress was enabled.
 //!
-//! With `OPENCLAW_INGRESS_ENABLED=false` the runtime neither builds nor watches Ingresses
-//! and ManagedCertificates (the latter's kind does not even exist outside GKE), yet an
-//! instance may still have them from before the setting changed, publishing its gateway
-//! at a host nobody means to serve. At start the runtime lists them once into the cache;
-//! the next apply (or reconcile, or drift repair) of each instance then deletes them, as
-//! does deleting the instance. Only objects our field manager applied, under the
-//! instance's own name and labels, are touched; a look-alike someone else made stays.
+//! The runtime does not watch these kinds. At start it lists them once into the cache; the
+//! next apply (or reconcile, or drift repair) of each instance then deletes them, as does
+//! deleting the instance. Only objects our field manager applied, under the instance's own
+//! name and labels, are touched; a look-alike someone else made stays. The same list finds
+//! the shared NetworkPolicy, so a restart does not write it again.
 
 use kube::{ResourceExt, api::DynamicObject};
 
@@ -15,28 +15,38 @@ use super::{
     cache::InstanceObjects,
     failure::ApiFailure,
     kinds::ObjectKind,
-    manifests::DesiredObject,
+    lean,
+    manifests::{DesiredObject, stamped_digest},
     names::{self, FIELD_MANAGER},
     state::RuntimeState,
 };
 use crate::instance_id::InstanceId;
 
-/// Records every leftover Ingress and ManagedCertificate in the cache.
+/// The kinds of leftovers: retired ones, and ingress ones when ingress is disabled.
+pub fn kinds(ingress_enabled: bool) -> impl Iterator<Item = ObjectKind> {
+    ObjectKind::OWNED
+        .into_iter()
+        .filter(move |kind| kind.is_retired() || (kind.is_ingress() && !ingress_enabled))
+}
+
+/// Records every leftover in the cache, and the shared NetworkPolicy's stamp.
 pub async fn find(api: &ClusterApi, state: &RuntimeState) -> Result<usize, ApiFailure> {
     let mut found = 0;
-    for kind in ObjectKind::OWNED
-        .into_iter()
-        .filter(|kind| kind.is_ingress())
-    {
+    let ingress_enabled = state.config.ingress_domain_base.is_some();
+    for kind in kinds(ingress_enabled) {
         for object in api.list_managed(kind).await? {
+            if kind == ObjectKind::NetworkPolicy && object.name_any() == network_policy_name() {
+                state.shared_policy_found(stamped_digest(object.metadata.annotations.as_ref()));
+                continue;
+            }
             let Some(id) = ours(kind, &object) else {
                 continue;
             };
             let name = object.name_any();
-            match serde_json::to_value(&object) {
-                Ok(value) => {
-                    tracing::info!(instance = %id, kind = kind.kind_name(), "ingress is disabled; removing a leftover at the next apply");
-                    state.cache.upsert(kind, &id, &name, value);
+            match lean::keep(kind, object, lean::Check::Stamp) {
+                Ok(cached) => {
+                    tracing::info!(instance = %id, kind = kind.kind_name(), "removing a leftover at the next apply");
+                    state.cache.upsert(kind, &id, &name, cached);
                     found += 1;
                 }
                 Err(error) => tracing::warn!(%name, %error, "cannot read a leftover object"),
@@ -44,6 +54,10 @@ pub async fn find(api: &ClusterApi, state: &RuntimeState) -> Result<usize, ApiFa
         }
     }
     Ok(found)
+}
+
+fn network_policy_name() -> &'static str {
+    super::manifests::SHARED_NETWORK_POLICY
 }
 
 /// The instance whose object this is, if our field manager applied it under its name.
@@ -67,12 +81,13 @@ pub async fn remove(
 ) -> Result<usize, ApiFailure> {
     let mut removed = 0;
     for (kind, object) in &live.owned {
-        if !kind.is_ingress() || desired.iter().any(|wanted| wanted.kind == *kind) {
+        if !(kind.is_ingress() || kind.is_retired())
+            || desired.iter().any(|wanted| wanted.kind == *kind)
+        {
             continue;
         }
         let name = kind.object_name(id);
-        let uid = object["metadata"]["uid"].as_str().unwrap_or_default();
-        if api.delete_exact(*kind, &name, uid).await? {
+        if api.delete_exact(*kind, &name, &object.uid).await? {
             tracing::info!(instance = %id, kind = kind.kind_name(), "leftover removed");
             removed += 1;
         }

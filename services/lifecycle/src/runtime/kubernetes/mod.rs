@@ -1,15 +1,17 @@
-//! The Kubernetes runtime (docs/product/instances.md, docs/product/runtimes.md#kubernetes): each instance is a Deployment, Service,
-//! Secret, ConfigMap, NetworkPolicy and PVC (plus Ingress and ManagedCertificate when
-//! enabled) in one namespace, written with server-side apply under one field manager.
+//! The Kubernetes runtime (docs/product/instances.md, docs/product/runtimes.md#kubernetes): each instance is a Deployment, headless
+//! Service, Secret, ConfigMap and PVC (plus Ingress and ManagedCertificate when enabled)
+//! in one namespace, written with server-side apply under one field manager; one
+//! NetworkPolicy covers every gateway (docs/capacity.md).
 //!
 //! - [`manifests`] builds the objects from k8s-openapi types (pure, golden-tested);
-//! - [`watch`] keeps a [`cache`] of this platform's objects and pods, from which
-//!   [`phase`] derives what callers see: Get, List and Watch never call the apiserver;
+//! - [`watch`] keeps a lean [`cache`] of this platform's objects and pods ([`lean`] says
+//!   what is kept), from which [`phase`] derives what callers see: Get, List and Watch
+//!   never call the apiserver;
 //! - [`apply`] writes only what the cache shows missing or different, so re-applying
 //!   an unchanged instance writes nothing; [`drift`] re-applies an instance whose
 //!   objects were deleted or edited, never on mere status changes;
 //! - [`deletions`] keeps a reconcile racing a delete from bringing the instance back;
-//!   [`leftovers`] removes ingress objects once ingress is disabled;
+//!   [`leftovers`] removes objects an instance no longer gets;
 //! - [`exec`] runs commands in the gateway container through `pods/exec`;
 //! - [`lease`] elects the one lifecycle replica that writes (applies, repairs, deletes);
 //! - [`api`] is the only door to the apiserver, checked against the [`rbac`] table, and
@@ -17,6 +19,7 @@
 
 pub mod api;
 pub mod api_spans;
+pub mod applier;
 pub mod apply;
 pub mod cache;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod drift;
 pub mod exec;
 pub mod failure;
 pub mod kinds;
+pub mod lean;
 pub mod lease;
 pub mod leftovers;
 pub mod manifests;
@@ -32,6 +36,7 @@ pub mod names;
 pub mod phase;
 pub mod plan;
 pub mod pods;
+pub mod queue;
 pub mod rbac;
 pub mod state;
 pub mod subset;
@@ -100,14 +105,27 @@ impl Core {
         }
     }
 
-    /// Writes what differs, then removes ingress leftovers; the caller holds the gate.
+    /// Writes what differs, then removes leftovers; the caller holds the gate.
     async fn write(&self, desired: &DesiredInstance) -> Result<usize, RuntimeError> {
         let id = &desired.spec.id;
+        self.ensure_shared_policy().await?;
         let live = self.state.cache.get(id);
-        let written = apply::apply_objects(&self.api, &live, &desired.objects).await?;
-        let removed =
-            leftovers::remove(&self.api, &self.state, id, &live, &desired.objects).await?;
+        let objects = desired.objects(&self.state.config);
+        let written = apply::apply_objects(&self.api, &live, &objects).await?;
+        let removed = leftovers::remove(&self.api, &self.state, id, &live, &objects).await?;
         Ok(written + removed)
+    }
+
+    /// Applies the NetworkPolicy of all gateways unless it already says what it should;
+    /// before any instance's objects, so no gateway pod runs outside it.
+    async fn ensure_shared_policy(&self) -> Result<(), RuntimeError> {
+        let policy = manifests::gateway_network_policy(&self.state.config);
+        if self.state.shared_policy_is(policy.digest) {
+            return Ok(());
+        }
+        self.api.apply(&policy).await?;
+        self.state.shared_policy_found(Some(policy.digest));
+        Ok(())
     }
 
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
@@ -116,23 +134,18 @@ impl Core {
         let incarnation = self
             .state
             .desired(id)
-            .map(|desired| desired.spec.gateway_token.clone())
-            .or_else(|| live.gateway_token());
-        if let Some(gateway_token) = incarnation {
-            self.state.deletions.bury(id, &gateway_token);
+            .map(|desired| lean::token_digest_of(&desired.spec.gateway_token))
+            .or(live.gateway_token_digest);
+        if let Some(token_digest) = incarnation {
+            self.state.deletions.bury(id, token_digest);
         }
         // Forget it first, so the deletions below do not read as drift.
         self.state.forget(id);
         let ingress_enabled = self.state.config.ingress_domain_base.is_some();
         apply::delete_objects(&self.api, id, &live, ingress_enabled, retention).await?;
-        if !ingress_enabled {
-            // Leftovers were found by a one-off list; no watcher reports them gone.
-            for kind in ObjectKind::OWNED
-                .into_iter()
-                .filter(|kind| kind.is_ingress())
-            {
-                self.state.cache.remove(kind, id, &kind.object_name(id));
-            }
+        // Leftovers were found by a one-off list; no watcher reports them gone.
+        for kind in leftovers::kinds(ingress_enabled) {
+            self.state.cache.remove(kind, id, &kind.object_name(id));
         }
         Ok(())
     }
@@ -169,7 +182,7 @@ impl KubernetesRuntime {
         let stop = CancellationToken::new();
         let kinds: Vec<ObjectKind> = ObjectKind::OWNED
             .into_iter()
-            .filter(|kind| ingress || !kind.is_ingress())
+            .filter(|kind| (ingress || !kind.is_ingress()) && !kind.is_retired())
             .chain([ObjectKind::Pod])
             .collect();
         let (synced, mut synced_count) = tokio::sync::watch::channel(0usize);
@@ -192,6 +205,9 @@ impl KubernetesRuntime {
             stop.clone(),
         )));
         tasks.push(tokio::spawn(recheck_starting(state.clone(), stop.clone())));
+        for _ in 0..state.config.apply_concurrency.max(1) {
+            tasks.push(tokio::spawn(applier::run(core.clone(), stop.clone())));
+        }
         let runtime = Self {
             core,
             stop,
@@ -200,9 +216,7 @@ impl KubernetesRuntime {
         let all = kinds.len();
         let synced = async {
             let _ = synced_count.wait_for(|count| *count >= all).await;
-            if !ingress {
-                find_leftovers(&api, &state).await;
-            }
+            find_leftovers(&api, &state).await;
         };
         if tokio::time::timeout(sync_timeout, synced).await.is_err() {
             runtime.shutdown().await;
@@ -218,6 +232,16 @@ impl KubernetesRuntime {
     /// The client the runtime talks to the cluster with (the leader election uses it).
     pub fn client(&self) -> kube::Client {
         self.core.api.client()
+    }
+
+    /// What the cache holds of `id` (tests and the capacity bench check it stays lean).
+    pub fn cached(&self, id: &InstanceId) -> cache::InstanceObjects {
+        self.core.state.cache.get(id)
+    }
+
+    /// How many accepted instances wait for the background applier.
+    pub fn waiting_to_apply(&self) -> usize {
+        self.core.state.waiting_to_apply()
     }
 
     /// The namespace of the instances (and of the leader Lease).
@@ -257,7 +281,7 @@ impl KubernetesRuntime {
     }
 }
 
-/// Lists ingress leftovers until it works: the watchers just listed, so a failure here
+/// Lists leftovers until it works: the watchers just listed, so a failure here
 /// is a blip, and the start's own timeout bounds the retries.
 async fn find_leftovers(api: &ClusterApi, state: &RuntimeState) {
     let mut backoff =
@@ -266,7 +290,7 @@ async fn find_leftovers(api: &ClusterApi, state: &RuntimeState) {
         match leftovers::find(api, state).await {
             Ok(_) => return,
             Err(error) => {
-                tracing::warn!(%error, "cannot list ingress leftovers; retrying");
+                tracing::warn!(%error, "cannot list leftovers; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
@@ -305,6 +329,36 @@ impl Runtime for KubernetesRuntime {
         Ok(())
     }
 
+    fn applies_in_background(&self) -> bool {
+        true
+    }
+
+    /// Records what the instance should be and queues it for the applier; nothing is
+    /// queued when the cache shows the cluster already says it.
+    async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
+        if self.stop.is_cancelled() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let state = &self.core.state;
+        if state.deletions.is_buried(&spec.id, &spec.gateway_token) {
+            tracing::info!(instance = %spec.id, "not re-creating a deleted instance");
+            return Err(RuntimeError::NotFound(spec.id.clone()));
+        }
+        let desired = state.set_desired(spec);
+        let live = state.cache.get(&spec.id);
+        let in_sync = desired.digests.iter().all(|(kind, digest)| {
+            live.owned
+                .get(kind)
+                .is_some_and(|object| object.in_sync_with == Some(*digest))
+        }) && !live.owned.keys().any(|kind| {
+            kind.is_retired() || (kind.is_ingress() && desired.digest(*kind).is_none())
+        });
+        if !in_sync {
+            state.enqueue(owner, &spec.id);
+        }
+        Ok(())
+    }
+
     async fn delete(&self, id: &InstanceId, retention: DataRetention) -> Result<(), RuntimeError> {
         self.core.delete(id, retention).await
     }
@@ -317,10 +371,21 @@ impl Runtime for KubernetesRuntime {
         self.core.state.board.subscribe()
     }
 
-    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
+    async fn gateway_endpoint(
+        &self,
+        id: &InstanceId,
+        gateway_token: &str,
+    ) -> Result<GatewayEndpoint, RuntimeError> {
         let objects = self.core.state.cache.get(id);
-        let Some(gateway_token) = objects.gateway_token() else {
-            return Err(if self.core.state.desired(id).is_some() {
+        // The token comes from the record; the cache keeps only a digest of the one the
+        // Secret holds, so the endpoint is handed out once the cluster has that token.
+        if objects.gateway_token_digest != Some(lean::token_digest_of(gateway_token)) {
+            return Err(if objects.owned.contains_key(&ObjectKind::Secret) {
+                RuntimeError::NotRunning {
+                    id: id.clone(),
+                    reason: "the instance secret does not hold the current token yet".into(),
+                }
+            } else if self.core.state.desired(id).is_some() || objects.has_workload() {
                 RuntimeError::NotRunning {
                     id: id.clone(),
                     reason: "the instance secret is not created yet".into(),
@@ -328,7 +393,8 @@ impl Runtime for KubernetesRuntime {
             } else {
                 RuntimeError::NotFound(id.clone())
             });
-        };
+        }
+        let gateway_token = gateway_token.to_owned();
         let stopped = objects
             .deployment
             .as_ref()

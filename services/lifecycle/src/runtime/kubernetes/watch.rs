@@ -15,7 +15,7 @@ use kube::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{api::ClusterApi, kinds::ObjectKind, names, state::RuntimeState};
+use super::{api::ClusterApi, kinds::ObjectKind, lean, names, state::RuntimeState};
 use crate::instance_id::InstanceId;
 
 /// Watches `kind` until `stop`; increments `synced` after the first complete list.
@@ -115,14 +115,36 @@ impl Feed {
         {
             self.deleted(&name);
         }
-        let value = match serde_json::to_value(&object) {
-            Ok(value) => value,
+        let desired_digest = self
+            .state
+            .desired(&id)
+            .and_then(|desired| desired.digest(self.kind));
+        let previous = self.state.cache.live(&id, self.kind);
+        // A Deployment's status changes often; re-checking its spec each time would
+        // build the instance's objects again for nothing.
+        let unchanged = desired_digest.filter(|digest| {
+            previous.as_ref().is_some_and(|previous| {
+                previous.in_sync_with == Some(*digest)
+                    && lean::only_status_changed(&object, previous)
+            })
+        });
+        let desired = match (unchanged, desired_digest) {
+            (None, Some(_)) => self.state.desired_object(&id, self.kind),
+            _ => None,
+        };
+        let check = match (unchanged, &desired) {
+            (Some(digest), _) => lean::Check::Unchanged(digest),
+            (None, Some(desired)) => lean::Check::Against(desired),
+            (None, None) => lean::Check::Stamp,
+        };
+        let cached = match lean::keep(self.kind, object, check) {
+            Ok(cached) => cached,
             Err(error) => {
                 tracing::warn!(kind = self.kind.kind_name(), %name, %error, "cannot read object");
                 return;
             }
         };
-        self.state.cache.upsert(self.kind, &id, &name, value);
+        self.state.cache.upsert(self.kind, &id, &name, cached);
         self.known.insert(name, id.clone());
         self.state.on_change(self.kind, &id);
     }

@@ -58,7 +58,7 @@ async fn wait_until_ready(runtime: &LocalRuntime, id: &str) -> (u16, u32) {
     loop {
         let observed = runtime.observe(&id);
         if observed.ready
-            && let Ok(endpoint) = runtime.gateway_endpoint(&id).await
+            && let Ok(endpoint) = runtime.gateway_endpoint(&id, "").await
             && !endpoint.vnc_url.is_empty()
         {
             let port = endpoint

@@ -251,7 +251,12 @@ impl Runtime for LocalRuntime {
         self.board.subscribe()
     }
 
-    async fn gateway_endpoint(&self, id: &InstanceId) -> Result<GatewayEndpoint, RuntimeError> {
+    /// The token is the one the gateway was started with (the spec it runs).
+    async fn gateway_endpoint(
+        &self,
+        id: &InstanceId,
+        _gateway_token: &str,
+    ) -> Result<GatewayEndpoint, RuntimeError> {
         let (port, vnc_url, spec) = {
             let instances = self.lock();
             let instance = instances

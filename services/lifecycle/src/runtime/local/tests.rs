@@ -113,7 +113,9 @@ async fn a_stopped_instance_reports_stopped_and_purging_removes_its_data() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(matches!(
-        runtime.gateway_endpoint(&spec.id).await,
+        runtime
+            .gateway_endpoint(&spec.id, &spec.gateway_token)
+            .await,
         Err(RuntimeError::NotRunning { .. })
     ));
     let root = data.path().join("instances").join("carol");
@@ -265,7 +267,9 @@ async fn a_running_gateway_gets_a_virtual_display_and_a_vnc_url_until_it_stops()
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     let endpoint = loop {
-        if let Ok(endpoint) = runtime.gateway_endpoint(&spec.id).await
+        if let Ok(endpoint) = runtime
+            .gateway_endpoint(&spec.id, &spec.gateway_token)
+            .await
             && !endpoint.vnc_url.is_empty()
         {
             break endpoint;

@@ -1,6 +1,9 @@
-//! Default-deny networking for a gateway (docs/product/instances.md#network-policy): only the platform's bridge pods
+//! Default-deny networking for the gateways (docs/product/instances.md#network-policy): only the platform's bridge pods
 //! reach the gateway and NoVNC ports; the gateway reaches DNS and TCP 443 outside the
 //! cluster's private ranges (provider APIs, Telegram, WhatsApp) and nothing else.
+//!
+//! One policy selects every gateway pod by label: a policy per tenant grows the CNI's
+//! rule set with the tenant count (docs/capacity.md#objects-per-tenant).
 
 use std::collections::BTreeMap;
 
@@ -12,14 +15,11 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
-use super::metadata;
-use crate::{
-    model::InstanceSpec,
-    runtime::kubernetes::{
-        config::{BRIDGE_POD_LABEL, KubernetesConfig, NOVNC_PORT},
-        kinds::ObjectKind,
-        names,
-    },
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::runtime::kubernetes::{
+    config::{BRIDGE_POD_LABEL, KubernetesConfig, NOVNC_PORT},
+    names,
 };
 
 /// Private and link-local ranges (the cluster, the metadata server) are not "outside".
@@ -53,7 +53,10 @@ fn match_labels(pairs: &[(&str, &str)]) -> LabelSelector {
     }
 }
 
-pub fn network_policy(config: &KubernetesConfig, spec: &InstanceSpec) -> NetworkPolicy {
+/// The shared policy's name.
+pub const NAME: &str = "openclaw-gateways";
+
+pub fn network_policy(config: &KubernetesConfig) -> NetworkPolicy {
     let bridge = NetworkPolicyPeer {
         pod_selector: Some(match_labels(&[BRIDGE_POD_LABEL])),
         namespace_selector: config
@@ -70,12 +73,26 @@ pub fn network_policy(config: &KubernetesConfig, spec: &InstanceSpec) -> Network
         ..NetworkPolicyPeer::default()
     };
     NetworkPolicy {
-        metadata: metadata(config, ObjectKind::NetworkPolicy, &spec.id),
+        metadata: ObjectMeta {
+            name: Some(NAME.to_owned()),
+            namespace: Some(config.namespace.clone()),
+            labels: Some(
+                [
+                    (names::LABEL_NAME, names::APP_NAME),
+                    (names::LABEL_MANAGED_BY, names::MANAGER_NAME),
+                ]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(names::selector_labels(&spec.id)),
-                ..LabelSelector::default()
-            }),
+            // Every gateway pod: the platform's labels, whatever the instance.
+            pod_selector: Some(match_labels(&[
+                (names::LABEL_NAME, names::APP_NAME),
+                (names::LABEL_MANAGED_BY, names::MANAGER_NAME),
+            ])),
             policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![bridge]),

@@ -1,4 +1,7 @@
-//! The ClusterIP Service the bridge reaches the gateway (and NoVNC) through.
+//! The Service the bridge reaches the gateway (and NoVNC) through: headless, so its
+//! name resolves to the pod's IP and the tenant takes no cluster IP and no kube-proxy
+//! rules (docs/capacity.md#objects-per-tenant). With ingress enabled it keeps a cluster
+//! IP, which the load balancer's network endpoint group needs.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,9 @@ use crate::{
 /// Asks GKE for network endpoint groups, so an Ingress can route to a ClusterIP Service.
 const NEG_ANNOTATION: (&str, &str) = ("cloud.google.com/neg", r#"{"ingress":true}"#);
 
+/// `spec.clusterIP` of a headless Service.
+pub const HEADLESS: &str = "None";
+
 pub fn service(config: &KubernetesConfig, spec: &InstanceSpec) -> Service {
     let mut metadata = metadata(config, ObjectKind::Service, &spec.id);
     if config.ingress_domain_base.is_some() {
@@ -39,6 +45,10 @@ pub fn service(config: &KubernetesConfig, spec: &InstanceSpec) -> Service {
         metadata,
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
+            cluster_ip: config
+                .ingress_domain_base
+                .is_none()
+                .then(|| HEADLESS.to_owned()),
             selector: Some(names::selector_labels(&spec.id)),
             ports: Some(vec![
                 port("gateway", config.gateway_port),
