@@ -285,6 +285,7 @@ mod tests {
         WatchInstancesResponse {
             kind: kind as i32,
             instance,
+            usage_alert: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod grpc; // gRPC clients of the platform, authenticated as the operator
 pub mod http; // a small HTTP/1.1 client for tests and benchmarks
 pub mod load; // closed-loop load with p50, p99 and requests per second
 pub mod log_sink; // logs of in-process platforms, written to the latest one's data dir
+pub mod openrouter_standin; // an OpenRouter key-provisioning API stand-in on loopback
 pub mod otlp_receiver; // a real OTLP/gRPC trace receiver on loopback
 pub mod platform; // a running platform: the in-process mesh or the real binary
 pub mod prometheus; // scraping /metrics, reading samples, promtool checks, names in PromQL

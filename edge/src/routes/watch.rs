@@ -165,6 +165,7 @@ mod tests {
         let change = WatchInstancesResponse {
             kind: Kind::Updated as i32,
             instance: None,
+            usage_alert: None,
         };
         assert!(change_event(change).is_none());
     }
@@ -177,6 +178,7 @@ mod tests {
                 id: "alice".to_owned(),
                 ..Instance::default()
             }),
+            usage_alert: None,
         };
         let event = change_event(change).unwrap();
         let response = Sse::new(stream::iter([Ok::<_, Infallible>(event)])).into_response();

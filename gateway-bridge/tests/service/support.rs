@@ -237,4 +237,20 @@ impl InstanceService for StandInLifecycle {
     ) -> Result<Response<SetOwnerPlanResponse>, Status> {
         Err(not_played("SetOwnerPlan"))
     }
+
+    async fn rotate_provider_key(
+        &self,
+        _: Request<clawfleet_contracts::lifecycle::v1::RotateProviderKeyRequest>,
+    ) -> Result<Response<clawfleet_contracts::lifecycle::v1::RotateProviderKeyResponse>, Status>
+    {
+        Err(not_played("RotateProviderKey"))
+    }
+
+    async fn get_instance_usage(
+        &self,
+        _: Request<clawfleet_contracts::lifecycle::v1::GetInstanceUsageRequest>,
+    ) -> Result<Response<clawfleet_contracts::lifecycle::v1::GetInstanceUsageResponse>, Status>
+    {
+        Err(not_played("GetInstanceUsage"))
+    }
 }

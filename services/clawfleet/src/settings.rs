@@ -166,6 +166,7 @@ where
             keys::CLAWFLEET_KEPT_DATA_RETENTION_SECONDS,
             clawfleet_lifecycle::kept_data::DEFAULT_RETENTION.as_secs(),
         )?),
+        provider_keys: clawfleet_lifecycle::provider_keys::ProviderKeysConfig::from_env(env)?,
     })
 }
 

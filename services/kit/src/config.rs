@@ -81,6 +81,25 @@ pub mod keys {
     /// Seconds the kept data of a deleted instance outlives it before the lifecycle's
     /// leader purges it (default 7 days); it counts toward the owner's plan meanwhile.
     pub const CLAWFLEET_KEPT_DATA_RETENTION_SECONDS: &str = "CLAWFLEET_KEPT_DATA_RETENTION_SECONDS";
+    /// OpenRouter's key-provisioning management key; unset, no keys are provisioned
+    /// (docs/product/provider-keys.md).
+    pub const OPENROUTER_MANAGEMENT_KEY: &str = "OPENROUTER_MANAGEMENT_KEY";
+    /// OpenRouter's API root (default `https://openrouter.ai/api/v1`; a stand-in in tests).
+    pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+    /// Credit limits in USD of provisioned keys, per plan.
+    pub const CLAWFLEET_OPENROUTER_LIMIT_FREE_USD: &str = "CLAWFLEET_OPENROUTER_LIMIT_FREE_USD";
+    pub const CLAWFLEET_OPENROUTER_LIMIT_PRO_USD: &str = "CLAWFLEET_OPENROUTER_LIMIT_PRO_USD";
+    pub const CLAWFLEET_OPENROUTER_LIMIT_ENTERPRISE_USD: &str =
+        "CLAWFLEET_OPENROUTER_LIMIT_ENTERPRISE_USD";
+    /// The gateway's default model when the platform provides the key.
+    pub const CLAWFLEET_OPENROUTER_DEFAULT_MODEL: &str = "CLAWFLEET_OPENROUTER_DEFAULT_MODEL";
+    /// Milliseconds one call to OpenRouter may take (default 10000).
+    pub const CLAWFLEET_OPENROUTER_TIMEOUT_MS: &str = "CLAWFLEET_OPENROUTER_TIMEOUT_MS";
+    /// Seconds between reads of the provider keys' usage for alerts (default 300).
+    pub const CLAWFLEET_OPENROUTER_USAGE_POLL_SECONDS: &str =
+        "CLAWFLEET_OPENROUTER_USAGE_POLL_SECONDS";
+    /// Seconds a lapsed subscription keeps its instances running (default 3 days).
+    pub const CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS: &str = "CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS";
     /// Seconds without word from the lifecycle's watch after which the edge answers
     /// instance reads 503 rather than serve what may be stale (default 30).
     pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";

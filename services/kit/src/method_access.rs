@@ -59,6 +59,9 @@ pub const METHOD_ACCESS: &[MethodAccess] = &[
     row(LIFECYCLE, "ExecInInstance", &[Channels]),
     // Plans follow subscriptions (the edge's webhook) and operators' choices.
     row(LIFECYCLE, "SetOwnerPlan", EDGE_AND_OPERATOR),
+    // A user's own provider key and its spend, through the edge's routes.
+    row(LIFECYCLE, "RotateProviderKey", EDGE_AND_OPERATOR),
+    row(LIFECYCLE, "GetInstanceUsage", EDGE_AND_OPERATOR),
     // Bridge: the edge for app and operator calls, channels for channel methods.
     row(BRIDGE, "Call", &[Operator, Edge, Channels]),
     row(BRIDGE, "Subscribe", &[Operator]),

@@ -93,6 +93,11 @@ async fn tear_down(lifecycle: &Lifecycle, record: &InstanceRecord) -> Outcome {
         preserve_data = matches!(retention, DataRetention::Keep),
         "instance deleted"
     );
+    // The owner's last instance purged (or their account deleted): their provider key
+    // goes too (docs/product/provider-keys.md#lifecycle-of-a-key).
+    if matches!(retention, DataRetention::Purge) {
+        lifecycle.release_key_if_unused(&record.owner).await;
+    }
     let mut view = lifecycle.view(&last);
     view.revision = revision::next();
     let revision = view.revision;

@@ -9,6 +9,7 @@ pub mod exec_slots; // the bound on commands running inside one instance at a ti
 pub mod kept_data; // kept data of deleted instances: counted toward the plan, purged after retention
 pub mod metrics; // instances by phase, time to running, reconcile passes, failures and repairs
 pub mod model; // records, specs, phases
+pub mod provider_keys; // per-user OpenRouter keys: provisioning, plans, lapses, rotation, usage
 pub mod reconciler; // converging the runtime to the store, at start and periodically
 pub mod registry; // the in-memory view of the store that every read uses
 pub mod replication; // hearing other replicas' writes (PostgreSQL notifications)
@@ -66,6 +67,8 @@ pub struct LifecycleConfig {
     /// How long the kept data of a deleted instance outlives it
     /// (`CLAWFLEET_KEPT_DATA_RETENTION_SECONDS`, default [`kept_data::DEFAULT_RETENTION`]).
     pub kept_data_retention: Duration,
+    /// Per-user OpenRouter keys and subscription lapses (docs/product/provider-keys.md).
+    pub provider_keys: provider_keys::ProviderKeysConfig,
 }
 
 /// The runtime that runs the gateways, with the settings only that runtime needs (the
@@ -99,6 +102,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot start the kubernetes runtime: {0}")]
     Kubernetes(#[from] KubernetesStartError),
+    #[error("cannot build the OpenRouter client: {0}")]
+    ProviderKeys(#[from] rustls::Error),
 }
 
 /// A started lifecycle service: instances reconciled, background tasks running.
@@ -154,7 +159,10 @@ impl LifecycleServer {
                 hub.clone(),
                 shutdown.clone(),
             )
-            .with_leadership(leadership.clone()),
+            .with_leadership(leadership.clone())
+            .with_provider_keys(provider_keys::ProviderKeys::new(
+                config.provider_keys.clone(),
+            )?),
         );
         metrics::phases::watch(&lifecycle);
         background.push(reconciler::spawn_on_leadership(
@@ -175,6 +183,10 @@ impl LifecycleServer {
                 shutdown.clone(),
             ),
         ]);
+        background.push(provider_keys::upkeep::spawn(
+            lifecycle.clone(),
+            shutdown.clone(),
+        ));
         background.extend(replication::spawn_follower(
             lifecycle.clone(),
             shutdown.clone(),

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::RwLock};
 
 use crate::{
     instance_id::InstanceId,
-    model::{DesiredState, InstanceRecord, now_ms},
+    model::{DesiredState, InstanceRecord, Plan, now_ms},
     revision,
     store::{InstanceStore, StoreError, Update},
 };
@@ -150,6 +150,20 @@ impl Registry {
             .store
             .set_gateway_token(id, gateway_token, now_ms())
             .await?;
+        Ok(self.absorb(id, update))
+    }
+
+    pub async fn set_plan(&self, id: &InstanceId, plan: Plan) -> Result<Update, StoreError> {
+        let update = self.store.set_plan(id, plan, now_ms()).await?;
+        Ok(self.absorb(id, update))
+    }
+
+    pub async fn set_secrets(
+        &self,
+        id: &InstanceId,
+        secrets: &crate::model::Secrets,
+    ) -> Result<Update, StoreError> {
+        let update = self.store.set_secrets(id, secrets, now_ms()).await?;
         Ok(self.absorb(id, update))
     }
 

@@ -320,6 +320,40 @@ impl InstanceStore {
         .await
     }
 
+    /// Sets the plan, unless the instance is being deleted.
+    pub async fn set_plan(
+        &self,
+        id: &InstanceId,
+        plan: Plan,
+        updated_at_ms: i64,
+    ) -> Result<Update, StoreError> {
+        self.change(
+            id,
+            "plan = $2, updated_at_ms = $3",
+            plan.as_str(),
+            updated_at_ms,
+        )
+        .await
+    }
+
+    /// Replaces the provider secrets, unless the instance is being deleted.
+    pub async fn set_secrets(
+        &self,
+        id: &InstanceId,
+        secrets: &Secrets,
+        updated_at_ms: i64,
+    ) -> Result<Update, StoreError> {
+        let secrets = serde_json::to_string(secrets)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        self.change(
+            id,
+            "secrets = $2, updated_at_ms = $3",
+            &secrets,
+            updated_at_ms,
+        )
+        .await
+    }
+
     /// Records that a delete was accepted. A second delete changes nothing and finds
     /// the first one's [`Update::Deleting`].
     #[tracing::instrument(name = "db", skip_all, fields(

@@ -53,6 +53,20 @@ impl WatchHub {
         let _ = self.sender.send(WatchInstancesResponse {
             kind: Kind::Updated as i32,
             instance: Some(instance),
+            usage_alert: None,
+        });
+    }
+
+    /// An instance's current state with a usage alert of its owner's provider key.
+    pub fn usage_alert(
+        &self,
+        instance: Instance,
+        alert: clawfleet_contracts::lifecycle::v1::UsageAlert,
+    ) {
+        let _ = self.sender.send(WatchInstancesResponse {
+            kind: Kind::Updated as i32,
+            instance: Some(instance),
+            usage_alert: Some(alert),
         });
     }
 
@@ -60,6 +74,7 @@ impl WatchHub {
         let _ = self.sender.send(WatchInstancesResponse {
             kind: Kind::Deleted as i32,
             instance: Some(instance),
+            usage_alert: None,
         });
     }
 

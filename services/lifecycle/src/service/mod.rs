@@ -3,6 +3,7 @@
 mod deleting; // DeleteInstance: mark, tear down (bounded wait), answer
 mod errors; // store and runtime failures as the kit's error codes
 mod gateway_access; // ResolveGateway, RotateGatewayToken and ExecInInstance
+mod provider_key_access; // SetOwnerPlan, RotateProviderKey and GetInstanceUsage
 mod watch; // WatchInstances: snapshot, changes, resynchronisation
 
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use clawfleet_contracts::common::v1::PageInfo;
 use clawfleet_contracts::lifecycle::v1::{
     CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest, DeleteInstanceResponse,
     ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest, GetInstanceResponse,
-    Instance, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
-    ResolveGatewayResponse, RotateGatewayTokenRequest, RotateGatewayTokenResponse,
-    SetOwnerPlanRequest, SetOwnerPlanResponse, StartInstanceRequest, StartInstanceResponse,
-    StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest,
+    GetInstanceUsageRequest, GetInstanceUsageResponse, Instance, ListInstancesRequest,
+    ListInstancesResponse, ResolveGatewayRequest, ResolveGatewayResponse,
+    RotateGatewayTokenRequest, RotateGatewayTokenResponse, RotateProviderKeyRequest,
+    RotateProviderKeyResponse, SetOwnerPlanRequest, SetOwnerPlanResponse, StartInstanceRequest,
+    StartInstanceResponse, StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest,
     instance_service_server::InstanceService,
 };
 use clawfleet_kit::{
@@ -61,6 +63,9 @@ pub struct Lifecycle {
     /// runtime; the others record writes in the store, which the leader hears at once
     /// (docs/product/runtimes.md#leader).
     leadership: tokio::sync::watch::Receiver<bool>,
+    /// Per-user OpenRouter keys (docs/product/provider-keys.md); inert without a
+    /// management key.
+    pub provider_keys: crate::provider_keys::ProviderKeys,
 }
 
 /// The gRPC face of [`Lifecycle`].
@@ -90,7 +95,14 @@ impl Lifecycle {
             deletions: Deletions::default(),
             exec_slots: crate::exec_slots::ExecSlots::default(),
             leadership: tokio::sync::watch::channel(true).1,
+            provider_keys: Default::default(),
         }
+    }
+
+    /// This lifecycle managing per-user provider keys as `provider_keys` says.
+    pub fn with_provider_keys(mut self, provider_keys: crate::provider_keys::ProviderKeys) -> Self {
+        self.provider_keys = provider_keys;
+        self
     }
 
     /// This lifecycle following the election that `leadership` reports.
@@ -106,7 +118,7 @@ impl Lifecycle {
     /// Hands `record` to the runtime when this replica leads (which applies it now or,
     /// on Kubernetes, in the background: docs/capacity.md#accept-then-apply); a follower
     /// leaves it to the leader, which hears of the write from the store.
-    async fn apply_if_leading(
+    pub(crate) async fn apply_if_leading(
         &self,
         record: &InstanceRecord,
     ) -> Result<(), crate::runtime::RuntimeError> {
@@ -235,17 +247,35 @@ impl InstanceService for InstanceServiceHandler {
         };
         validate_owner(&owner)?;
         let plan = Plan::from_proto(body.plan).map_err(ServiceError::from)?;
+        // An app user's subscription, once known, decides their plan.
+        let plan = if caller.role == Role::App {
+            self.lifecycle.owner_plan(&owner, plan).await
+        } else {
+            plan
+        };
         let secrets = body.secrets.into_iter().collect();
         validate_secrets(&secrets)?;
         validate_model(&body.model)?;
+        let mut secrets = secrets;
+        let mut model = body.model;
+        let lifecycle = &self.lifecycle;
+        // App users without a key of their own get the platform's (one per user).
+        let provided =
+            if caller.role == Role::App && !crate::provider_keys::brings_own_key(&secrets) {
+                lifecycle
+                    .provide_key_for_create(&owner, plan, &mut secrets, &mut model)
+                    .await?
+            } else {
+                None
+            };
         let now = now_ms();
         let record = InstanceRecord {
             revision: 0,
             id,
-            owner,
+            owner: owner.clone(),
             plan,
             desired_state: DesiredState::Running,
-            model: body.model,
+            model,
             gateway_token: random_token(32),
             secrets,
             created_at_ms: now,
@@ -255,12 +285,17 @@ impl InstanceService for InstanceServiceHandler {
         };
         // App users are held to their plan's quota; operators are not.
         let quota = (caller.role == Role::App).then(|| plan.instance_quota());
-        let lifecycle = &self.lifecycle;
-        let record = lifecycle
-            .registry
-            .insert_within_quota(record, quota)
-            .await
-            .map_err(store_error)?;
+        let inserted = lifecycle.registry.insert_within_quota(record, quota).await;
+        let record = match inserted {
+            Ok(record) => record,
+            Err(error) => {
+                // No orphan: a key made for this create goes with it.
+                if let Some(provided) = &provided {
+                    lifecycle.release_failed_create_key(&owner, provided).await;
+                }
+                return Err(store_error(error).into());
+            }
+        };
         crate::metrics::instance_created(&record.id);
         tracing::info!(instance = %record.id, plan = record.plan.as_str(), "instance created");
         if let Err(error) = lifecycle.apply_if_leading(&record).await {
@@ -408,10 +443,22 @@ impl InstanceService for InstanceServiceHandler {
 
     async fn set_owner_plan(
         &self,
-        _request: Request<SetOwnerPlanRequest>,
+        request: Request<SetOwnerPlanRequest>,
     ) -> Result<Response<SetOwnerPlanResponse>, Status> {
-        Err(Status::unimplemented(
-            "SetOwnerPlan is not served by this lifecycle yet",
-        ))
+        provider_key_access::set_owner_plan(&self.lifecycle, request).await
+    }
+
+    async fn rotate_provider_key(
+        &self,
+        request: Request<RotateProviderKeyRequest>,
+    ) -> Result<Response<RotateProviderKeyResponse>, Status> {
+        provider_key_access::rotate_provider_key(&self.lifecycle, request).await
+    }
+
+    async fn get_instance_usage(
+        &self,
+        request: Request<GetInstanceUsageRequest>,
+    ) -> Result<Response<GetInstanceUsageResponse>, Status> {
+        provider_key_access::get_instance_usage(&self.lifecycle, request).await
     }
 }

@@ -22,6 +22,7 @@ fn bookmark() -> WatchInstancesResponse {
     WatchInstancesResponse {
         kind: Kind::Bookmark as i32,
         instance: None,
+        usage_alert: None,
     }
 }
 
@@ -56,6 +57,7 @@ pub(super) async fn watch(
                 .map(|instance| WatchInstancesResponse {
                     kind: Kind::Snapshot as i32,
                     instance: Some(instance),
+                    usage_alert: None,
                 })
                 .collect()
         };
@@ -128,6 +130,7 @@ fn resynchronised(
                 revision: crate::revision::next(),
                 ..Instance::default()
             }),
+            usage_alert: None,
         })
         .collect();
     snapshot.into_iter().chain(deleted).collect()
@@ -144,6 +147,7 @@ mod tests {
                 id: id.into(),
                 ..Instance::default()
             }),
+            usage_alert: None,
         }
     }
 
