@@ -2,6 +2,8 @@
 //! call stamped with the edge's service token and the operator role, every unary call
 //! bounded by a deadline.
 
+mod provider_keys; // RotateProviderKey and GetInstanceUsage
+
 use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 

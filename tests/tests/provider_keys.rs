@@ -11,8 +11,8 @@ use std::{
 use clawfleet_contracts::{
     common::v1::{DesiredState, Plan},
     lifecycle::v1::{
-        CreateInstanceRequest, GetInstanceRequest, GetInstanceUsageRequest,
-        RotateProviderKeyRequest, SetOwnerPlanRequest, WatchInstancesRequest,
+        CreateInstanceRequest, GetInstanceRequest, GetInstanceUsageRequest, SetOwnerPlanRequest,
+        WatchInstancesRequest,
     },
 };
 use clawfleet_tests::{
@@ -20,6 +20,7 @@ use clawfleet_tests::{
     grpc::{LifecycleClient, lifecycle_client},
     openrouter_standin::{Fault, OpenRouterStandIn},
     platform::{Platform, PlatformOptions},
+    scenario::Operator,
 };
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -212,14 +213,27 @@ async fn a_users_key_is_provisioned_follows_the_plan_rotates_alerts_and_goes_wit
 
     // Rotation: a new key in both gateways, the old one gone, the instances kept.
     let old = standin.keys()[0].clone();
-    let rotated = client
-        .rotate_provider_key(RotateProviderKeyRequest {
-            id: first_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(rotated.instances_updated, 2);
+    let reply = user
+        .call(
+            Method::POST,
+            &format!("/instances/{first_id}/keys/rotate"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let rotated = reply.json();
+    assert_eq!(rotated["instancesUpdated"], 2, "{rotated}");
+    assert!(
+        !reply
+            .body
+            .windows(old.key.len())
+            .any(|window| window == old.key.as_bytes())
+    );
     let keys = standin.keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_ne!(keys[0].hash, old.hash);
@@ -252,6 +266,32 @@ async fn a_users_key_is_provisioned_follows_the_plan_rotates_alerts_and_goes_wit
     assert!(usage.platform_key);
     assert_eq!((usage.usage_usd, usage.limit_usd), (21.0, 25.0));
     assert!((usage.percent - 84.0).abs() < 1e-9, "{usage:?}");
+    // Over REST: the key's figures, and the gateway's (this one never answers, so an
+    // error says why they are missing).
+    let reply = user
+        .call(Method::GET, &format!("/instances/{first_id}/usage"), None)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let usage = reply.json();
+    assert_eq!(usage["key"]["platformKey"], true, "{usage}");
+    assert_eq!(usage["key"]["usageUsd"], 21.0, "{usage}");
+    assert_eq!(usage["key"]["limitUsd"], 25.0, "{usage}");
+    assert!(usage["gateway"]["error"].is_string(), "{usage}");
+    let reply = Operator::new(&platform)
+        .get(&format!("/api/instances/{second_id}/usage"))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["key"]["limitUsd"], 25.0);
     let alert = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let message = watch.message().await.unwrap().unwrap();

@@ -11,6 +11,7 @@ mod channels;
 mod instances;
 #[cfg(test)]
 mod limits_tests;
+mod provider_keys;
 mod rpc;
 mod vnc;
 mod watch;
@@ -79,9 +80,11 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
     let quick = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(with_json_405(routes!(health)))
         .merge(instances::routes())
+        .merge(provider_keys::manager_routes())
         .merge(watch::routes())
         .merge(
             app::instance_routes()
+                .merge(provider_keys::app_routes())
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),

@@ -40,7 +40,7 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
 /// Server-Sent Events for one instance: a snapshot, then every change.
 #[utoipa::path(get, path = "/api/instances/{userId}/watch", tag = "manager",
     security(("apiKey" = [])), params(ManagerInstancePath),
-    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON", content_type = "text/event-stream", body = String), ErrorResponses))]
+    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON; `event: usage` when the AI key crosses 80 % or 100 % of its limit", content_type = "text/event-stream", body = String), ErrorResponses))]
 async fn watch_instance(
     State(state): State<EdgeState>,
     Principal(caller): Principal,
@@ -58,7 +58,7 @@ async fn watch_instance(
 
 /// Server-Sent Events for every instance.
 #[utoipa::path(get, path = "/api/watch", tag = "manager", security(("apiKey" = [])),
-    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON", content_type = "text/event-stream", body = String), ErrorResponses))]
+    responses((status = 200, description = "`event: snapshot|updated|deleted`, `data:` the instance JSON; `event: usage` when the AI key crosses 80 % or 100 % of its limit", content_type = "text/event-stream", body = String), ErrorResponses))]
 async fn watch_all(
     State(state): State<EdgeState>,
     Principal(caller): Principal,
@@ -115,6 +115,17 @@ fn event_name(kind: i32) -> &'static str {
 /// The event for one change; a change without an instance carries nothing to show.
 fn change_event(change: WatchInstancesResponse) -> Option<Event> {
     let instance = change.instance.as_ref()?;
+    // A key's spend crossed 80 % or 100 % of its limit (docs/product/provider-keys.md#usage).
+    if let Some(alert) = &change.usage_alert {
+        let data = serde_json::json!({
+            "userId": instance.id,
+            "percent": alert.percent,
+            "usageUsd": alert.usage_usd,
+            "limitUsd": alert.limit_usd,
+            "message": alert.message,
+        });
+        return Event::default().event("usage").json_data(data).ok();
+    }
     match Event::default()
         .event(event_name(change.kind))
         .json_data(InstanceView(instance))
@@ -189,6 +200,35 @@ mod tests {
         let data: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(data["userId"], "alice");
         assert_eq!(data["phase"], "unknown");
+    }
+
+    #[tokio::test]
+    async fn a_usage_alert_is_a_usage_event_with_its_message() {
+        let change = WatchInstancesResponse {
+            kind: Kind::Updated as i32,
+            instance: Some(Instance {
+                id: "alice".to_owned(),
+                ..Instance::default()
+            }),
+            usage_alert: Some(clawfleet_contracts::lifecycle::v1::UsageAlert {
+                percent: 80,
+                usage_usd: 8.0,
+                limit_usd: 10.0,
+                message: "You have used 80 % of your AI credit ($8.00 of $10.00).".to_owned(),
+            }),
+        };
+        let event = change_event(change).unwrap();
+        let response = Sse::new(stream::iter([Ok::<_, Infallible>(event)])).into_response();
+        let text = body_text(response).await;
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("event: usage"));
+        let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+        let data: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            data,
+            json!({"userId": "alice", "percent": 80, "usageUsd": 8.0, "limitUsd": 10.0,
+                "message": "You have used 80 % of your AI credit ($8.00 of $10.00)."})
+        );
     }
 
     #[tokio::test]
