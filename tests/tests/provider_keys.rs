@@ -12,7 +12,7 @@ use clawfleet_contracts::{
     common::v1::{DesiredState, Plan},
     lifecycle::v1::{
         CreateInstanceRequest, GetInstanceRequest, GetInstanceUsageRequest, SetOwnerPlanRequest,
-        WatchInstancesRequest,
+        StopInstanceRequest, WatchInstancesRequest,
     },
 };
 use clawfleet_tests::{
@@ -27,6 +27,8 @@ use serde_json::json;
 
 const MANAGEMENT_KEY: &str = "sk-or-v1-management-test-key";
 const DEFAULT_MODEL: &str = "openrouter/test/default-model";
+/// Seconds of grace in the restart test: longer than stopping and starting the platform.
+const GRACE_OVER_RESTART: u64 = 8;
 
 /// A gateway that writes `OPENROUTER_API_KEY` as it received it, then idles.
 fn recording_gateway(folder: &Path) -> PathBuf {
@@ -42,6 +44,15 @@ fn recording_gateway(folder: &Path) -> PathBuf {
 }
 
 async fn start(data: &Path, port_base: u16, standin: &OpenRouterStandIn) -> Platform {
+    start_with_grace(data, port_base, standin, 2).await
+}
+
+async fn start_with_grace(
+    data: &Path,
+    port_base: u16,
+    standin: &OpenRouterStandIn,
+    grace_seconds: u64,
+) -> Platform {
     let gateway = recording_gateway(data);
     let mut options = PlatformOptions::new(data, port_base);
     options.extra_env = vec![
@@ -56,7 +67,10 @@ async fn start(data: &Path, port_base: u16, standin: &OpenRouterStandIn) -> Plat
         ),
         ("CLAWFLEET_OPENROUTER_TIMEOUT_MS".into(), "1000".into()),
         ("CLAWFLEET_OPENROUTER_USAGE_POLL_SECONDS".into(), "1".into()),
-        ("CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS".into(), "2".into()),
+        (
+            "CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS".into(),
+            grace_seconds.to_string(),
+        ),
     ];
     tokio::task::spawn_blocking(move || Platform::start(options))
         .await
@@ -432,4 +446,60 @@ async fn provider_failures_give_a_retryable_error_and_leave_no_instance_and_no_k
         .unwrap();
     let created = create(&user).await;
     assert!(created["model"] == DEFAULT_MODEL, "{created}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapse_outlives_a_restart_and_renewal_starts_only_what_it_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    let standin = OpenRouterStandIn::start(MANAGEMENT_KEY).await;
+    // A grace long enough that the first platform is gone before it ends.
+    let platform = start_with_grace(data.path(), 28300, &standin, GRACE_OVER_RESTART).await;
+    let mut client = operator_client(&platform).await;
+    let user = AppUser::sign_up(&platform, "lapse@example.com").await;
+    let owner = user_id(&user).await;
+    set_plan(&mut client, &owner, Plan::Pro, true).await;
+    let running = create(&user).await["userId"].as_str().unwrap().to_owned();
+    let stopped_by_user = create(&user).await["userId"].as_str().unwrap().to_owned();
+    // Stopped before the lapse (by an operator here, for the user).
+    client
+        .stop_instance(StopInstanceRequest {
+            id: stopped_by_user.clone(),
+        })
+        .await
+        .unwrap();
+
+    // The lapse is recorded, then the platform goes down before its grace ends.
+    set_plan(&mut client, &owner, Plan::Pro, false).await;
+    drop(client);
+    tokio::task::spawn_blocking(move || drop(platform))
+        .await
+        .unwrap();
+
+    let platform = start_with_grace(data.path(), 28300, &standin, GRACE_OVER_RESTART).await;
+    let mut client = operator_client(&platform).await;
+    assert_eq!(
+        desired_state(&mut client, &running).await,
+        DesiredState::Running,
+        "the grace has not ended yet"
+    );
+    eventually(
+        "the restarted platform stops the lapsed instance",
+        async || desired_state(&mut client, &running).await == DesiredState::Stopped,
+    )
+    .await;
+
+    set_plan(&mut client, &owner, Plan::Pro, true).await;
+    assert_eq!(
+        desired_state(&mut client, &running).await,
+        DesiredState::Running
+    );
+    assert_eq!(
+        desired_state(&mut client, &stopped_by_user).await,
+        DesiredState::Stopped,
+        "an instance the user stopped stays stopped"
+    );
+    assert!(!standin.keys()[0].disabled);
+    tokio::task::spawn_blocking(move || drop(platform))
+        .await
+        .unwrap();
 }

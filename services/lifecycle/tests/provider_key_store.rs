@@ -155,7 +155,10 @@ async fn a_key_is_unused_only_without_instances_and_kept_data() {
         store.remove_deleted(&id, 20).await.unwrap();
         let unused = store.unused_owner_keys(100).await.unwrap();
         assert_eq!(unused.len(), 1, "{backend:?}");
+        assert!(store.owner_key_if_unused("user-1").await.unwrap().is_none());
         store.forget_kept_data(&id, i64::MAX).await.unwrap();
+        let key = store.owner_key_if_unused("user-1").await.unwrap().unwrap();
+        assert_eq!(key.hash, "h1", "{backend:?}");
         let unused = store.unused_owner_keys(100).await.unwrap();
         assert_eq!(unused.len(), 2, "{backend:?}");
     }

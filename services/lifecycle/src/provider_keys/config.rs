@@ -122,3 +122,48 @@ impl ProviderKeysConfig {
         self.limits_usd[plan as usize]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clawfleet_kit::{config::EnvMap, secret::ExposeSecret};
+
+    use super::*;
+
+    #[test]
+    fn defaults_hold_without_settings_and_keys_are_read_when_set() {
+        let defaults = ProviderKeysConfig::from_env(&EnvMap::default()).unwrap();
+        assert!(defaults.management_key.is_none());
+        assert_eq!(defaults.base_url, DEFAULT_BASE_URL);
+        assert_eq!(defaults.limit_usd(Plan::Pro), DEFAULT_LIMITS_USD[1]);
+        let set = ProviderKeysConfig::from_env(&EnvMap::from_pairs([
+            (keys::OPENROUTER_MANAGEMENT_KEY, "sk-or-v1-manage"),
+            (keys::OPENROUTER_BASE_URL, "http://127.0.0.1:9/api/v1/"),
+            (keys::CLAWFLEET_OPENROUTER_LIMIT_ENTERPRISE_USD, "250.5"),
+            (keys::CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS, "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            set.management_key.as_ref().map(|key| key.expose_secret()),
+            Some("sk-or-v1-manage")
+        );
+        assert_eq!(set.base_url, "http://127.0.0.1:9/api/v1");
+        assert_eq!(set.limit_usd(Plan::Enterprise), 250.5);
+        assert_eq!(set.lapse_grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn unusable_values_name_their_key() {
+        for (key, value) in [
+            (keys::OPENROUTER_BASE_URL, "ftp://openrouter.ai"),
+            (keys::CLAWFLEET_OPENROUTER_LIMIT_FREE_USD, "-1"),
+            (keys::CLAWFLEET_OPENROUTER_LIMIT_PRO_USD, "lots"),
+            (keys::CLAWFLEET_OPENROUTER_DEFAULT_MODEL, "not a model!"),
+            (keys::CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS, "soon"),
+        ] {
+            let error = ProviderKeysConfig::from_env(&EnvMap::from_pairs([(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+    }
+}

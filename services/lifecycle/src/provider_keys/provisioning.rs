@@ -177,8 +177,8 @@ impl Lifecycle {
             return false;
         }
         let store = self.registry.store();
-        let unused = match store.unused_owner_keys(i64::MAX).await {
-            Ok(keys) => keys.into_iter().find(|key| key.owner == owner),
+        let unused = match store.owner_key_if_unused(owner).await {
+            Ok(key) => key,
             Err(error) => {
                 tracing::warn!(owner, %error, "cannot check the provider key of an owner; the upkeep pass will");
                 return false;

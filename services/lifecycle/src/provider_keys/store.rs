@@ -214,6 +214,22 @@ impl InstanceStore {
         Ok(rows.into_iter().map(key_from_row).collect())
     }
 
+    /// The key of `owner` if they have no instance and no kept data left.
+    pub async fn owner_key_if_unused(&self, owner: &str) -> Result<Option<OwnerKey>, StoreError> {
+        let select = format!(
+            "SELECT {KEY_COLUMNS} FROM provider_keys k WHERE owner = $1 \
+             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.owner = k.owner) \
+             AND NOT EXISTS (SELECT 1 FROM kept_data d WHERE d.owner = k.owner)"
+        );
+        let row: Option<KeyRow> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
+                .bind(owner)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(key_from_row))
+    }
+
     /// Every stored key (for the usage watcher), at most `limit`.
     pub async fn owner_keys(&self, limit: i64) -> Result<Vec<OwnerKey>, StoreError> {
         let select = format!("SELECT {KEY_COLUMNS} FROM provider_keys ORDER BY owner LIMIT $1");
