@@ -58,6 +58,9 @@ fn grpcurl_lists_describes_and_calls_by_json() {
         "WatchInstances",
         "ResolveGateway",
         "ExecInInstance",
+        "SetOwnerPlan",
+        "RotateProviderKey",
+        "GetInstanceUsage",
     ] {
         assert!(
             description.contains(&format!("rpc {rpc}")),
