@@ -225,8 +225,10 @@ async fn a_users_key_is_provisioned_follows_the_plan_rotates_alerts_and_goes_wit
         DesiredState::Running
     );
 
-    // Rotation: a new key in both gateways, the old one gone, the instances kept.
+    // Rotation: a new key in both gateways, the old one gone, the instances kept. The
+    // first delete of the old key fails; the upkeep pass deletes it later.
     let old = standin.keys()[0].clone();
+    standin.fail_next_matching("DELETE /api/v1/keys/", Fault::Status(503), 1);
     let reply = user
         .call(
             Method::POST,
@@ -248,8 +250,17 @@ async fn a_users_key_is_provisioned_follows_the_plan_rotates_alerts_and_goes_wit
             .windows(old.key.len())
             .any(|window| window == old.key.as_bytes())
     );
+    eventually("the rotated-out key is deleted", async || {
+        standin.keys().len() == 1
+    })
+    .await;
+    let old_deletes = standin
+        .calls()
+        .iter()
+        .filter(|call| **call == format!("DELETE /api/v1/keys/{}", old.hash))
+        .count();
+    assert_eq!(old_deletes, 2, "refused once, then retried");
     let keys = standin.keys();
-    assert_eq!(keys.len(), 1, "{keys:?}");
     assert_ne!(keys[0].hash, old.hash);
     assert_eq!(keys[0].limit, Some(25.0));
     assert_eq!(

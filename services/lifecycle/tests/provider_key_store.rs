@@ -122,6 +122,28 @@ async fn one_key_per_owner_with_conditional_changes() {
 }
 
 #[tokio::test]
+async fn retired_keys_wait_for_their_delete_once_each() {
+    for backend in BACKENDS {
+        let database = TestDatabase::create(backend).await;
+        let store = InstanceStore::open(&database.url).await.unwrap();
+        store.retire_key("user-1", "h-old", 20).await.unwrap();
+        store.retire_key("user-2", "h-lost", 10).await.unwrap();
+        store.retire_key("user-1", "h-old", 30).await.unwrap();
+        assert_eq!(
+            store.retired_keys(10).await.unwrap(),
+            ["h-lost", "h-old"],
+            "{backend:?}"
+        );
+        store.forget_retired_key("h-lost").await.unwrap();
+        assert_eq!(
+            store.retired_keys(10).await.unwrap(),
+            ["h-old"],
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_key_is_unused_only_without_instances_and_kept_data() {
     for backend in BACKENDS {
         let database = TestDatabase::create(backend).await;

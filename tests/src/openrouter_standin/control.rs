@@ -43,7 +43,19 @@ impl OpenRouterStandIn {
     /// The next `count` management calls answer with `fault`.
     pub fn fail_next(&self, fault: Fault, count: usize) {
         let mut state = self.shared.lock();
-        state.faults.extend(std::iter::repeat_n(fault, count));
+        state
+            .faults
+            .extend(std::iter::repeat_n((None, fault), count));
+    }
+
+    /// The next `count` management calls whose `METHOD path` starts with `call_prefix`
+    /// (e.g. `DELETE /api/v1/keys/`) answer with `fault`; other calls pass.
+    pub fn fail_next_matching(&self, call_prefix: &str, fault: Fault, count: usize) {
+        let mut state = self.shared.lock();
+        state.faults.extend(std::iter::repeat_n(
+            (Some(call_prefix.to_owned()), fault),
+            count,
+        ));
     }
 
     /// Drops faults not yet played.

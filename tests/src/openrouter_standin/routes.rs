@@ -49,8 +49,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn admit(shared: &Shared, headers: &HeaderMap, call: String) -> Option<Response> {
     let fault = {
         let mut state = shared.lock();
+        let matching = state.faults.iter().position(|(prefix, _)| {
+            prefix
+                .as_deref()
+                .is_none_or(|prefix| call.starts_with(prefix))
+        });
         state.calls.push(call);
-        state.faults.pop_front()
+        matching.and_then(|index| state.faults.remove(index).map(|(_, fault)| fault))
     };
     match fault {
         None => {}

@@ -47,7 +47,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub keys: Vec<StoredKey>,
-    pub faults: VecDeque<Fault>,
+    /// Queued faults, each for any call (`None`) or for calls starting with the text.
+    pub faults: VecDeque<(Option<String>, Fault)>,
     /// `METHOD path` of every call that reached the stand-in.
     pub calls: Vec<String>,
     pub next_serial: u64,

@@ -80,7 +80,7 @@ impl Lifecycle {
                     // A concurrent create of the same owner stored its key first: use
                     // that one and delete ours.
                     Ok(false) => {
-                        self.delete_at_provider(&key.hash).await;
+                        self.retire_at_provider(owner, &key.hash).await;
                         match store.owner_key(owner).await.map_err(store_error)? {
                             Some(stored) => (stored, false),
                             None => {
@@ -92,7 +92,7 @@ impl Lifecycle {
                         }
                     }
                     Err(error) => {
-                        self.delete_at_provider(&key.hash).await;
+                        self.retire_at_provider(owner, &key.hash).await;
                         return Err(store_error(error));
                     }
                 }
@@ -222,6 +222,22 @@ impl Lifecycle {
                     .get(KEY_SECRET)
                     .is_some_and(|held| held == value.expose_secret())
         })
+    }
+
+    /// Deletes a key no row refers to (a race's loser, a rotated-out key); when
+    /// OpenRouter cannot be told now, records it so the upkeep pass retries.
+    pub(crate) async fn retire_at_provider(&self, owner: &str, hash: &str) {
+        if self.delete_at_provider(hash).await {
+            return;
+        }
+        if let Err(error) = self
+            .registry
+            .store()
+            .retire_key(owner, hash, now_ms())
+            .await
+        {
+            tracing::error!(owner, key_hash = %hash, %error, "a provider key could not be deleted nor recorded for a retry; delete it at OpenRouter");
+        }
     }
 
     /// Deletes the key `hash` at OpenRouter; false when it could not be.

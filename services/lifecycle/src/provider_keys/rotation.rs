@@ -32,7 +32,7 @@ impl Lifecycle {
         if old.disabled
             && let Err(error) = client.update(&new_hash, old.limit_usd, true).await
         {
-            self.delete_at_provider(&new_hash).await;
+            self.retire_at_provider(owner, &new_hash).await;
             return Err(provider_error("rotating your AI key", error));
         }
         let replaced = store
@@ -41,14 +41,14 @@ impl Lifecycle {
         match replaced {
             Ok(true) => {}
             Ok(false) => {
-                self.delete_at_provider(&new_hash).await;
+                self.retire_at_provider(owner, &new_hash).await;
                 return Err(ServiceError::new(
                     ErrorCode::Conflict,
                     "your AI key changed while it was being rotated; try again",
                 ));
             }
             Err(error) => {
-                self.delete_at_provider(&new_hash).await;
+                self.retire_at_provider(owner, &new_hash).await;
                 return Err(store_error(error));
             }
         }
@@ -76,11 +76,7 @@ impl Lifecycle {
                 updated += 1;
             }
         }
-        if !self.delete_at_provider(&old.hash).await {
-            // The old key is no longer stored anywhere; name it so an operator can
-            // delete it by hand if OpenRouter stays unreachable.
-            tracing::error!(owner, key_hash = %old.hash, "a rotated-out provider key could not be deleted; delete it at OpenRouter");
-        }
+        self.retire_at_provider(owner, &old.hash).await;
         tracing::info!(owner, old_key_hash = %old.hash, key_hash = %new_hash, instances = updated, "provider key rotated");
         Ok(updated)
     }

@@ -242,6 +242,48 @@ impl InstanceStore {
         Ok(rows.into_iter().map(key_from_row).collect())
     }
 
+    /// Records a key the platform no longer uses but could not delete at OpenRouter.
+    pub async fn retire_key(&self, owner: &str, hash: &str, now_ms: i64) -> Result<(), StoreError> {
+        on_backend!(self, |pool, _begin| {
+            sqlx::query(
+                "INSERT INTO retired_provider_keys (key_hash, owner, retired_at_ms) \
+                 VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(owner)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Hashes of retired keys still to delete at OpenRouter, oldest first.
+    pub async fn retired_keys(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_backend!(self, |pool, _begin| {
+            sqlx::query_as(
+                "SELECT key_hash FROM retired_provider_keys ORDER BY retired_at_ms LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(hash,)| hash).collect())
+    }
+
+    /// Forgets a retired key once OpenRouter deleted it.
+    pub async fn forget_retired_key(&self, hash: &str) -> Result<(), StoreError> {
+        on_backend!(self, |pool, _begin| {
+            sqlx::query("DELETE FROM retired_provider_keys WHERE key_hash = $1")
+                .bind(hash)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
     /// The subscription state of `owner`, if SetOwnerPlan ever set one.
     pub async fn subscription(&self, owner: &str) -> Result<Option<Subscription>, StoreError> {
         let select =

@@ -1,5 +1,6 @@
 //! The periodic pass of the leader: lapses past their grace stop their instances, keys
-//! of owners with nothing left are deleted, and keys crossing 80 % or 100 % of their
+//! of owners with nothing left (and retired keys OpenRouter could not be told about) are
+//! deleted, and keys crossing 80 % or 100 % of their
 //! limit raise an alert on the owner's instances' watch streams
 //! (docs/product/provider-keys.md#upkeep).
 
@@ -57,6 +58,7 @@ pub async fn run_once(lifecycle: &Lifecycle, read_usage: bool) {
         return;
     }
     delete_unused_keys(lifecycle).await;
+    delete_retired_keys(lifecycle).await;
     if read_usage {
         raise_usage_alerts(lifecycle).await;
     }
@@ -100,6 +102,24 @@ async fn delete_unused_keys(lifecycle: &Lifecycle) {
     };
     for key in unused {
         lifecycle.delete_owner_key(&key).await;
+    }
+}
+
+async fn delete_retired_keys(lifecycle: &Lifecycle) {
+    let store = lifecycle.registry.store();
+    let retired = match store.retired_keys(100).await {
+        Ok(retired) => retired,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list retired provider keys; will retry");
+            return;
+        }
+    };
+    for hash in retired {
+        if lifecycle.delete_at_provider(&hash).await
+            && let Err(error) = store.forget_retired_key(&hash).await
+        {
+            tracing::warn!(key_hash = %hash, %error, "cannot forget a deleted retired key yet");
+        }
     }
 }
 
