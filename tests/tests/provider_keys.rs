@@ -204,6 +204,14 @@ async fn a_users_key_is_provisioned_follows_the_plan_rotates_alerts_and_goes_wit
     // A lapse disables the key at once and stops the instances after the grace.
     set_plan(&mut client, &owner, Plan::Pro, false).await;
     assert!(standin.keys()[0].disabled);
+    let refused = user.call(Method::POST, "/instances", Some(json!({}))).await;
+    assert_eq!(refused.status, StatusCode::PRECONDITION_FAILED);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("subscription has lapsed")
+    );
     assert_eq!(
         desired_state(&mut client, &first_id).await,
         DesiredState::Running

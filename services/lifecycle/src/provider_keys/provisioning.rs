@@ -35,6 +35,29 @@ impl Lifecycle {
         }
     }
 
+    /// The plan of an app user's create: their subscription's when one was set (else
+    /// `requested`), refused while the subscription is lapsed.
+    pub(crate) async fn app_create_plan(
+        &self,
+        owner: &str,
+        requested: Plan,
+    ) -> Result<Plan, ServiceError> {
+        match self
+            .registry
+            .store()
+            .subscription(owner)
+            .await
+            .map_err(store_error)?
+        {
+            Some(subscription) if !subscription.active => Err(ServiceError::new(
+                clawfleet_kit::error::ErrorCode::FailedPrecondition,
+                "your subscription has lapsed; renew it to create instances",
+            )),
+            Some(subscription) => Ok(subscription.plan),
+            None => Ok(requested),
+        }
+    }
+
     /// For an app user's create without a provider key of their own: the owner's key
     /// (provisioned now if they have none) goes into `secrets`, and the default model
     /// into `model` unless one was chosen. `None` when keys are not managed.

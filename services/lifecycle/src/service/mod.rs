@@ -247,9 +247,10 @@ impl InstanceService for InstanceServiceHandler {
         };
         validate_owner(&owner)?;
         let plan = Plan::from_proto(body.plan).map_err(ServiceError::from)?;
-        // An app user's subscription, once known, decides their plan.
+        // An app user's subscription, once known, decides their plan; a lapsed one
+        // creates nothing (docs/product/provider-keys.md#plans-and-subscriptions).
         let plan = if caller.role == Role::App {
-            self.lifecycle.owner_plan(&owner, plan).await
+            self.lifecycle.app_create_plan(&owner, plan).await?
         } else {
             plan
         };
