@@ -85,6 +85,15 @@ fn valid_value(key: &str) -> &'static str {
         | keys::CLAWFLEET_GATEWAY_PORT_BASE
         | keys::OPENCLAW_GATEWAY_PORT => "4998",
         keys::EDGE_BODY_LIMIT_BYTES => "2048",
+        keys::OPENCLAW_APPLY_CONCURRENCY => "4",
+        keys::CLAWFLEET_OPENROUTER_LIMIT_FREE_USD
+        | keys::CLAWFLEET_OPENROUTER_LIMIT_PRO_USD
+        | keys::CLAWFLEET_OPENROUTER_LIMIT_ENTERPRISE_USD => "5",
+        keys::CLAWFLEET_OPENROUTER_TIMEOUT_MS => "5000",
+        keys::CLAWFLEET_OPENROUTER_USAGE_POLL_SECONDS
+        | keys::CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS => "60",
+        keys::OPENROUTER_BASE_URL => "https://openrouter.example/api/v1",
+        keys::CLAWFLEET_OPENROUTER_DEFAULT_MODEL => "openrouter/auto",
         keys::CLAWFLEET_LOCAL_CONFINEMENT => "best-effort",
         keys::CLAWFLEET_LOCAL_TENANT_UID_BASE => "1500000000",
         keys::EDGE_AUTH_RATE_PER_MINUTE
