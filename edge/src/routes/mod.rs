@@ -3,6 +3,7 @@
 //! JSON errors). Every route is registered with its OpenAPI annotation (utoipa-axum), so
 //! the document is generated from the same table the router is.
 
+mod account_deletion;
 mod app;
 mod app_auth;
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod instances;
 #[cfg(test)]
 mod limits_tests;
 mod rpc;
+mod subscriptions;
 mod vnc;
 mod watch;
 
@@ -79,6 +81,8 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
     let quick = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(with_json_405(routes!(health)))
         .merge(instances::routes())
+        .merge(subscriptions::operator_routes())
+        .merge(subscriptions::webhook_routes())
         .merge(watch::routes())
         .merge(
             app::instance_routes()
@@ -94,6 +98,7 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         )
         .merge(
             app_auth::user_routes()
+                .merge(subscriptions::user_routes())
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
@@ -117,6 +122,15 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(rpc::routes())
         .merge(channels::routes())
         .merge(vnc::routes())
+        // Deleting an account waits for every instance's teardown (its own deadline).
+        .merge(
+            account_deletion::routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
+        )
         .merge(
             app::gateway_routes()
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))
