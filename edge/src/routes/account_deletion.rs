@@ -38,21 +38,36 @@ pub fn routes() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new().routes(with_json_405(routes!(app_auth::me, delete_account)))
 }
 
-/// The confirmation: `password`, or `provider` with a fresh `token` (and the `nonce` the
-/// app used to get it, if any).
+/// The confirmation: my password, or a fresh token of a linked Google or Apple identity.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DeleteAccountBody {
+    Password(PasswordProof),
+    Provider(ProviderProof),
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DeleteAccountBody {
-    #[serde(default)]
+pub struct PasswordProof {
     #[schema(min_length = 1, max_length = 256)]
-    password: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^(google|apple)$")]
-    provider: Option<String>,
+    password: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Google,
+    Apple,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderProof {
+    provider: ProviderName,
     /// A Google ID token or Apple identity token issued in the last 10 minutes.
-    #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
-    token: Option<String>,
+    token: String,
+    /// The nonce the app used to get the token, if any.
     #[serde(default)]
     #[schema(max_length = 256)]
     nonce: Option<String>,
@@ -60,20 +75,26 @@ pub struct DeleteAccountBody {
 
 impl DeleteAccountBody {
     fn into_proof(self) -> Result<Reauthentication, ApiError> {
-        match (self.password, self.provider, self.token) {
-            (Some(password), None, None) if !password.is_empty() => Ok(Reauthentication {
-                password,
-                ..Reauthentication::default()
-            }),
-            (None, Some(provider), Some(token)) => Ok(Reauthentication {
+        match self {
+            DeleteAccountBody::Password(PasswordProof { password }) if !password.is_empty() => {
+                Ok(Reauthentication {
+                    password,
+                    ..Reauthentication::default()
+                })
+            }
+            DeleteAccountBody::Provider(proof) => Ok(Reauthentication {
                 password: String::new(),
-                provider,
-                provider_token: token,
-                nonce: self.nonce.unwrap_or_default(),
+                provider: match proof.provider {
+                    ProviderName::Google => "google",
+                    ProviderName::Apple => "apple",
+                }
+                .to_owned(),
+                provider_token: proof.token,
+                nonce: proof.nonce.unwrap_or_default(),
             }),
-            _ => Err(ApiError::invalid_argument(
-                "confirm with {\"password\"} or with {\"provider\", \"token\"} (a fresh google or apple token)",
-            )),
+            DeleteAccountBody::Password(_) => {
+                Err(ApiError::invalid_argument("password must not be empty"))
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{instances::plan_name, with_json_405};
 use crate::{
     error::ApiError,
-    extract::ApiJson,
+    extract::{ApiJson, optional_integer},
     openapi::schemas::{ErrorResponses, SubscriptionJson, WebhookAnswerJson, plan_schema},
     plans,
     principal::Principal,
@@ -76,14 +76,30 @@ pub struct WebhookEventBody {
     #[schema(max_items = 64, nullable)]
     entitlement_ids: Option<Vec<String>>,
     /// When the event happened (Unix milliseconds); decides the order of events.
-    #[schema(minimum = 1)]
-    event_timestamp_ms: i64,
-    #[serde(default)]
-    #[schema(nullable)]
-    expiration_at_ms: Option<i64>,
-    #[serde(default)]
-    #[schema(nullable)]
-    grace_period_expiration_at_ms: Option<i64>,
+    #[serde(deserialize_with = "optional_integer")]
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 9007199254740991_i64)]
+    event_timestamp_ms: Option<u64>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 9007199254740991_i64)]
+    expiration_at_ms: Option<u64>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 9007199254740991_i64)]
+    grace_period_expiration_at_ms: Option<u64>,
+}
+
+/// Largest event time accepted: the largest integer JSON carries exactly (2^53 - 1), far
+/// past any real date.
+const MAX_EVENT_MILLIS: u64 = 9_007_199_254_740_991;
+
+/// Unix milliseconds as the auth contract carries them.
+fn millis(value: u64) -> Result<i64, ApiError> {
+    if value > MAX_EVENT_MILLIS {
+        return Err(ApiError::invalid_argument(format!(
+            "event times must be unix milliseconds of at most {MAX_EVENT_MILLIS}"
+        )));
+    }
+    i64::try_from(value)
+        .map_err(|_| ApiError::invalid_argument("event times must be unix milliseconds"))
 }
 
 fn check_event_text(name: &str, value: &str) -> Result<(), ApiError> {
@@ -132,17 +148,26 @@ async fn revenuecat_webhook(
     let event = body.event;
     check_event_text("id", &event.id)?;
     check_event_text("type", &event.event_type)?;
-    if event.event_timestamp_ms < 1 {
-        return Err(ApiError::invalid_argument(
-            "event.event_timestamp_ms must be a positive unix time in milliseconds",
-        ));
-    }
+    let event_timestamp_ms = match event.event_timestamp_ms {
+        Some(millis) if millis >= 1 => millis,
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "event.event_timestamp_ms must be a positive unix time in milliseconds",
+            ));
+        }
+    };
     let entitlement_ids = event.entitlement_ids.unwrap_or_default();
     if entitlement_ids.len() > 64 {
         return Err(ApiError::invalid_argument(
             "event.entitlement_ids may list at most 64 entitlements",
         ));
     }
+    let event_timestamp_ms = millis(event_timestamp_ms)?;
+    let expiration_at_ms = event.expiration_at_ms.map(millis).transpose()?;
+    let grace_period_expiration_at_ms = event
+        .grace_period_expiration_at_ms
+        .map(millis)
+        .transpose()?;
     let Some(app_user_id) = event.app_user_id else {
         // TRANSFER and similar events name no one user; there is nothing to apply.
         return Ok(Json(json!({"outcome": "ignored"})));
@@ -155,9 +180,9 @@ async fn revenuecat_webhook(
             r#type: event.event_type,
             app_user_id,
             entitlement_ids,
-            event_timestamp_ms: event.event_timestamp_ms,
-            expiration_at_ms: event.expiration_at_ms,
-            grace_period_expiration_at_ms: event.grace_period_expiration_at_ms,
+            event_timestamp_ms,
+            expiration_at_ms,
+            grace_period_expiration_at_ms,
         })
         .await?;
     let outcome = match SubscriptionEventOutcome::try_from(answer.outcome) {
@@ -186,9 +211,17 @@ async fn revenuecat_webhook(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanBody {
-    #[serde(deserialize_with = "plan_name")]
+    #[serde(deserialize_with = "required_plan_name")]
     #[schema(schema_with = plan_schema)]
-    plan: Option<KitPlan>,
+    plan: KitPlan,
+}
+
+/// A plan name from the kit's table; `null` and other names are refused by name.
+fn required_plan_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<KitPlan, D::Error> {
+    plan_name(deserializer)?
+        .ok_or_else(|| serde::de::Error::custom("plan must be free, pro or enterprise"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -226,11 +259,7 @@ async fn set_user_plan(
             "userId must be 1 to 100 letters, digits, '_' or '-'",
         ));
     }
-    let Some(plan) = body.plan else {
-        return Err(ApiError::invalid_argument(
-            "plan is required: free, pro or enterprise",
-        ));
-    };
+    let plan = body.plan;
     let subscription = state
         .auth()
         .set_user_plan(
