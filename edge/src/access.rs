@@ -12,7 +12,7 @@ use axum::{
 };
 use clawfleet_kit::{access_token::AccessTokenError, error::ErrorCode};
 
-use crate::{auth::bearer_token, error::ApiError, principal::AppUserPlan, state::EdgeState};
+use crate::{auth::bearer_token, error::ApiError, state::EdgeState};
 
 /// Lets the request through with its app user attached, or answers 401.
 pub async fn require_access_token(
@@ -25,9 +25,9 @@ pub async fn require_access_token(
     };
     match state.access_tokens().verify(token) {
         Ok(verified) => {
-            let extensions = request.extensions_mut();
-            extensions.insert(verified.caller);
-            extensions.insert(AppUserPlan(verified.plan));
+            // The token's plan claim is not used: plans change between sign-ins, so
+            // handlers ask the auth service (docs/product/subscriptions.md).
+            request.extensions_mut().insert(verified.caller);
             next.run(request).await
         }
         Err(AccessTokenError::Expired) => {

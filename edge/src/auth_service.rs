@@ -5,9 +5,11 @@ use clawfleet_kit::tls::ServiceTls;
 use std::time::Duration;
 
 use clawfleet_contracts::auth::v1::{
-    GetUserRequest, LogInRequest, LogOutRequest, RefreshRequest, SignInWithAppleRequest,
-    SignInWithGoogleRequest, SignUpRequest, TokenPair, User,
-    auth_service_client::AuthServiceClient,
+    ApplySubscriptionEventRequest, ApplySubscriptionEventResponse, DeleteAccountRequest,
+    DeleteAccountResponse, GetSubscriptionRequest, GetSubscriptionResponse, GetUserRequest,
+    LogInRequest, LogOutRequest, Reauthentication, RefreshRequest, SetUserPlanRequest,
+    SignInWithAppleRequest, SignInWithGoogleRequest, SignUpRequest, Subscription, TokenPair, User,
+    VerifyReauthenticationRequest, auth_service_client::AuthServiceClient,
 };
 use clawfleet_kit::client::GrpcChannel;
 use clawfleet_kit::identity::Caller;
@@ -132,6 +134,93 @@ impl AuthClient {
             .into_inner()
             .user
             .ok_or_else(|| ApiError::internal("auth service answered without a user"))
+    }
+}
+
+/// Plans and account deletion (docs/product/subscriptions.md, docs/product/app-api.md).
+impl AuthClient {
+    /// The user's current plan (read through RevenueCat when configured) and whether
+    /// this read changed it. Empty `user_id`: the calling app user.
+    pub async fn subscription(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<GetSubscriptionResponse, ApiError> {
+        let request = self.request(
+            caller,
+            GetSubscriptionRequest {
+                user_id: user_id.to_owned(),
+            },
+        )?;
+        let response = self
+            .client
+            .clone()
+            .get_subscription(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner())
+    }
+
+    /// Records a webhook event (the edge calls as itself: nobody signed in sent it).
+    pub async fn apply_subscription_event(
+        &self,
+        message: ApplySubscriptionEventRequest,
+    ) -> Result<ApplySubscriptionEventResponse, ApiError> {
+        let request = self.anonymous(message)?;
+        let response = self
+            .client
+            .clone()
+            .apply_subscription_event(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn set_user_plan(
+        &self,
+        caller: &Caller,
+        message: SetUserPlanRequest,
+    ) -> Result<Subscription, ApiError> {
+        let request = self.request(caller, message)?;
+        let response = self
+            .client
+            .clone()
+            .set_user_plan(request)
+            .await
+            .map_err(upstream)?;
+        response
+            .into_inner()
+            .subscription
+            .ok_or_else(|| ApiError::internal("auth service answered without a subscription"))
+    }
+
+    pub async fn verify_reauthentication(
+        &self,
+        caller: &Caller,
+        proof: Reauthentication,
+    ) -> Result<(), ApiError> {
+        let request = self.request(caller, VerifyReauthenticationRequest { proof: Some(proof) })?;
+        self.client
+            .clone()
+            .verify_reauthentication(request)
+            .await
+            .map_err(upstream)?;
+        Ok(())
+    }
+
+    pub async fn delete_account(
+        &self,
+        caller: &Caller,
+        proof: Reauthentication,
+    ) -> Result<DeleteAccountResponse, ApiError> {
+        let request = self.request(caller, DeleteAccountRequest { proof: Some(proof) })?;
+        let response = self
+            .client
+            .clone()
+            .delete_account(request)
+            .await
+            .map_err(upstream)?;
+        Ok(response.into_inner())
     }
 }
 

@@ -65,6 +65,9 @@ pub struct EdgeConfig {
     /// How long the instance replica may go without word from the lifecycle's watch
     /// before reads answer 503 (`EDGE_INSTANCE_STALENESS_SECONDS`).
     pub instance_staleness: Duration,
+    /// The exact `Authorization` header RevenueCat's webhook carries
+    /// (`REVENUECAT_WEBHOOK_AUTHORIZATION`); `None`: the webhook route answers 412.
+    pub revenuecat_webhook_authorization: Option<SecretString>,
 }
 
 impl EdgeConfig {
@@ -175,6 +178,11 @@ impl EdgeConfig {
             app_concurrent_requests,
             docs_enabled,
             instance_staleness,
+            revenuecat_webhook_authorization: config::optional(
+                env,
+                keys::REVENUECAT_WEBHOOK_AUTHORIZATION,
+            )
+            .map(SecretString::from),
         })
     }
 }

@@ -23,6 +23,7 @@ mod lifecycle; // the gRPC client of the lifecycle service
 mod limits; // abuse limits: client address via trusted proxies, per-user and per-account budgets
 mod metrics; // requests by route template, method and status class; rate-limited requests
 pub mod openapi; // the OpenAPI document generated from the handlers, and its schemas
+mod plans; // applying a user's plan to their instances, and what to say when over quota
 mod principal; // who a request acts for
 mod rate_limit; // the per-client budget of /auth/*
 pub mod routes; // the router: every route with its OpenAPI entry, and shared layers

@@ -11,8 +11,8 @@ use clawfleet_contracts::{
     common::v1::PageRequest,
     lifecycle::v1::{
         CreateInstanceRequest, DeleteInstanceRequest, DeleteInstanceResponse, GetInstanceRequest,
-        Instance, ListInstancesRequest, ListInstancesResponse, StartInstanceRequest,
-        StopInstanceRequest, WatchInstancesRequest, WatchInstancesResponse,
+        Instance, ListInstancesRequest, ListInstancesResponse, SetOwnerPlanRequest,
+        StartInstanceRequest, StopInstanceRequest, WatchInstancesRequest, WatchInstancesResponse,
         instance_service_client::InstanceServiceClient,
     },
 };
@@ -96,10 +96,22 @@ impl LifecycleClient {
         page_size: u32,
         page_token: String,
     ) -> Result<ListInstancesResponse, ApiError> {
+        self.list_of(caller, String::new(), page_size, page_token)
+            .await
+    }
+
+    /// One page of `owner`'s instances (app callers always get their own).
+    pub async fn list_of(
+        &self,
+        caller: &Caller,
+        owner: String,
+        page_size: u32,
+        page_token: String,
+    ) -> Result<ListInstancesResponse, ApiError> {
         let request = self.unary(
             caller,
             ListInstancesRequest {
-                owner: String::new(),
+                owner,
                 page: Some(PageRequest {
                     page_size,
                     page_token,
@@ -157,6 +169,26 @@ impl LifecycleClient {
             .await
             .map_err(upstream)?;
         present(response.into_inner().instance)
+    }
+
+    /// Applies a user's plan and standing to everything they own. `Ok(None)` when this
+    /// lifecycle does not serve SetOwnerPlan yet (an older version during an upgrade):
+    /// the plan is recorded and applies to the next create; see
+    /// docs/product/subscriptions.md#applying-a-plan.
+    pub async fn set_owner_plan(
+        &self,
+        caller: &Caller,
+        request: SetOwnerPlanRequest,
+    ) -> Result<Option<Vec<Instance>>, ApiError> {
+        let request = self.unary(caller, request)?;
+        match self.client.clone().set_owner_plan(request).await {
+            Ok(response) => Ok(Some(response.into_inner().instances)),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                tracing::warn!("the lifecycle does not apply plans to running instances yet");
+                Ok(None)
+            }
+            Err(status) => Err(upstream(status)),
+        }
     }
 
     /// Opens a watch of one instance (`id`) or of every instance (empty `id`). The call

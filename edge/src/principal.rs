@@ -5,7 +5,6 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use clawfleet_kit::identity::Caller;
-use clawfleet_kit::plan::Plan;
 
 use crate::error::ApiError;
 
@@ -24,21 +23,5 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .map(Principal)
             // A route without an authentication layer is a wiring bug, not the caller's.
             .ok_or_else(|| ApiError::internal("no authenticated caller for this route"))
-    }
-}
-
-/// What the access token says about an app user beyond their id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppUserPlan(pub Plan);
-
-impl<S: Send + Sync> FromRequestParts<S> for AppUserPlan {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<AppUserPlan>()
-            .copied()
-            .ok_or_else(|| ApiError::internal("no access token for this route"))
     }
 }

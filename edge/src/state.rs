@@ -52,6 +52,7 @@ struct Shared {
     docs_enabled: bool,
     instances: Arc<InstanceCache>,
     platform_api_key: Redacted<Box<[u8]>>,
+    revenuecat_webhook_authorization: Option<Redacted<Box<[u8]>>>,
     body_limit_bytes: usize,
     shutdown: ShutdownToken,
 }
@@ -92,6 +93,10 @@ impl EdgeState {
             docs_enabled: config.docs_enabled,
             instances,
             platform_api_key: Redacted(config.platform_api_key.expose_secret().as_bytes().into()),
+            revenuecat_webhook_authorization: config
+                .revenuecat_webhook_authorization
+                .as_ref()
+                .map(|header| Redacted(header.expose_secret().as_bytes().into())),
             body_limit_bytes: config.body_limit_bytes,
             shutdown: shutdown.clone(),
         }));
@@ -168,6 +173,15 @@ impl EdgeState {
         constant_time_eq(presented, &self.0.platform_api_key)
     }
 
+    /// Whether `presented` is RevenueCat's webhook header (constant time); `None` when
+    /// the webhook is not configured.
+    pub(crate) fn is_revenuecat_webhook(&self, presented: &[u8]) -> Option<bool> {
+        self.0
+            .revenuecat_webhook_authorization
+            .as_ref()
+            .map(|expected| constant_time_eq(presented, expected))
+    }
+
     pub(crate) fn body_limit_bytes(&self) -> usize {
         self.0.body_limit_bytes
     }
@@ -185,7 +199,12 @@ mod tests {
     async fn debug_output_shows_no_key_token_or_secret() {
         let shown = format!("{:?}", test_state(1024));
         assert!(shown.contains("body_limit_bytes: 1024"), "{shown}");
-        for secret in [API_KEY, JWT_SECRET, "edge-service-token-0123456789abcdef"] {
+        for secret in [
+            API_KEY,
+            JWT_SECRET,
+            "edge-service-token-0123456789abcdef",
+            "webhook-secret-0123456789",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

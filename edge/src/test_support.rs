@@ -12,6 +12,8 @@ use crate::{EdgeConfig, EdgeState, router};
 
 pub const API_KEY: &str = "operator-key";
 pub const JWT_SECRET: &str = "edge-test-jwt-secret-of-32-bytes-or-more";
+/// The `Authorization` header the test router expects on RevenueCat webhooks.
+pub const WEBHOOK_AUTHORIZATION: &str = "Bearer webhook-secret-0123456789";
 
 /// A loopback address that refused connections a moment ago.
 fn address_with_nothing_listening() -> String {
@@ -37,6 +39,7 @@ pub fn test_config(body_limit_bytes: usize) -> EdgeConfig {
         app_concurrent_requests: 8,
         docs_enabled: true,
         instance_staleness: crate::config::DEFAULT_INSTANCE_STALENESS,
+        revenuecat_webhook_authorization: Some(WEBHOOK_AUTHORIZATION.into()),
     }
 }
 

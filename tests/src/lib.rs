@@ -14,6 +14,7 @@ pub mod otlp_receiver; // a real OTLP/gRPC trace receiver on loopback
 pub mod platform; // a running platform: the in-process mesh or the real binary
 pub mod prometheus; // scraping /metrics, reading samples, promtool checks, names in PromQL
 pub mod raw_http; // the lightest HTTP/1.1 GET client, for benchmarks
+pub mod revenuecat_standin; // RevenueCat's subscriber API and webhook sender on loopback
 pub mod scenario; // shared steps: operator REST calls, waiting for a phase
 pub mod split_mesh; // every service its own process, edge/auth/channels/bridge replicated
 pub mod telegram_standin; // a Telegram Bot API stand-in on loopback

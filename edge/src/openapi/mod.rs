@@ -15,7 +15,7 @@ use axum::{
 };
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme},
 };
 
 use crate::{error::ApiError, state::EdgeState};
@@ -24,6 +24,8 @@ use crate::{error::ApiError, state::EdgeState};
 pub const ACCESS_TOKEN: &str = "accessToken";
 /// Security scheme of the manager API: the platform API key.
 pub const API_KEY: &str = "apiKey";
+/// Security scheme of RevenueCat's webhook: the exact `Authorization` header configured.
+pub const REVENUECAT_WEBHOOK: &str = "revenuecatWebhook";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +39,7 @@ pub const API_KEY: &str = "apiKey";
         (name = "auth", description = "Sign-up, sign-in and tokens"),
         (name = "app", description = "The mobile app's instances (access JWT)"),
         (name = "manager", description = "Manager-compatible operator API (API key)"),
+        (name = "webhooks", description = "RevenueCat's webhook (its configured Authorization header)"),
     )
 )]
 pub struct ApiDoc;
@@ -52,6 +55,10 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             API_KEY,
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            REVENUECAT_WEBHOOK,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Authorization"))),
         );
     }
 }

@@ -497,3 +497,52 @@ pub struct TokensJson {
 pub struct LoggedOutJson {
     pub revoked: bool,
 }
+
+/// A user's plan and subscription (docs/product/subscriptions.md).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionJson {
+    pub user_id: String,
+    pub plan: PlanJson,
+    /// False once a paid subscription lapsed.
+    pub active: bool,
+    /// The RevenueCat entitlements active now.
+    pub entitlements: Vec<String>,
+    pub expires_at: Option<String>,
+    /// `default`, `revenuecat` or `operator`.
+    pub source: String,
+    /// How many instances the plan allows.
+    pub instance_quota: u32,
+    /// How many instances the user has (when the change was just applied).
+    pub instances: Option<u32>,
+    /// What to do when the user has more instances than the plan allows (nothing is
+    /// deleted for a downgrade).
+    pub notice: Option<String>,
+}
+
+/// What became of a webhook event, with the user's subscription after it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAnswerJson {
+    /// `applied`, `duplicate`, `stale`, `ignored` or `unknown_user`.
+    pub outcome: String,
+    pub user_id: Option<String>,
+    pub plan: Option<PlanJson>,
+    pub active: Option<bool>,
+    pub entitlements: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    pub source: Option<String>,
+    pub instance_quota: Option<u32>,
+    pub instances: Option<u32>,
+    pub notice: Option<String>,
+}
+
+/// The answer of `DELETE /users/me`, given only when nothing of the user is left.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDeletedJson {
+    pub deleted: bool,
+    pub instances_deleted: u32,
+    pub identities_deleted: u32,
+    pub sessions_deleted: u32,
+}

@@ -1,11 +1,12 @@
 //! The App API's instance routes (docs/product/app-api.md#instances): the same operations as the manager API,
 //! for the app user the access token names. Services enforce ownership, so another
-//! user's instance is 404 on every route; creating is held to the plan in the token.
+//! user's instance is 404 on every route; creating is held to the user's current plan.
 
 use std::collections::HashMap;
 
 use axum::{Json, extract::State, response::Response};
 use clawfleet_contracts::lifecycle::v1::CreateInstanceRequest;
+use clawfleet_kit::plan::Plan;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{
@@ -23,7 +24,7 @@ use super::{
     },
     instances::{self, DeleteQuery, ListQuery},
     rpc::{self, RpcBody},
-    with_json_405,
+    subscriptions, with_json_405,
 };
 use crate::{
     error::ApiError,
@@ -33,7 +34,7 @@ use crate::{
         PairingApprovedJson, PairingListJson, TelegramLogoutJson, TelegramSetupJson,
         TelegramStatusJson, WhatsAppQrJson, WhatsAppStatusJson, WhatsAppWaitJson, secrets_schema,
     },
-    principal::{AppUserPlan, Principal},
+    principal::Principal,
     state::EdgeState,
 };
 
@@ -82,12 +83,15 @@ pub struct AppCreateBody {
 async fn create_instance(
     State(state): State<EdgeState>,
     Principal(caller): Principal,
-    AppUserPlan(plan): AppUserPlan,
     OptionalApiJson(body): OptionalApiJson<AppCreateBody>,
 ) -> Result<Response, ApiError> {
     if let Some(secrets) = &body.secrets {
         instances::check_secret_values(secrets)?;
     }
+    // The plan now, not the one in the access token: a subscription bought or lapsed
+    // since the sign-in applies at once (docs/product/subscriptions.md).
+    let (subscription, _) = subscriptions::current_plan(&state, &caller).await?;
+    let plan = Plan::from_proto(subscription.plan).unwrap_or(Plan::DEFAULT);
     let request = CreateInstanceRequest {
         // The lifecycle service generates the id and makes the caller the owner.
         id: String::new(),

@@ -33,11 +33,10 @@ pub fn sign_in_routes() -> OpenApiRouter<EdgeState> {
         .routes(with_json_405(routes!(refresh)))
 }
 
-/// Routes for a signed-in user.
+/// Routes for a signed-in user (`GET /users/me` is served with `DELETE /users/me`, in
+/// `account_deletion`, which has no handler timeout).
 pub fn user_routes() -> OpenApiRouter<EdgeState> {
-    OpenApiRouter::new()
-        .routes(with_json_405(routes!(log_out)))
-        .routes(with_json_405(routes!(me)))
+    OpenApiRouter::new().routes(with_json_405(routes!(log_out)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -236,7 +235,7 @@ async fn log_out(
 /// My profile.
 #[utoipa::path(get, path = "/users/me", tag = "auth", security(("accessToken" = [])),
     responses((status = 200, body = UserJson), ErrorResponses))]
-async fn me(
+pub(super) async fn me(
     State(state): State<EdgeState>,
     Principal(caller): Principal,
 ) -> Result<Json<Value>, ApiError> {

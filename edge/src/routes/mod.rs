@@ -3,6 +3,7 @@
 //! JSON errors). Every route is registered with its OpenAPI annotation (utoipa-axum), so
 //! the document is generated from the same table the router is.
 
+mod account_deletion;
 mod app;
 mod app_auth;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod instances;
 mod limits_tests;
 mod provider_keys;
 mod rpc;
+mod subscriptions;
 mod vnc;
 mod watch;
 
@@ -81,6 +83,8 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .routes(with_json_405(routes!(health)))
         .merge(instances::routes())
         .merge(provider_keys::manager_routes())
+        .merge(subscriptions::operator_routes())
+        .merge(subscriptions::webhook_routes())
         .merge(watch::routes())
         .merge(
             app::instance_routes()
@@ -97,6 +101,7 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         )
         .merge(
             app_auth::user_routes()
+                .merge(subscriptions::user_routes())
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
@@ -120,6 +125,15 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(rpc::routes())
         .merge(channels::routes())
         .merge(vnc::routes())
+        // Deleting an account waits for every instance's teardown (its own deadline).
+        .merge(
+            account_deletion::routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
+        )
         .merge(
             app::gateway_routes()
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))

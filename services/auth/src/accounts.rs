@@ -11,6 +11,7 @@ use crate::{
     providers::{IdTokenVerifier, Provider, VerifiedIdentity},
     sessions::{SessionTokens, Sessions, now_ms},
     store::{AuthStore, EmailClaim, NewUser, StoreError, UserRecord},
+    subscriptions::Subscriptions,
     validation::{Email, check_new_password, clean_name},
 };
 
@@ -37,6 +38,7 @@ pub struct Accounts {
     pub sessions: Sessions,
     pub google: IdTokenVerifier,
     pub apple: IdTokenVerifier,
+    pub subscriptions: Subscriptions,
 }
 
 impl Accounts {
@@ -264,7 +266,7 @@ impl Accounts {
 }
 
 /// The longest prefix of `text` of at most `limit` bytes that ends on a char boundary.
-fn truncate_bytes(text: &str, limit: usize) -> &str {
+pub(crate) fn truncate_bytes(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }

@@ -34,6 +34,10 @@ pub enum AuthError {
     UnverifiedEmailInUse(Provider),
     #[error("user not found")]
     UserNotFound,
+    /// The password or provider token sent to confirm a deletion was not right, not
+    /// fresh, or not linked to the account.
+    #[error("re-authentication failed: check the password, or sign in with the provider again")]
+    ReauthenticationFailed,
     #[error("{0}")]
     RequiresUserId(&'static str),
     /// Logged where it is converted; the caller sees only "internal error".
@@ -48,9 +52,9 @@ impl AuthError {
                 ErrorCode::InvalidArgument
             }
             AuthError::EmailTaken | AuthError::UnverifiedEmailInUse(_) => ErrorCode::AlreadyExists,
-            AuthError::InvalidCredentials | AuthError::InvalidRefreshToken => {
-                ErrorCode::Unauthenticated
-            }
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::ReauthenticationFailed => ErrorCode::Unauthenticated,
             AuthError::IdToken(IdTokenError::NotConfigured(_)) => ErrorCode::FailedPrecondition,
             AuthError::IdToken(IdTokenError::Invalid(_)) => ErrorCode::Unauthenticated,
             AuthError::IdToken(IdTokenError::KeysUnavailable(_)) => ErrorCode::Unavailable,

@@ -25,6 +25,7 @@ use crate::{
     service::AuthServiceHandler,
     sessions::{DEFAULT_REFRESH_TTL, DEFAULT_RETRY_GRACE, DEFAULT_SESSION_LIFETIME, Sessions},
     store::{AuthStore, StoreError},
+    subscriptions::{RevenueCatConfig, Subscriptions},
 };
 
 /// Data directory used for the default SQLite database when none is configured.
@@ -57,6 +58,8 @@ pub struct AuthConfig {
     pub jwks_min_refetch_interval: Duration,
     /// How often refresh-token families that have fully expired are deleted (1 h).
     pub refresh_purge_interval: Duration,
+    /// RevenueCat, when it decides plans (docs/product/subscriptions.md).
+    pub revenuecat: RevenueCatConfig,
 }
 
 impl AuthConfig {
@@ -97,6 +100,7 @@ impl AuthConfig {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             jwks_min_refetch_interval: jwks::MIN_REFETCH_INTERVAL,
             refresh_purge_interval: DEFAULT_PURGE_INTERVAL,
+            revenuecat: RevenueCatConfig::from_env(env)?,
         })
     }
 }
@@ -160,10 +164,12 @@ impl AuthServer {
         )?;
         let store = Arc::new(AuthStore::open(config.database_url.expose_secret()).await?);
         let passwords = Passwords::new().await?;
+        let subscriptions = Subscriptions::new(store.clone(), &config.revenuecat, http.clone());
         tracing::info!(
             backend = store.backend_name(),
             google = config.google_client_id.is_some(),
             apple = config.apple_client_id.is_some(),
+            revenuecat = subscriptions.revenuecat_configured(),
             "auth started"
         );
         Ok(Self {
@@ -174,6 +180,7 @@ impl AuthServer {
                 passwords,
                 google,
                 apple,
+                subscriptions,
             }),
             refresh_purge_interval: config.refresh_purge_interval,
         })

@@ -3,18 +3,25 @@
 use std::sync::Arc;
 
 use clawfleet_contracts::auth::v1::{
-    GetUserRequest, GetUserResponse, LogInRequest, LogInResponse, LogOutRequest, LogOutResponse,
-    RefreshRequest, RefreshResponse, SignInWithAppleRequest, SignInWithAppleResponse,
-    SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest, SignUpResponse, TokenPair,
-    User, auth_service_server::AuthService,
+    ApplySubscriptionEventRequest, ApplySubscriptionEventResponse, DeleteAccountRequest,
+    DeleteAccountResponse, GetSubscriptionRequest, GetSubscriptionResponse, GetUserRequest,
+    GetUserResponse, LogInRequest, LogInResponse, LogOutRequest, LogOutResponse, RefreshRequest,
+    RefreshResponse, SetUserPlanRequest, SetUserPlanResponse, SignInWithAppleRequest,
+    SignInWithAppleResponse, SignInWithGoogleRequest, SignInWithGoogleResponse, SignUpRequest,
+    SignUpResponse, TokenPair, User, VerifyReauthenticationRequest, VerifyReauthenticationResponse,
+    auth_service_server::AuthService,
 };
 use clawfleet_kit::{identity::Caller, secret::ExposeSecret};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    account_deletion::Proof,
     accounts::{Accounts, SignedIn, UserProfile},
     metrics,
     providers::Provider,
+    subscription_messages::{
+        event_response, plan_of, subscription_message, subscription_owner, webhook_event,
+    },
 };
 
 /// The handler tonic serves; cheap to clone.
@@ -163,6 +170,87 @@ impl AuthService for AuthServiceHandler {
             .await?;
         Ok(Response::new(GetUserResponse {
             user: Some(user_message(profile)),
+        }))
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<GetSubscriptionRequest>,
+    ) -> Result<Response<GetSubscriptionResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let user_id = subscription_owner(&caller, &request.get_ref().user_id)?;
+        let (record, changed) = self.accounts.subscriptions.current(&user_id).await?;
+        Ok(Response::new(GetSubscriptionResponse {
+            subscription: Some(subscription_message(record)),
+            changed,
+        }))
+    }
+
+    async fn apply_subscription_event(
+        &self,
+        request: Request<ApplySubscriptionEventRequest>,
+    ) -> Result<Response<ApplySubscriptionEventResponse>, Status> {
+        Caller::of(&request)?;
+        let event = webhook_event(request.into_inner());
+        let recording = self.accounts.subscriptions.apply_event(&event).await?;
+        Ok(Response::new(event_response(recording)))
+    }
+
+    async fn set_user_plan(
+        &self,
+        request: Request<SetUserPlanRequest>,
+    ) -> Result<Response<SetUserPlanResponse>, Status> {
+        Caller::of(&request)?;
+        let body = request.into_inner();
+        let plan = plan_of(body.plan)?;
+        let user_id = body.user_id.trim();
+        if user_id.is_empty() {
+            return Err(Status::invalid_argument("user_id is required"));
+        }
+        let (record, _changed) = self
+            .accounts
+            .subscriptions
+            .set_by_operator(user_id, plan)
+            .await?;
+        Ok(Response::new(SetUserPlanResponse {
+            subscription: Some(subscription_message(record)),
+        }))
+    }
+
+    async fn verify_reauthentication(
+        &self,
+        request: Request<VerifyReauthenticationRequest>,
+    ) -> Result<Response<VerifyReauthenticationResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let proof = request.into_inner().proof.unwrap_or_default();
+        let proof = Proof::from_fields(
+            &proof.password,
+            &proof.provider,
+            &proof.provider_token,
+            &proof.nonce,
+        )?;
+        self.accounts
+            .verify_reauthentication(&caller, proof)
+            .await?;
+        Ok(Response::new(VerifyReauthenticationResponse {}))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<DeleteAccountRequest>,
+    ) -> Result<Response<DeleteAccountResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let proof = request.into_inner().proof.unwrap_or_default();
+        let proof = Proof::from_fields(
+            &proof.password,
+            &proof.provider,
+            &proof.provider_token,
+            &proof.nonce,
+        )?;
+        let deleted = self.accounts.delete_account(&caller, proof).await?;
+        Ok(Response::new(DeleteAccountResponse {
+            identities_deleted: u32::try_from(deleted.identities).unwrap_or(u32::MAX),
+            refresh_tokens_deleted: u32::try_from(deleted.refresh_tokens).unwrap_or(u32::MAX),
         }))
     }
 }

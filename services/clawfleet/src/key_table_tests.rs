@@ -113,6 +113,9 @@ fn valid_value(key: &str) -> &'static str {
         keys::CLAWFLEET_GOOGLE_JWKS_URL | keys::CLAWFLEET_APPLE_JWKS_URL => {
             "https://keys.example.com/jwks"
         }
+        keys::REVENUECAT_BASE_URL => "https://api.revenuecat.com",
+        keys::REVENUECAT_ENTITLEMENT_PLANS => "pro=pro,max=enterprise",
+        keys::REVENUECAT_CACHE_SECONDS | keys::REVENUECAT_TIMEOUT_MS => "10",
         keys::OTEL_EXPORTER_OTLP_ENDPOINT => "http://127.0.0.1:4317",
         keys::CLAWFLEET_LOG_FORMAT => "json",
         keys::RUST_LOG => "info",

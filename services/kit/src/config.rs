@@ -154,6 +154,20 @@ pub mod keys {
     pub const CLAWFLEET_GOOGLE_REQUIRE_NONCE: &str = "CLAWFLEET_GOOGLE_REQUIRE_NONCE";
     /// Apple sign-in must carry a nonce (default false).
     pub const CLAWFLEET_APPLE_REQUIRE_NONCE: &str = "CLAWFLEET_APPLE_REQUIRE_NONCE";
+    /// RevenueCat's REST API root (default `https://api.revenuecat.com`; a loopback
+    /// stand-in in tests). docs/product/subscriptions.md
+    pub const REVENUECAT_BASE_URL: &str = "REVENUECAT_BASE_URL";
+    /// RevenueCat secret API key; unset means plans are set by operators only.
+    pub const REVENUECAT_SECRET_KEY: &str = "REVENUECAT_SECRET_KEY";
+    /// `entitlement=plan` pairs, comma-separated (default `pro=pro,enterprise=enterprise`).
+    pub const REVENUECAT_ENTITLEMENT_PLANS: &str = "REVENUECAT_ENTITLEMENT_PLANS";
+    /// How long a subscriber read is trusted before RevenueCat is asked again (default 60 s).
+    pub const REVENUECAT_CACHE_SECONDS: &str = "REVENUECAT_CACHE_SECONDS";
+    /// Upper bound on one RevenueCat request in milliseconds (default 5000).
+    pub const REVENUECAT_TIMEOUT_MS: &str = "REVENUECAT_TIMEOUT_MS";
+    /// The exact `Authorization` header RevenueCat's webhook sends (edge); unset: the
+    /// webhook route answers 412.
+    pub const REVENUECAT_WEBHOOK_AUTHORIZATION: &str = "REVENUECAT_WEBHOOK_AUTHORIZATION";
     /// Where other services reach the auth service (host:port).
     pub const CLAWFLEET_AUTH_ADDR: &str = "CLAWFLEET_AUTH_ADDR";
     /// Port the auth service listens on in `clawfleet auth` / `up`.

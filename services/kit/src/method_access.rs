@@ -83,6 +83,15 @@ pub const METHOD_ACCESS: &[MethodAccess] = &[
     row(AUTH, "Refresh", &[Edge]),
     row(AUTH, "LogOut", &[Edge]),
     row(AUTH, "GetUser", EDGE_AND_OPERATOR),
+    // Plans: the edge reads them for app users and applies them to the lifecycle;
+    // operators read and set them by hand (docs/product/subscriptions.md).
+    row(AUTH, "GetSubscription", EDGE_AND_OPERATOR),
+    // Webhook events reach auth only through the edge, which checks their header.
+    row(AUTH, "ApplySubscriptionEvent", &[Edge]),
+    row(AUTH, "SetUserPlan", EDGE_AND_OPERATOR),
+    // Account deletion: the edge deletes the instances between the two calls.
+    row(AUTH, "VerifyReauthentication", &[Edge]),
+    row(AUTH, "DeleteAccount", &[Edge]),
 ];
 
 /// What the table says of one request path.

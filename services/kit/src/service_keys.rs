@@ -59,6 +59,8 @@ const EDGE: KeyTable = KeyTable {
         EDGE_APP_CONCURRENT_REQUESTS,
         EDGE_INSTANCE_STALENESS_SECONDS,
         EDGE_DOCS,
+        // Unset, RevenueCat's webhook answers 412.
+        REVENUECAT_WEBHOOK_AUTHORIZATION,
         RUST_LOG,
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -93,6 +95,12 @@ const AUTH: KeyTable = KeyTable {
         CLAWFLEET_APPLE_JWKS_URL,
         CLAWFLEET_GOOGLE_REQUIRE_NONCE,
         CLAWFLEET_APPLE_REQUIRE_NONCE,
+        // Unset, operators set plans (docs/product/subscriptions.md).
+        REVENUECAT_SECRET_KEY,
+        REVENUECAT_BASE_URL,
+        REVENUECAT_ENTITLEMENT_PLANS,
+        REVENUECAT_CACHE_SECONDS,
+        REVENUECAT_TIMEOUT_MS,
         RUST_LOG,
         CLAWFLEET_LOG_FORMAT,
         OTEL_EXPORTER_OTLP_ENDPOINT,

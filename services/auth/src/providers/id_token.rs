@@ -27,6 +27,9 @@ pub struct VerifiedIdentity {
     /// True only when the provider says it verified `email`.
     pub email_verified: bool,
     pub name: Option<String>,
+    /// The token's `iat` (Unix seconds), when it has one: re-authentication wants a
+    /// fresh token.
+    pub issued_at: Option<i64>,
 }
 
 /// Why a token was refused. The messages name the provider but never echo the token.
@@ -67,6 +70,7 @@ struct ProviderClaims {
     email_verified: Option<FlexibleBool>,
     nonce: Option<String>,
     name: Option<String>,
+    iat: Option<i64>,
 }
 
 /// Verifies one provider's tokens.
@@ -176,6 +180,7 @@ impl IdTokenVerifier {
             email,
             email_verified,
             name: claims.name.filter(|name| !name.trim().is_empty()),
+            issued_at: claims.iat,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The account store: users, identities and refresh tokens, on SQLite (the embedded
+//! The account store: users, identities, refresh tokens and subscriptions, on SQLite (the embedded
 //! default) or PostgreSQL (production), chosen by the `DATABASE_URL` scheme.
 //!
 //! Every statement is written once with `$n` placeholders, which both drivers accept,
@@ -8,6 +8,7 @@
 
 mod identities;
 mod refresh_tokens;
+mod subscriptions;
 mod users;
 
 use clawfleet_database::{Database, DatabaseError, Migrations};
@@ -15,6 +16,9 @@ pub(crate) use clawfleet_database::{is_unique_violation, on_backend};
 
 pub use identities::EmailClaim;
 pub use refresh_tokens::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationRequest};
+pub use subscriptions::{
+    DeletedUser, EventRecording, PlanSource, ReceivedEvent, SubscriptionRecord, SubscriptionState,
+};
 pub use users::{NewUser, UserRecord};
 
 /// The table that records which auth migrations ran (not sqlx's shared default).

@@ -9,3 +9,4 @@ mod email_accounts;
 mod provider_accounts;
 mod provider_tokens;
 mod store;
+mod subscriptions;

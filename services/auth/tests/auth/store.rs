@@ -118,10 +118,11 @@ async fn migrations_keep_their_own_table_next_to_another_service(backend: Backen
     // Opening again applies nothing twice.
     let store = AuthStore::open(&database.url).await.unwrap();
     store.close().await;
-    // One row per auth migration (accounts, refresh successors), each applied once.
+    // One row per auth migration (accounts, refresh successors, subscriptions), each
+    // applied once.
     assert_eq!(
         count_rows(&database.url, MIGRATIONS_TABLE, backend).await,
-        2
+        3
     );
     assert_eq!(
         count_rows(&database.url, "_sqlx_migrations", backend).await,

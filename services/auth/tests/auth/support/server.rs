@@ -48,6 +48,10 @@ pub fn test_config(database_url: &str) -> AuthConfig {
         session_lifetime: Duration::from_secs(30 * 24 * 3600),
         jwks_min_refetch_interval: Duration::from_secs(30),
         refresh_purge_interval: Duration::from_secs(3600),
+        revenuecat: clawfleet_auth::subscriptions::RevenueCatConfig::from_env(
+            &clawfleet_kit::config::EnvMap::default(),
+        )
+        .expect("the default RevenueCat settings"),
     }
 }
 
