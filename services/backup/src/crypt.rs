@@ -60,12 +60,18 @@ impl<W: Write> EncryptWriter<W> {
 
     fn seal_full_segment(&mut self) -> io::Result<()> {
         let encryptor = self.encryptor.as_mut().ok_or_else(sealing_failed)?;
-        encryptor
-            .encrypt_next_in_place(MAGIC, &mut self.pending)
-            .map_err(|_| sealing_failed())?;
-        self.inner.write_all(&self.pending)?;
+        let sealed = encryptor.encrypt_next_in_place(MAGIC, &mut self.pending);
+        let written = match sealed {
+            Ok(()) => self.inner.write_all(&self.pending),
+            Err(_) => Err(sealing_failed()),
+        };
         self.pending.clear();
-        Ok(())
+        if written.is_err() {
+            // A segment is lost: nothing written after it could be opened, so refuse
+            // every later write (a compressor's drop still flushes into this writer).
+            self.encryptor = None;
+        }
+        written
     }
 
     /// Seals the last segment and hands back the inner writer.
@@ -82,7 +88,10 @@ impl<W: Write> EncryptWriter<W> {
 
 impl<W: Write> Write for EncryptWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = SEGMENT_BYTES - self.pending.len();
+        if self.encryptor.is_none() {
+            return Err(sealing_failed());
+        }
+        let room = SEGMENT_BYTES.saturating_sub(self.pending.len());
         let taken = room.min(data.len());
         self.pending.extend_from_slice(&data[..taken]);
         if self.pending.len() == SEGMENT_BYTES {

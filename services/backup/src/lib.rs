@@ -7,6 +7,8 @@ pub mod archive; // tar + gzip + sealing of a state dir, both directions, stream
 pub mod crypt; // XChaCha20-Poly1305 STREAM segments: sealing and opening
 pub mod key; // the platform key that seals every archive
 pub mod manifest; // what a backup is, without opening it
+#[cfg(feature = "test-support")]
+pub mod moto; // a real S3 wire-format server (moto) on loopback, for tests
 pub mod operations; // taking a backup of a state dir, checking and unpacking one
 pub mod pipe; // bounded chunk channels between blocking archive code and async stores
 pub mod store; // the local directory and S3-compatible stores

@@ -80,10 +80,16 @@ pub async fn create_backup(
         store.upload_archive(&backup.instance_id, &backup_id, receiver, complete_receiver),
         archived
     );
-    let summary = archived
-        .map_err(|error| BackupError::Worker(error.to_string()))?
-        .map_err(BackupError::Archive)?;
-    uploaded?;
+    let summary = match (archived, uploaded) {
+        (Ok(Ok(summary)), Ok(())) => summary,
+        // The archive stopped because the upload did: the upload's error says why.
+        (Ok(Err(error)), Err(upload_error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Err(upload_error.into());
+        }
+        (Ok(Err(error)), _) => return Err(BackupError::Archive(error)),
+        (Err(error), _) => return Err(BackupError::Worker(error.to_string())),
+        (Ok(Ok(_)), Err(upload_error)) => return Err(upload_error.into()),
+    };
     let manifest = Manifest {
         format: FORMAT,
         backup_id,

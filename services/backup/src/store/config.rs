@@ -62,9 +62,13 @@ fn open_s3(settings: &S3Settings) -> Result<BackupStore, StoreError> {
         .with_region(&settings.region)
         .with_access_key_id(&settings.access_key_id)
         .with_secret_access_key(settings.secret_access_key.expose_secret())
-        .with_allow_http(plain_http)
         .with_virtual_hosted_style_request(false)
-        .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
+        // Client options replace what `with_allow_http` set, so both go here.
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(REQUEST_TIMEOUT)
+                .with_allow_http(plain_http),
+        )
         .build()?;
     let prefix = StorePath::parse(settings.prefix.trim_matches('/'))
         .map_err(|error| StoreError::Backend(format!("invalid backup prefix: {error}")))?;

@@ -218,6 +218,23 @@ impl BackupStore {
         }
     }
 
+    /// Flips one byte in the middle of a stored archive (tests of corrupt archives).
+    #[cfg(feature = "test-support")]
+    pub async fn corrupt_archive(
+        &self,
+        instance_id: &str,
+        backup_id: &str,
+    ) -> Result<(), StoreError> {
+        let location = self.object(instance_id, backup_id, ARCHIVE_SUFFIX);
+        let mut body = self.objects.get(&location).await?.bytes().await?.to_vec();
+        let middle = body.len() / 2;
+        body[middle] ^= 0x5a;
+        self.objects
+            .put(&location, PutPayload::from(Bytes::from(body)))
+            .await?;
+        Ok(())
+    }
+
     /// Every object under the instance's folder (tests and diagnostics: what a listing
     /// of the raw store shows, including archives without manifests).
     pub async fn raw_objects(&self, instance_id: &str) -> Result<Vec<String>, StoreError> {
