@@ -4,6 +4,7 @@
 
 /// The id rule lives in the kit, shared by every service.
 pub use clawfleet_kit::instance_id;
+pub mod backups; // taking and restoring backups around the runtime: quiesce, swap, verify
 pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
 pub mod exec_slots; // the bound on commands running inside one instance at a time
 pub mod kept_data; // kept data of deleted instances: counted toward the plan, purged after retention
@@ -66,6 +67,9 @@ pub struct LifecycleConfig {
     /// How long the kept data of a deleted instance outlives it
     /// (`CLAWFLEET_KEPT_DATA_RETENTION_SECONDS`, default [`kept_data::DEFAULT_RETENTION`]).
     pub kept_data_retention: Duration,
+    /// Where backups go and the key sealing them; `None`: no backups
+    /// (docs/product/backups.md).
+    pub backups: Option<backups::BackupsConfig>,
 }
 
 /// The runtime that runs the gateways, with the settings only that runtime needs (the
@@ -99,6 +103,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot start the kubernetes runtime: {0}")]
     Kubernetes(#[from] KubernetesStartError),
+    #[error("cannot set up backups: {0}")]
+    Backups(#[from] backups::BackupsSetupError),
 }
 
 /// A started lifecycle service: instances reconciled, background tasks running.
@@ -115,6 +121,10 @@ impl LifecycleServer {
             source,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
+        let backups = match &config.backups {
+            Some(settings) => Some(Arc::new(backups::Backups::open(settings)?)),
+            None => None,
+        };
         let store = InstanceStore::open(&config.database_url).await?;
         let registry = Arc::new(Registry::load(store).await?);
         let (runtime, elector): (SharedRuntime, Option<LeaseElector>) = match &config.runtime {
@@ -154,7 +164,8 @@ impl LifecycleServer {
                 hub.clone(),
                 shutdown.clone(),
             )
-            .with_leadership(leadership.clone()),
+            .with_leadership(leadership.clone())
+            .with_backups(backups),
         );
         metrics::phases::watch(&lifecycle);
         background.push(reconciler::spawn_on_leadership(

@@ -109,6 +109,7 @@ pub async fn replica(
         reconcile_period: std::time::Duration::from_secs(600),
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
         kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
+        backups: None,
     })
     .await
     .expect("the lifecycle replica starts")

@@ -93,6 +93,7 @@ pub async fn lifecycle_server(
         reconcile_period,
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
         kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
+        backups: None,
     })
     .await
     .expect("the lifecycle service starts")
