@@ -58,6 +58,10 @@ fn grpcurl_lists_describes_and_calls_by_json() {
         "WatchInstances",
         "ResolveGateway",
         "ExecInInstance",
+        "CreateBackup",
+        "ListBackups",
+        "RestoreBackup",
+        "DeleteBackup",
     ] {
         assert!(
             description.contains(&format!("rpc {rpc}")),

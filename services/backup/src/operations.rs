@@ -47,6 +47,9 @@ pub fn new_backup_id(now: time::OffsetDateTime) -> String {
     format!("{stamp}-{:06x}", OsRng.next_u32() & 0xff_ffff)
 }
 
+/// The id rule lives in the kit: the edge checks it too, without this crate.
+pub use clawfleet_kit::backup_id::is_backup_id;
+
 /// Archives `state_dir` into `store` and writes its manifest last. The state dir must
 /// not change meanwhile (the lifecycle stops the gateway first). On any error the
 /// upload is aborted and nothing becomes visible.
@@ -170,4 +173,24 @@ pub async fn unpack_backup(
             backup_id: manifest.backup_id.clone(),
             reason: error.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_have_the_form_that_is_accepted() {
+        let id = new_backup_id(time::OffsetDateTime::UNIX_EPOCH);
+        assert!(id.starts_with("19700101T000000Z-"), "{id}");
+        assert!(is_backup_id(&id), "{id}");
+        for bad in [
+            "",
+            "../../etc",
+            "19700101T000000Z-ABCDEF",
+            "19700101T000000Z-0000000",
+        ] {
+            assert!(!is_backup_id(bad), "{bad}");
+        }
+    }
 }

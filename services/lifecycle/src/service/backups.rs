@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clawfleet_backup::{
     manifest::{BackupReason, Manifest},
-    operations::BackupError,
+    operations::{BackupError, is_backup_id},
     store::StoreError,
 };
 use clawfleet_contracts::lifecycle::v1::{
@@ -88,6 +88,7 @@ impl Lifecycle {
         backup_id: &str,
         target_text: &str,
     ) -> Result<RestoreBackupResponse, ServiceError> {
+        let backup_id = checked_backup_id(backup_id)?;
         let backups = self.configured_backups()?;
         let source = self.backup_subject(caller, id_text).await?;
         let target_text = if target_text.is_empty() {
@@ -117,6 +118,7 @@ impl Lifecycle {
         id_text: &str,
         backup_id: &str,
     ) -> Result<DeleteBackupResponse, ServiceError> {
+        let backup_id = checked_backup_id(backup_id)?;
         let backups = self.configured_backups()?;
         let id = self.backup_subject(caller, id_text).await?;
         backups
@@ -127,6 +129,15 @@ impl Lifecycle {
         tracing::info!(instance = %id, backup = %backup_id, "backup deleted");
         Ok(DeleteBackupResponse {})
     }
+}
+
+fn checked_backup_id(backup_id: &str) -> Result<&str, ServiceError> {
+    if is_backup_id(backup_id) {
+        return Ok(backup_id);
+    }
+    Err(ServiceError::invalid_argument(format!(
+        "{backup_id:?} is not a backup id (like 20261207T231500Z-1a2b3c)"
+    )))
 }
 
 fn backup_view(manifest: &Manifest) -> Backup {
