@@ -216,15 +216,38 @@ async fn local_directory_backups_round_trip_clone_refuse_bad_archives_and_preced
         "a refused restore changed the instance"
     );
 
-    // Deleting a backup removes it from the list.
-    lifecycle
+    // The operator routes list and delete it (the edge's REST face of the same RPCs).
+    let listed = operator.get("/api/instances/bak-alice/backups").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed = listed.json();
+    assert_eq!(
+        listed["backups"][0]["backupId"],
+        backup_id.as_str(),
+        "{listed}"
+    );
+    assert_eq!(listed["backups"][0]["userId"], "bak-alice", "{listed}");
+    let refused = operator
+        .delete("/api/instances/bak-alice/backups/not-a-backup-id")
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let deleted = operator
+        .delete(&format!("/api/instances/bak-alice/backups/{backup_id}"))
+        .await;
+    assert_eq!(
+        deleted.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&deleted.body)
+    );
+    assert!(!manifest_path.exists());
+    let gone = lifecycle
         .delete_backup(DeleteBackupRequest {
             instance_id: "bak-alice".into(),
             backup_id: backup_id.clone(),
         })
         .await
-        .expect("delete backup");
-    assert!(!manifest_path.exists());
+        .expect_err("already deleted");
+    assert_eq!(gone.code(), Code::NotFound);
 
     // A purge is preceded by a backup, listed after the instance is gone (operators).
     let deleted = operator
