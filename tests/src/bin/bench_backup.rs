@@ -123,8 +123,8 @@ fn timed(work: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> 
 }
 
 fn shell(script: &str) -> anyhow::Result<()> {
-    let status = Command::new("sh")
-        .args(["-c", &format!("set -o pipefail 2>/dev/null; {script}")])
+    let status = Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; {script}")])
         .status()?;
     anyhow::ensure!(status.success(), "{script} failed: {status}");
     Ok(())
