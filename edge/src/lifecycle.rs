@@ -2,6 +2,7 @@
 //! call stamped with the edge's service token and the operator role, every unary call
 //! bounded by a deadline.
 
+pub mod backups; // CreateBackup, ListBackups, RestoreBackup, DeleteBackup on the slow channel
 mod provider_keys; // RotateProviderKey and GetInstanceUsage
 
 use clawfleet_kit::tls::ServiceTls;
@@ -34,6 +35,9 @@ const SERVICE_NAME: &str = "lifecycle service";
 #[derive(Clone, Debug)]
 pub struct LifecycleClient {
     client: InstanceServiceClient<GrpcChannel>,
+    /// Backups and restores stop and start a gateway: a channel with their longer
+    /// deadline (docs/product/backups.md#routes).
+    slow: InstanceServiceClient<GrpcChannel>,
     stamper: Stamper,
 }
 
@@ -48,8 +52,12 @@ impl LifecycleClient {
         // The endpoint timeout bounds the wait for response headers only, so it also
         // caps opening a watch.
         let channel = lazy_channel(address, tls, |endpoint| endpoint.timeout(CALL_DEADLINE))?;
+        let slow = lazy_channel(address, tls, |endpoint| {
+            endpoint.timeout(backups::BACKUP_DEADLINE)
+        })?;
         Ok(Self {
             client: InstanceServiceClient::new(channel),
+            slow: InstanceServiceClient::new(slow),
             stamper: Stamper::new(service_token)?,
         })
     }

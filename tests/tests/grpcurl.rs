@@ -61,6 +61,10 @@ fn grpcurl_lists_describes_and_calls_by_json() {
         "SetOwnerPlan",
         "RotateProviderKey",
         "GetInstanceUsage",
+        "CreateBackup",
+        "ListBackups",
+        "RestoreBackup",
+        "DeleteBackup",
     ] {
         assert!(
             description.contains(&format!("rpc {rpc}")),

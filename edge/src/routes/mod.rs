@@ -8,6 +8,7 @@ mod app;
 mod app_auth;
 #[cfg(test)]
 mod app_tests;
+mod backups;
 mod channels;
 mod instances;
 #[cfg(test)]
@@ -122,6 +123,20 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         ));
     // Gateway calls carry their own (longer) deadlines; a VNC session is long-lived.
     quick
+        // Backups pause a gateway: their own (longer) deadline, docs/product/backups.md#routes.
+        .merge(backups::manager_routes())
+        .merge(
+            backups::app_routes()
+                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    limits::app_user::limit_app_user,
+                ))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_access_token,
+                )),
+        )
         .merge(rpc::routes())
         .merge(channels::routes())
         .merge(vnc::routes())

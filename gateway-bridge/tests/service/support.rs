@@ -3,6 +3,8 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use clawfleet_contracts::lifecycle::v1 as lifecycle_v1;
+
 use clawfleet_contracts::{
     bridge::v1::gateway_bridge_service_client::GatewayBridgeServiceClient,
     lifecycle::v1::{
@@ -252,5 +254,33 @@ impl InstanceService for StandInLifecycle {
     ) -> Result<Response<clawfleet_contracts::lifecycle::v1::GetInstanceUsageResponse>, Status>
     {
         Err(not_played("GetInstanceUsage"))
+    }
+
+    async fn create_backup(
+        &self,
+        _: Request<lifecycle_v1::CreateBackupRequest>,
+    ) -> Result<Response<lifecycle_v1::CreateBackupResponse>, Status> {
+        Err(not_played("CreateBackup"))
+    }
+
+    async fn list_backups(
+        &self,
+        _: Request<lifecycle_v1::ListBackupsRequest>,
+    ) -> Result<Response<lifecycle_v1::ListBackupsResponse>, Status> {
+        Err(not_played("ListBackups"))
+    }
+
+    async fn restore_backup(
+        &self,
+        _: Request<lifecycle_v1::RestoreBackupRequest>,
+    ) -> Result<Response<lifecycle_v1::RestoreBackupResponse>, Status> {
+        Err(not_played("RestoreBackup"))
+    }
+
+    async fn delete_backup(
+        &self,
+        _: Request<lifecycle_v1::DeleteBackupRequest>,
+    ) -> Result<Response<lifecycle_v1::DeleteBackupResponse>, Status> {
+        Err(not_played("DeleteBackup"))
     }
 }

@@ -129,6 +129,11 @@ fn valid_value(key: &str) -> &'static str {
             pem_file("tls-cert.pem", "CERTIFICATE")
         }
         keys::CLAWFLEET_TLS_KEY_FILE => pem_file("tls-key.pem", "PRIVATE KEY"),
+        keys::CLAWFLEET_BACKUP_STORE => "s3",
+        keys::CLAWFLEET_BACKUP_S3_ENDPOINT => "https://s3.example.com",
+        keys::CLAWFLEET_BACKUP_DIR | keys::CLAWFLEET_BACKUP_KEY_FILE => {
+            "/tmp/clawfleet-key-table-test/backups"
+        }
         _ => "a-plain-value",
     }
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup_settings; // where backups go and the key sealing them
 pub mod confine; // `clawfleet instance confine`: a local tenant's process, confined, then exec
 mod dockerfiles; // tests: the Dockerfiles against the toolchain pins and the manifests
 pub mod install_progress; // one line per first-use install step, with size and time

@@ -151,7 +151,13 @@ where
     };
     let database_url = config::optional(env, keys::DATABASE_URL)
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lifecycle.db").display()));
+    let backups = crate::backup_settings::backups_config(
+        env,
+        &data_dir,
+        matches!(runtime, RuntimeChoice::Local(_)),
+    )?;
     Ok(LifecycleConfig {
+        backups,
         data_dir,
         database_url,
         runtime,

@@ -100,6 +100,23 @@ pub mod keys {
         "CLAWFLEET_OPENROUTER_USAGE_POLL_SECONDS";
     /// Seconds a lapsed subscription keeps its instances running (default 3 days).
     pub const CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS: &str = "CLAWFLEET_SUBSCRIPTION_GRACE_SECONDS";
+    /// Where the lifecycle keeps backups (docs/product/backups.md#stores): `local` (default
+    /// on the local runtime: `CLAWFLEET_BACKUP_DIR`), `s3` (the `CLAWFLEET_BACKUP_S3_*`
+    /// keys) or `off` (default on the Kubernetes runtime).
+    pub const CLAWFLEET_BACKUP_STORE: &str = "CLAWFLEET_BACKUP_STORE";
+    /// The local backup directory (default `<data dir>/backups`).
+    pub const CLAWFLEET_BACKUP_DIR: &str = "CLAWFLEET_BACKUP_DIR";
+    /// The platform key sealing backups (default `<data dir>/backup.key`, created 0600).
+    pub const CLAWFLEET_BACKUP_KEY_FILE: &str = "CLAWFLEET_BACKUP_KEY_FILE";
+    /// S3-compatible endpoint URL (`https://s3.eu-west-1.amazonaws.com`).
+    pub const CLAWFLEET_BACKUP_S3_ENDPOINT: &str = "CLAWFLEET_BACKUP_S3_ENDPOINT";
+    pub const CLAWFLEET_BACKUP_S3_BUCKET: &str = "CLAWFLEET_BACKUP_S3_BUCKET";
+    /// Key prefix inside the bucket (default none).
+    pub const CLAWFLEET_BACKUP_S3_PREFIX: &str = "CLAWFLEET_BACKUP_S3_PREFIX";
+    /// Region for request signing (default `us-east-1`).
+    pub const CLAWFLEET_BACKUP_S3_REGION: &str = "CLAWFLEET_BACKUP_S3_REGION";
+    pub const CLAWFLEET_BACKUP_S3_ACCESS_KEY_ID: &str = "CLAWFLEET_BACKUP_S3_ACCESS_KEY_ID";
+    pub const CLAWFLEET_BACKUP_S3_SECRET_ACCESS_KEY: &str = "CLAWFLEET_BACKUP_S3_SECRET_ACCESS_KEY";
     /// Seconds without word from the lifecycle's watch after which the edge answers
     /// instance reads 503 rather than serve what may be stale (default 30).
     pub const EDGE_INSTANCE_STALENESS_SECONDS: &str = "EDGE_INSTANCE_STALENESS_SECONDS";

@@ -4,6 +4,7 @@ pub mod access_layer; // the access check of every gRPC server: who calls, and w
 pub mod access_token;
 pub mod app_rpc; // the gateway methods app users may call, enforced by the edge and the bridge // the app's HS256 access JWT, issued by auth and verified by the edge
 pub mod backoff; // the one retry delay policy (exponential, jittered, resettable)
+pub mod backup_id; // the form of a backup id, checked before it reaches a store
 pub mod client; // gRPC channels between services: lazy, keepalive on HTTP/2 and TCP
 pub mod config; // env keys as named constants, read through an env map
 pub mod error; // the one table from error codes to gRPC and HTTP statuses

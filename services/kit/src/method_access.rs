@@ -62,6 +62,11 @@ pub const METHOD_ACCESS: &[MethodAccess] = &[
     // A user's own provider key and its spend, through the edge's routes.
     row(LIFECYCLE, "RotateProviderKey", EDGE_AND_OPERATOR),
     row(LIFECYCLE, "GetInstanceUsage", EDGE_AND_OPERATOR),
+    // Backups: the app's and operators' routes (docs/product/backups.md).
+    row(LIFECYCLE, "CreateBackup", EDGE_AND_OPERATOR),
+    row(LIFECYCLE, "ListBackups", EDGE_AND_OPERATOR),
+    row(LIFECYCLE, "RestoreBackup", EDGE_AND_OPERATOR),
+    row(LIFECYCLE, "DeleteBackup", EDGE_AND_OPERATOR),
     // Bridge: the edge for app and operator calls, channels for channel methods.
     row(BRIDGE, "Call", &[Operator, Edge, Channels]),
     row(BRIDGE, "Subscribe", &[Operator]),

@@ -77,6 +77,18 @@ async fn tear_down(lifecycle: &Lifecycle, record: &InstanceRecord) -> Outcome {
         Some(deletion) if !deletion.preserve_data => DataRetention::Purge,
         _ => DataRetention::Keep,
     };
+    if let (DataRetention::Purge, Some(backups)) = (retention, &lifecycle.backups)
+        && let Err(error) = backups
+            .before_purge(lifecycle, &record.id, Some(record))
+            .await
+    {
+        // docs/product/backups.md#before-a-purge: no purge without its backup.
+        tracing::warn!(instance = %record.id, %error, "no backup before purge; will retry");
+        return Outcome::Failed(ServiceError::unavailable(format!(
+            "cannot back up instance {} before purging it: {error}",
+            record.id
+        )));
+    }
     if let Err(error) = lifecycle.runtime.delete(&record.id, retention).await {
         tracing::warn!(instance = %record.id, %error, "could not tear the instance down yet; will retry");
         return Outcome::Failed(crate::service::runtime_error(error));

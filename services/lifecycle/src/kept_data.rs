@@ -127,6 +127,12 @@ pub async fn purge_expired(lifecycle: &Lifecycle, retention: Duration) -> usize 
         if lifecycle.registry.get(&id).is_some() || lifecycle.registry.is_unreadable(&id) {
             continue;
         }
+        if let Some(backups) = &lifecycle.backups
+            && let Err(error) = backups.before_purge(lifecycle, &id, None).await
+        {
+            tracing::warn!(instance = %id, %error, "cannot back up kept data before purging it; will retry");
+            continue;
+        }
         if let Err(error) = lifecycle.runtime.delete(&id, DataRetention::Purge).await {
             tracing::warn!(instance = %id, %error, "cannot purge kept data yet; will retry");
             continue;

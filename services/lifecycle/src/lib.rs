@@ -4,6 +4,7 @@
 
 /// The id rule lives in the kit, shared by every service.
 pub use clawfleet_kit::instance_id;
+pub mod backups; // taking and restoring backups around the runtime: quiesce, swap, verify
 pub mod deletion; // accepted deletes torn down on a task of their own, joined by retries
 pub mod exec_slots; // the bound on commands running inside one instance at a time
 pub mod kept_data; // kept data of deleted instances: counted toward the plan, purged after retention
@@ -69,6 +70,9 @@ pub struct LifecycleConfig {
     pub kept_data_retention: Duration,
     /// Per-user OpenRouter keys and subscription lapses (docs/product/provider-keys.md).
     pub provider_keys: provider_keys::ProviderKeysConfig,
+    /// Where backups go and the key sealing them; `None`: no backups
+    /// (docs/product/backups.md).
+    pub backups: Option<backups::BackupsConfig>,
 }
 
 /// The runtime that runs the gateways, with the settings only that runtime needs (the
@@ -104,6 +108,8 @@ pub enum StartError {
     Kubernetes(#[from] KubernetesStartError),
     #[error("cannot build the OpenRouter client: {0}")]
     ProviderKeys(#[from] rustls::Error),
+    #[error("cannot set up backups: {0}")]
+    Backups(#[from] backups::BackupsSetupError),
 }
 
 /// A started lifecycle service: instances reconciled, background tasks running.
@@ -120,6 +126,10 @@ impl LifecycleServer {
             source,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
+        let backups = match &config.backups {
+            Some(settings) => Some(Arc::new(backups::Backups::open(settings)?)),
+            None => None,
+        };
         let store = InstanceStore::open(&config.database_url).await?;
         let registry = Arc::new(Registry::load(store).await?);
         let (runtime, elector): (SharedRuntime, Option<LeaseElector>) = match &config.runtime {
@@ -162,7 +172,8 @@ impl LifecycleServer {
             .with_leadership(leadership.clone())
             .with_provider_keys(provider_keys::ProviderKeys::new(
                 config.provider_keys.clone(),
-            )?),
+            )?)
+            .with_backups(backups),
         );
         metrics::phases::watch(&lifecycle);
         background.push(reconciler::spawn_on_leadership(

@@ -21,6 +21,11 @@ pub async fn converge(lifecycle: &Arc<Lifecycle>, record: &InstanceRecord) {
         lifecycle.deletions.finish(lifecycle, record.clone());
         return;
     }
+    if lifecycle.holds.is_held(&record.id) {
+        // A backup or restore has the gateway stopped on purpose and applies the
+        // record itself when it ends.
+        return;
+    }
     if let Err(error) = lifecycle
         .runtime
         .submit(&record.spec(), &record.owner)

@@ -191,6 +191,21 @@ pub trait Runtime: Send + Sync + 'static {
     /// reconciler removes those the store does not know.
     fn known_instances(&self) -> Vec<InstanceId>;
 
+    /// The directory holding the instance's gateway state, read and replaced by backups
+    /// and restores while the instance is stopped (docs/product/backups.md#runtimes).
+    fn state_dir(&self, _id: &InstanceId) -> Result<std::path::PathBuf, RuntimeError> {
+        Err(RuntimeError::Misconfigured(format!(
+            "backups are not supported on the {} runtime yet",
+            self.name()
+        )))
+    }
+
+    /// The gateway (openclaw) version this runtime runs, recorded in backups;
+    /// `unknown` when it cannot tell.
+    fn gateway_version(&self) -> String {
+        "unknown".to_owned()
+    }
+
     /// Whether this replica is the one that writes on its own initiative (drift repair).
     /// Only the Kubernetes runtime runs replicated; a runtime leads unless told not to.
     fn set_leading(&self, _leading: bool) {}

@@ -135,6 +135,14 @@ impl Runtime for TracedRuntime {
         self.inner.known_instances()
     }
 
+    fn state_dir(&self, id: &InstanceId) -> Result<std::path::PathBuf, RuntimeError> {
+        self.inner.state_dir(id)
+    }
+
+    fn gateway_version(&self) -> String {
+        self.inner.gateway_version()
+    }
+
     fn set_leading(&self, leading: bool) {
         self.inner.set_leading(leading);
     }

@@ -1,5 +1,6 @@
 //! The InstanceService gRPC handlers: validation, ownership, store writes, runtime calls.
 
+mod backups; // CreateBackup, ListBackups, RestoreBackup, DeleteBackup
 mod deleting; // DeleteInstance: mark, tear down (bounded wait), answer
 mod errors; // store and runtime failures as the kit's error codes
 mod gateway_access; // ResolveGateway, RotateGatewayToken and ExecInInstance
@@ -10,13 +11,15 @@ use std::sync::Arc;
 
 use clawfleet_contracts::common::v1::PageInfo;
 use clawfleet_contracts::lifecycle::v1::{
-    CreateInstanceRequest, CreateInstanceResponse, DeleteInstanceRequest, DeleteInstanceResponse,
+    CreateBackupRequest, CreateBackupResponse, CreateInstanceRequest, CreateInstanceResponse,
+    DeleteBackupRequest, DeleteBackupResponse, DeleteInstanceRequest, DeleteInstanceResponse,
     ExecInInstanceRequest, ExecInInstanceResponse, GetInstanceRequest, GetInstanceResponse,
-    GetInstanceUsageRequest, GetInstanceUsageResponse, Instance, ListInstancesRequest,
-    ListInstancesResponse, ResolveGatewayRequest, ResolveGatewayResponse,
-    RotateGatewayTokenRequest, RotateGatewayTokenResponse, RotateProviderKeyRequest,
-    RotateProviderKeyResponse, SetOwnerPlanRequest, SetOwnerPlanResponse, StartInstanceRequest,
-    StartInstanceResponse, StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest,
+    GetInstanceUsageRequest, GetInstanceUsageResponse, Instance, ListBackupsRequest,
+    ListBackupsResponse, ListInstancesRequest, ListInstancesResponse, ResolveGatewayRequest,
+    ResolveGatewayResponse, RestoreBackupRequest, RestoreBackupResponse, RotateGatewayTokenRequest,
+    RotateGatewayTokenResponse, RotateProviderKeyRequest, RotateProviderKeyResponse,
+    SetOwnerPlanRequest, SetOwnerPlanResponse, StartInstanceRequest, StartInstanceResponse,
+    StopInstanceRequest, StopInstanceResponse, WatchInstancesRequest,
     instance_service_server::InstanceService,
 };
 use clawfleet_kit::{
@@ -66,6 +69,10 @@ pub struct Lifecycle {
     /// Per-user OpenRouter keys (docs/product/provider-keys.md); inert without a
     /// management key.
     pub provider_keys: crate::provider_keys::ProviderKeys,
+    /// Instances a backup or restore is stopping and starting itself.
+    pub holds: crate::backups::Holds,
+    /// The configured backups, if any (docs/product/backups.md).
+    pub backups: Option<Arc<crate::backups::Backups>>,
 }
 
 /// The gRPC face of [`Lifecycle`].
@@ -96,12 +103,20 @@ impl Lifecycle {
             exec_slots: crate::exec_slots::ExecSlots::default(),
             leadership: tokio::sync::watch::channel(true).1,
             provider_keys: Default::default(),
+            holds: crate::backups::Holds::default(),
+            backups: None,
         }
     }
 
     /// This lifecycle managing per-user provider keys as `provider_keys` says.
     pub fn with_provider_keys(mut self, provider_keys: crate::provider_keys::ProviderKeys) -> Self {
         self.provider_keys = provider_keys;
+        self
+    }
+
+    /// This lifecycle taking and restoring backups with `backups`.
+    pub fn with_backups(mut self, backups: Option<Arc<crate::backups::Backups>>) -> Self {
+        self.backups = backups;
         self
     }
 
@@ -122,7 +137,8 @@ impl Lifecycle {
         &self,
         record: &InstanceRecord,
     ) -> Result<(), crate::runtime::RuntimeError> {
-        if !self.is_leader() {
+        // A backup or restore applies the record itself when it ends.
+        if !self.is_leader() || self.holds.is_held(&record.id) {
             return Ok(());
         }
         self.runtime.submit(&record.spec(), &record.owner).await
@@ -461,5 +477,61 @@ impl InstanceService for InstanceServiceHandler {
         request: Request<GetInstanceUsageRequest>,
     ) -> Result<Response<GetInstanceUsageResponse>, Status> {
         provider_key_access::get_instance_usage(&self.lifecycle, request).await
+    }
+
+    async fn create_backup(
+        &self,
+        request: Request<CreateBackupRequest>,
+    ) -> Result<Response<CreateBackupResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let body = request.into_inner();
+        let created = self
+            .lifecycle
+            .create_backup_now(&caller, &body.instance_id)
+            .await?;
+        Ok(Response::new(created))
+    }
+
+    async fn list_backups(
+        &self,
+        request: Request<ListBackupsRequest>,
+    ) -> Result<Response<ListBackupsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let listed = self
+            .lifecycle
+            .list_backups(&caller, &request.get_ref().instance_id)
+            .await?;
+        Ok(Response::new(listed))
+    }
+
+    async fn restore_backup(
+        &self,
+        request: Request<RestoreBackupRequest>,
+    ) -> Result<Response<RestoreBackupResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let body = request.into_inner();
+        let restored = self
+            .lifecycle
+            .restore_backup(
+                &caller,
+                &body.instance_id,
+                &body.backup_id,
+                &body.target_instance_id,
+            )
+            .await?;
+        Ok(Response::new(restored))
+    }
+
+    async fn delete_backup(
+        &self,
+        request: Request<DeleteBackupRequest>,
+    ) -> Result<Response<DeleteBackupResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let body = request.into_inner();
+        let deleted = self
+            .lifecycle
+            .delete_backup(&caller, &body.instance_id, &body.backup_id)
+            .await?;
+        Ok(Response::new(deleted))
     }
 }

@@ -14,6 +14,7 @@ mod process;
 pub mod readiness;
 mod supervisor;
 pub mod tenancy;
+mod version;
 
 use std::{
     collections::HashMap,
@@ -86,6 +87,8 @@ struct SupervisedInstance {
 
 pub struct LocalRuntime {
     data_dir: PathBuf,
+    /// The openclaw package version gateways run (docs/product/backups.md#versions).
+    gateway_version: String,
     settings: Arc<LocalSettings>,
     board: StatusBoard,
     instances: Mutex<HashMap<InstanceId, SupervisedInstance>>,
@@ -113,6 +116,7 @@ impl LocalRuntime {
             found
         };
         Ok(Self {
+            gateway_version: version::openclaw_version(&config.openclaw.program),
             data_dir: config.data_dir,
             settings: Arc::new(LocalSettings {
                 executable: config.executable,
@@ -336,6 +340,14 @@ impl Runtime for LocalRuntime {
             }
         }
         known.into_iter().collect()
+    }
+
+    fn state_dir(&self, id: &InstanceId) -> Result<PathBuf, RuntimeError> {
+        Ok(self.layout(id).state_dir())
+    }
+
+    fn gateway_version(&self) -> String {
+        self.gateway_version.clone()
     }
 
     async fn shutdown(&self) {

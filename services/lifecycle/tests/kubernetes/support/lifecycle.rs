@@ -110,6 +110,7 @@ pub async fn replica(
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
         kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
         provider_keys: Default::default(),
+        backups: None,
     })
     .await
     .expect("the lifecycle replica starts")

@@ -94,6 +94,7 @@ pub async fn lifecycle_server(
         watch_bookmark_interval: clawfleet_lifecycle::watch_hub::DEFAULT_BOOKMARK_INTERVAL,
         kept_data_retention: clawfleet_lifecycle::kept_data::DEFAULT_RETENTION,
         provider_keys: Default::default(),
+        backups: None,
     })
     .await
     .expect("the lifecycle service starts")
