@@ -22,7 +22,7 @@ use nix::{
     unistd::Pid,
 };
 
-use crate::{platform::TEST_JWT_SECRET, tools};
+use crate::{platform::TEST_JWT_SECRET, scenario::GATEWAY_READY_TIMEOUT, tools};
 
 /// How long a process may take to listen (the lifecycle runs migrations first).
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -359,6 +359,39 @@ impl SplitMesh {
     /// `http://127.0.0.1:<port>` of edge replica `replica`.
     pub fn edge_url(&self, replica: usize) -> String {
         format!("http://{}", self.edges[replica].address)
+    }
+
+    /// Waits until the app user holding `access_token` sees instance `id` running and
+    /// ready through edge replica `replica`; fails with every process's log otherwise.
+    pub async fn wait_app_instance_running(&self, replica: usize, id: &str, access_token: &str) {
+        let url = format!("{}/instances/{id}", self.edge_url(replica));
+        let client = crate::http::client();
+        let deadline = tokio::time::Instant::now() + GATEWAY_READY_TIMEOUT;
+        loop {
+            let reply = crate::http::send(
+                &client,
+                http::Method::GET,
+                &url,
+                Some(access_token),
+                None,
+                "",
+            )
+            .await
+            .expect("the edge answers");
+            if reply.status == 200
+                && reply.json()["phase"] == "running"
+                && reply.json()["ready"] == true
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "instance {id} never ran: {}\n{}",
+                String::from_utf8_lossy(&reply.body),
+                self.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The logs of every process, for failure messages.

@@ -167,23 +167,7 @@ async fn two_replicas_of_each_service_serve_one_user_and_each_stops_cleanly() {
     assert_eq!(created.status, 201, "{}", text(&created));
     let id = created.json()["userId"].as_str().unwrap().to_owned();
     let path = format!("/instances/{id}");
-    let deadline = tokio::time::Instant::now() + GATEWAY_READY_TIMEOUT;
-    loop {
-        let reply = edges[1].send(Method::GET, &path, Some(&access), None).await;
-        if reply.status == 200
-            && reply.json()["phase"] == "running"
-            && reply.json()["ready"] == true
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never running: {}\n{}",
-            text(&reply),
-            mesh.log_tails()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    mesh.wait_app_instance_running(1, &id, &access).await;
     for edge in &edges {
         // Each edge's bridge replica connects with the one shared device identity.
         let called = edge

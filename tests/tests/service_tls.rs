@@ -15,7 +15,6 @@ use clawfleet_tests::{
     app_user::PASSWORD,
     grpc::lifecycle_client,
     http::{Reply, client, send},
-    scenario::GATEWAY_READY_TIMEOUT,
     split_mesh::{SplitMesh, SplitMeshOptions},
 };
 use http::Method;
@@ -229,29 +228,7 @@ async fn every_hop_runs_over_mutual_tls_and_nothing_else_gets_in() {
     let created = call(Method::POST, "/instances", Some(access.clone()), None).await;
     assert_eq!(created.status, 201, "{}", text(&created));
     let id = created.json()["userId"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + GATEWAY_READY_TIMEOUT;
-    loop {
-        let reply = call(
-            Method::GET,
-            &format!("/instances/{id}"),
-            Some(access.clone()),
-            None,
-        )
-        .await;
-        if reply.status == 200
-            && reply.json()["phase"] == "running"
-            && reply.json()["ready"] == true
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never running: {}\n{}",
-            text(&reply),
-            mesh.log_tails()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    mesh.wait_app_instance_running(0, &id, &access).await;
     let health = call(
         Method::POST,
         &format!("/instances/{id}/rpc"),

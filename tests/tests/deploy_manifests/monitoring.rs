@@ -11,7 +11,7 @@ use clawfleet_kit::service_keys::Service;
 use clawfleet_tests::{prometheus, tools::repo_root};
 use serde_json::Value;
 
-use crate::render::kustomize_dir;
+use crate::render::{kustomize_dir, of_kind, test_overlay};
 
 /// The alerts docs/monitoring.md describes.
 const ALERTS: [&str; 7] = [
@@ -25,15 +25,7 @@ const ALERTS: [&str; 7] = [
 ];
 
 fn rendered() -> Vec<Value> {
-    let directory = repo_root().join("tests/tests/deploy_manifests/monitoring_overlay");
-    serde_saphyr::from_multiple(&kustomize_dir(&directory)).expect("kustomize writes YAML")
-}
-
-fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    documents
-        .iter()
-        .filter(|document| document["kind"] == kind)
-        .collect()
+    test_overlay("monitoring_overlay")
 }
 
 #[test]

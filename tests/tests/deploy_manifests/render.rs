@@ -215,3 +215,18 @@ fn every_overlay_renders_into_known_kinds_with_no_secret_and_no_cluster_wide_gra
         }
     }
 }
+
+/// A test overlay of this folder (`<name>/kustomization.yaml`: an overlay plus an optional
+/// component, as an operator adds it), rendered into plain JSON documents.
+pub fn test_overlay(name: &str) -> Vec<serde_json::Value> {
+    let directory = repo_root().join("tests/tests/deploy_manifests").join(name);
+    serde_saphyr::from_multiple(&kustomize_dir(&directory)).expect("kustomize writes YAML")
+}
+
+/// The documents of `kind`.
+pub fn of_kind<'a>(documents: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    documents
+        .iter()
+        .filter(|document| document["kind"] == kind)
+        .collect()
+}

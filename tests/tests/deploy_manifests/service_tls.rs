@@ -8,21 +8,12 @@
 use std::collections::BTreeSet;
 
 use clawfleet_kit::{config::keys, service_keys::Service};
-use clawfleet_tests::tools::repo_root;
 use serde_json::Value;
 
-use crate::render::kustomize_dir;
+use crate::render::{of_kind, test_overlay};
 
 fn rendered() -> Vec<Value> {
-    let directory = repo_root().join("tests/tests/deploy_manifests/service_tls_overlay");
-    serde_saphyr::from_multiple(&kustomize_dir(&directory)).expect("kustomize writes YAML")
-}
-
-fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    documents
-        .iter()
-        .filter(|document| document["kind"] == kind)
-        .collect()
+    test_overlay("service_tls_overlay")
 }
 
 /// The Deployment whose container runs `service`.
