@@ -78,6 +78,35 @@ pub fn openapi_document(state: &EdgeState) -> utoipa::openapi::OpenApi {
     documented_routes(state).into_openapi()
 }
 
+/// Whether app routes count against the per-user rate and concurrency budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AppBudget {
+    Limited,
+    Unlimited,
+}
+
+/// `routes` for signed-in app users: an access token is required (outermost), the
+/// per-user budget applies when `budget` says so, and internal error details never reach
+/// the app.
+fn for_app_users(
+    routes: OpenApiRouter<EdgeState>,
+    state: &EdgeState,
+    budget: AppBudget,
+) -> OpenApiRouter<EdgeState> {
+    let routes = routes.route_layer(middleware::from_fn(app_errors::hide_internal_details));
+    let routes = match budget {
+        AppBudget::Limited => routes.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::app_user::limit_app_user,
+        )),
+        AppBudget::Unlimited => routes,
+    };
+    routes.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        access::require_access_token,
+    ))
+}
+
 /// Every route with its documentation and its authentication layer.
 fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
     let quick = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -87,28 +116,16 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
         .merge(subscriptions::operator_routes())
         .merge(subscriptions::webhook_routes())
         .merge(watch::routes())
-        .merge(
-            app::instance_routes()
-                .merge(provider_keys::app_routes())
-                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    limits::app_user::limit_app_user,
-                ))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    access::require_access_token,
-                )),
-        )
-        .merge(
-            app_auth::user_routes()
-                .merge(subscriptions::user_routes())
-                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    access::require_access_token,
-                )),
-        )
+        .merge(for_app_users(
+            app::instance_routes().merge(provider_keys::app_routes()),
+            state,
+            AppBudget::Limited,
+        ))
+        .merge(for_app_users(
+            app_auth::user_routes().merge(subscriptions::user_routes()),
+            state,
+            AppBudget::Unlimited,
+        ))
         .merge(
             app_auth::sign_in_routes()
                 .route_layer(middleware::from_fn(app_errors::hide_internal_details))
@@ -125,42 +142,25 @@ fn documented_routes(state: &EdgeState) -> OpenApiRouter<EdgeState> {
     quick
         // Backups pause a gateway: their own (longer) deadline, docs/product/backups.md#routes.
         .merge(backups::manager_routes())
-        .merge(
-            backups::app_routes()
-                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    limits::app_user::limit_app_user,
-                ))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    access::require_access_token,
-                )),
-        )
+        .merge(for_app_users(
+            backups::app_routes(),
+            state,
+            AppBudget::Limited,
+        ))
         .merge(rpc::routes())
         .merge(channels::routes())
         .merge(vnc::routes())
         // Deleting an account waits for every instance's teardown (its own deadline).
-        .merge(
-            account_deletion::routes()
-                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    access::require_access_token,
-                )),
-        )
-        .merge(
-            app::gateway_routes()
-                .route_layer(middleware::from_fn(app_errors::hide_internal_details))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    limits::app_user::limit_app_user,
-                ))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    access::require_access_token,
-                )),
-        )
+        .merge(for_app_users(
+            account_deletion::routes(),
+            state,
+            AppBudget::Unlimited,
+        ))
+        .merge(for_app_users(
+            app::gateway_routes(),
+            state,
+            AppBudget::Limited,
+        ))
 }
 
 /// Answers methods a path does not support with the JSON 405; axum adds `Allow`.
