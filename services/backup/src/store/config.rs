@@ -37,7 +37,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub(super) fn open(config: &StoreConfig) -> Result<BackupStore, StoreError> {
     match config {
         StoreConfig::Local { dir } => {
-            std::fs::create_dir_all(dir).map_err(|error| {
+            // Owner-only whatever the umask: the archives are sealed, but their names and
+            // manifests say which tenants exist (docs/product/backups.md#stores).
+            clawfleet_kit::private_file::create_private_dir(dir).map_err(|error| {
                 StoreError::Backend(format!("cannot create {}: {error}", dir.display()))
             })?;
             let objects = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
