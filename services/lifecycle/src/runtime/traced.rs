@@ -73,6 +73,10 @@ impl Runtime for TracedRuntime {
     }
 
     async fn submit(&self, spec: &InstanceSpec, owner: &str) -> Result<(), RuntimeError> {
+        if !self.inner.applies_in_background() {
+            // Applied at once (the local runtime): traced as the apply it is.
+            return self.apply(spec).await;
+        }
         let span = self.span("submit", &spec.id);
         let result = self
             .inner
